@@ -1,0 +1,1 @@
+//! Weft's shared vocabulary: intent objects with validation, REST JSON types, gRPC protos

@@ -1,0 +1,1 @@
+//! netmaster: intent store, allocators, REST API and gRPC service for agents

@@ -1,0 +1,3 @@
+//! netctl: the command line for Weft
+
+fn main() {}

@@ -1,0 +1,21 @@
+//! OpenFlow 1.3 as Open vSwitch speaks it: a sans-IO wire codec and session state machine.
+//!
+//! No tokio, no sockets, no clock: bytes in, typed messages out, and back. The agent's
+//! OpenFlow driver owns the socket and the time and feeds both to [`session`].
+//!
+//! # Layout
+//! - [`header`]: the 8-byte header, the message-type table, framing.
+//! - [`error`]: decoding errors and the OpenFlow error each maps to.
+//! - [`oxm`]: matches (OXM basic fields and Nicira/OVS NXM fields).
+//! - [`action`], [`instruction`]: what a flow does.
+//! - [`msg`]: every message, one file per family, and the [`msg::Message`] enum.
+
+pub mod action;
+pub mod error;
+pub mod header;
+pub mod instruction;
+pub mod msg;
+pub mod oxm;
+
+pub use error::{DecodeError, ErrorCode};
+pub use header::{Header, MsgType, OFP13_VERSION};
