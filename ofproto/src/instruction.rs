@@ -1,32 +1,284 @@
 //! Instructions: goto_table, write_metadata, write/apply/clear actions, meter.
-//!
-//! INTERFACE STUB: the ofproto-match work fills this in; the signatures below are what the
-//! message codecs call.
 
-use bytes::BytesMut;
+use std::fmt;
 
-use crate::action::Action;
-use crate::error::DecodeError;
+use bytes::{BufMut, BytesMut};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::action::{Action, ActionList};
+use crate::error::{DecodeError, ErrorCode};
+use crate::oxm::CHex;
+
+const OFPET_BAD_INSTRUCTION: u16 = 3;
+const BAD_LEN: ErrorCode = ErrorCode::new(OFPET_BAD_INSTRUCTION, 7);
+
+mod it {
+    pub const GOTO_TABLE: u16 = 1;
+    pub const WRITE_METADATA: u16 = 2;
+    pub const WRITE_ACTIONS: u16 = 3;
+    pub const APPLY_ACTIONS: u16 = 4;
+    pub const CLEAR_ACTIONS: u16 = 5;
+    pub const METER: u16 = 6;
+    pub const EXPERIMENTER: u16 = 0xffff;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Instruction {
+    GotoTable(u8),
+    WriteMetadata { value: u64, mask: u64 },
+    WriteActions(Vec<Action>),
     ApplyActions(Vec<Action>),
+    ClearActions,
+    Meter(u32),
+    /// An experimenter instruction; `body` follows the experimenter id.
+    Experimenter { experimenter: u32, body: Vec<u8> },
+    /// An instruction type this crate does not know; `body` follows the 4-byte header.
+    Unknown { typ: u16, body: Vec<u8> },
+}
+
+fn bad_len(what: &'static str, len: usize, why: &'static str) -> DecodeError {
+    DecodeError::BadLength {
+        what,
+        len,
+        why,
+        ofp: BAD_LEN,
+    }
 }
 
 impl Instruction {
     /// Decodes a whole instruction list: all of `input` is instructions.
     pub fn decode_list(input: &[u8]) -> Result<Vec<Instruction>, DecodeError> {
-        let _ = input;
-        todo!("ofproto-match")
+        let mut out = Vec::with_capacity(2);
+        let mut rest = input;
+        while !rest.is_empty() {
+            if rest.len() < 4 {
+                return Err(DecodeError::Truncated {
+                    what: "instruction header",
+                    need: 4,
+                    have: rest.len(),
+                    ofp: BAD_LEN,
+                });
+            }
+            let typ = u16::from_be_bytes([rest[0], rest[1]]);
+            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
+            if len < 8 || len % 8 != 0 {
+                return Err(bad_len("instruction", len, "must be a multiple of 8, at least 8"));
+            }
+            if len > rest.len() {
+                return Err(DecodeError::Truncated {
+                    what: "instruction",
+                    need: len,
+                    have: rest.len(),
+                    ofp: BAD_LEN,
+                });
+            }
+            let b = &rest[..len];
+            let fixed = |n: usize, what: &'static str| {
+                if len == n {
+                    Ok(())
+                } else {
+                    Err(bad_len(what, len, "not the size of this instruction"))
+                }
+            };
+            out.push(match typ {
+                it::GOTO_TABLE => {
+                    fixed(8, "ofp_instruction_goto_table")?;
+                    Instruction::GotoTable(b[4])
+                }
+                it::WRITE_METADATA => {
+                    fixed(24, "ofp_instruction_write_metadata")?;
+                    Instruction::WriteMetadata {
+                        value: u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")),
+                        mask: u64::from_be_bytes(b[16..24].try_into().expect("8 bytes")),
+                    }
+                }
+                it::WRITE_ACTIONS => Instruction::WriteActions(Action::decode_list(&b[8..])?),
+                it::APPLY_ACTIONS => Instruction::ApplyActions(Action::decode_list(&b[8..])?),
+                it::CLEAR_ACTIONS => {
+                    fixed(8, "ofp_instruction_actions")?;
+                    Instruction::ClearActions
+                }
+                it::METER => {
+                    fixed(8, "ofp_instruction_meter")?;
+                    Instruction::Meter(u32::from_be_bytes([b[4], b[5], b[6], b[7]]))
+                }
+                it::EXPERIMENTER => Instruction::Experimenter {
+                    experimenter: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+                    body: b[8..].to_vec(),
+                },
+                other => Instruction::Unknown {
+                    typ: other,
+                    body: b[4..].to_vec(),
+                },
+            });
+            rest = &rest[len..];
+        }
+        Ok(out)
+    }
+
+    pub fn encode(&self, buf: &mut BytesMut) {
+        let start = buf.len();
+        match self {
+            Instruction::GotoTable(t) => {
+                buf.put_u16(it::GOTO_TABLE);
+                buf.put_u16(8);
+                buf.put_u8(*t);
+                buf.put_bytes(0, 3);
+            }
+            Instruction::WriteMetadata { value, mask } => {
+                buf.put_u16(it::WRITE_METADATA);
+                buf.put_u16(24);
+                buf.put_u32(0);
+                buf.put_u64(*value);
+                buf.put_u64(*mask);
+            }
+            Instruction::WriteActions(a) | Instruction::ApplyActions(a) => {
+                let typ = if matches!(self, Instruction::WriteActions(_)) {
+                    it::WRITE_ACTIONS
+                } else {
+                    it::APPLY_ACTIONS
+                };
+                buf.put_u16(typ);
+                buf.put_u16(0);
+                buf.put_u32(0);
+                Action::encode_list(a, buf);
+            }
+            Instruction::ClearActions => {
+                buf.put_u16(it::CLEAR_ACTIONS);
+                buf.put_u16(8);
+                buf.put_u32(0);
+            }
+            Instruction::Meter(m) => {
+                buf.put_u16(it::METER);
+                buf.put_u16(8);
+                buf.put_u32(*m);
+            }
+            Instruction::Experimenter { experimenter, body } => {
+                buf.put_u16(it::EXPERIMENTER);
+                buf.put_u16(0);
+                buf.put_u32(*experimenter);
+                buf.put_slice(body);
+            }
+            Instruction::Unknown { typ, body } => {
+                buf.put_u16(*typ);
+                buf.put_u16(0);
+                buf.put_slice(body);
+            }
+        }
+        let len = buf.len() - start;
+        let padded = len.div_ceil(8) * 8;
+        buf.put_bytes(0, padded - len);
+        buf[start + 2..start + 4].copy_from_slice(&(padded as u16).to_be_bytes());
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        let raw = match self {
+            Instruction::GotoTable(_) | Instruction::ClearActions | Instruction::Meter(_) => 8,
+            Instruction::WriteMetadata { .. } => 24,
+            Instruction::WriteActions(a) | Instruction::ApplyActions(a) => 8 + Action::list_len(a),
+            Instruction::Experimenter { body, .. } => 8 + body.len(),
+            Instruction::Unknown { body, .. } => 4 + body.len(),
+        };
+        raw.div_ceil(8) * 8
     }
 
     pub fn encode_list(instructions: &[Instruction], buf: &mut BytesMut) {
-        let _ = (instructions, buf);
-        todo!("ofproto-match")
+        for i in instructions {
+            i.encode(buf);
+        }
     }
 
     pub fn list_len(instructions: &[Instruction]) -> usize {
-        let _ = instructions;
-        todo!("ofproto-match")
+        instructions.iter().map(Instruction::encoded_len).sum()
+    }
+}
+
+impl fmt::Display for Instruction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Instruction::GotoTable(t) => write!(f, "goto_table:{t}"),
+            Instruction::WriteMetadata { value, mask } => {
+                write!(f, "write_metadata:{}", CHex((*value).into()))?;
+                if *mask != u64::MAX {
+                    write!(f, "/{}", CHex((*mask).into()))?;
+                }
+                Ok(())
+            }
+            Instruction::WriteActions(a) => write!(f, "write_actions({})", ActionList(a)),
+            Instruction::ApplyActions(a) => write!(f, "{}", ActionList(a)),
+            Instruction::ClearActions => f.write_str("clear_actions"),
+            Instruction::Meter(m) => write!(f, "meter:{m}"),
+            Instruction::Experimenter { experimenter, .. } => {
+                write!(f, "experimenter_instruction({experimenter:#010x})")
+            }
+            Instruction::Unknown { typ, .. } => write!(f, "unknown_instruction({typ})"),
+        }
+    }
+}
+
+/// Writes an instruction list as the part after `actions=` in `ovs-ofctl`: `drop` when nothing
+/// is done.
+pub struct InstructionList<'a>(pub &'a [Instruction]);
+
+impl fmt::Display for InstructionList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<&Instruction> = self
+            .0
+            .iter()
+            .filter(|i| !matches!(i, Instruction::ApplyActions(a) if a.is_empty()))
+            .collect();
+        if shown.is_empty() {
+            return f.write_str("drop");
+        }
+        for (n, i) in shown.iter().enumerate() {
+            if n > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{i}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn round_trips_every_instruction() {
+        let bytes = hex(
+            "0006 0008 00000001
+             0004 0018 00000000 0000 0010 00000003 0000 000000000000
+             0005 0008 00000000
+             0003 0018 00000000 0016 0008 00000002 0012 0008 00000000
+             0002 0018 00000000 0000000000000001 00000000000000ff
+             0001 0008 05 000000",
+        );
+        let list = Instruction::decode_list(&bytes).unwrap();
+        assert_eq!(
+            InstructionList(&list).to_string(),
+            "meter:1,output:3,clear_actions,write_actions(group:2,pop_vlan),write_metadata:0x1/0xff,goto_table:5"
+        );
+        let mut buf = BytesMut::from(&[0xeeu8; 7][..]);
+        Instruction::encode_list(&list, &mut buf);
+        assert_eq!(&buf[7..], &bytes[..]);
+        assert_eq!(Instruction::list_len(&list), bytes.len());
+    }
+
+    #[test]
+    fn refuses_bad_lengths() {
+        assert_eq!(
+            Instruction::decode_list(&hex("0001 0010 05000000 00000000")).unwrap_err().ofp_error(),
+            BAD_LEN
+        );
+        assert!(Instruction::decode_list(&hex("0001 0008 0500")).is_err());
+        assert!(Instruction::decode_list(&hex("0004 000c 00000000 00000000")).is_err());
     }
 }

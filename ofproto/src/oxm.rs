@@ -943,6 +943,107 @@ impl Field {
     }
 }
 
+impl Field {
+    /// The name OVS gives the field in `set_field`/`load` and in most of its documentation
+    /// (meta-flow's name), which differs from the match spelling for some fields.
+    pub fn mf_name(self) -> std::borrow::Cow<'static, str> {
+        use Field::*;
+        std::borrow::Cow::Borrowed(match self {
+            EthSrc => "eth_src",
+            EthDst => "eth_dst",
+            EthType => "eth_type",
+            VlanVid => "vlan_vid",
+            VlanPcp => "vlan_pcp",
+            IpProto => "nw_proto",
+            Ipv4Src => "ip_src",
+            Ipv4Dst => "ip_dst",
+            TcpSrc => "tcp_src",
+            TcpDst => "tcp_dst",
+            UdpSrc => "udp_src",
+            UdpDst => "udp_dst",
+            SctpSrc => "sctp_src",
+            SctpDst => "sctp_dst",
+            Icmpv6Type => "icmpv6_type",
+            Icmpv6Code => "icmpv6_code",
+            InPort => "in_port_oxm",
+            _ => return self.name(),
+        })
+    }
+
+    /// The NXM/OXM name OVS prints in sub-field references (`NXM_NX_REG0[0..15]`): the NXM
+    /// name where the field has one, else the OXM name.
+    pub fn nxm_name(self) -> std::borrow::Cow<'static, str> {
+        use Field::*;
+        std::borrow::Cow::Borrowed(match self {
+            Reg(n) => return format!("NXM_NX_REG{n}").into(),
+            XReg(n) => return format!("OXM_OF_PKT_REG{n}").into(),
+            InPort | NxmInPort => "NXM_OF_IN_PORT",
+            EthDst => "NXM_OF_ETH_DST",
+            EthSrc => "NXM_OF_ETH_SRC",
+            EthType => "NXM_OF_ETH_TYPE",
+            IpProto => "NXM_OF_IP_PROTO",
+            Ipv4Src => "NXM_OF_IP_SRC",
+            Ipv4Dst => "NXM_OF_IP_DST",
+            TcpSrc => "NXM_OF_TCP_SRC",
+            TcpDst => "NXM_OF_TCP_DST",
+            UdpSrc => "NXM_OF_UDP_SRC",
+            UdpDst => "NXM_OF_UDP_DST",
+            Icmpv4Type => "NXM_OF_ICMP_TYPE",
+            Icmpv4Code => "NXM_OF_ICMP_CODE",
+            ArpOp => "NXM_OF_ARP_OP",
+            ArpSpa => "NXM_OF_ARP_SPA",
+            ArpTpa => "NXM_OF_ARP_TPA",
+            ArpSha => "NXM_NX_ARP_SHA",
+            ArpTha => "NXM_NX_ARP_THA",
+            Ipv6Src => "NXM_NX_IPV6_SRC",
+            Ipv6Dst => "NXM_NX_IPV6_DST",
+            Ipv6Flabel => "NXM_NX_IPV6_LABEL",
+            Icmpv6Type => "NXM_NX_ICMPV6_TYPE",
+            Icmpv6Code => "NXM_NX_ICMPV6_CODE",
+            Ipv6NdTarget => "NXM_NX_ND_TARGET",
+            Ipv6NdSll => "NXM_NX_ND_SLL",
+            Ipv6NdTll => "NXM_NX_ND_TLL",
+            IpEcn => "NXM_NX_IP_ECN",
+            TunnelId | NxmTunId => "NXM_NX_TUN_ID",
+            TunIpv4Src => "NXM_NX_TUN_IPV4_SRC",
+            TunIpv4Dst => "NXM_NX_TUN_IPV4_DST",
+            PktMark => "NXM_NX_PKT_MARK",
+            ConjId => "NXM_NX_CONJ_ID",
+            CtState => "NXM_NX_CT_STATE",
+            CtZone => "NXM_NX_CT_ZONE",
+            CtMark => "NXM_NX_CT_MARK",
+            CtLabel => "NXM_NX_CT_LABEL",
+            InPhyPort => "OXM_OF_IN_PHY_PORT",
+            Metadata => "OXM_OF_METADATA",
+            VlanVid => "OXM_OF_VLAN_VID",
+            VlanPcp => "OXM_OF_VLAN_PCP",
+            IpDscp => "OXM_OF_IP_DSCP",
+            SctpSrc => "OXM_OF_SCTP_SRC",
+            SctpDst => "OXM_OF_SCTP_DST",
+            MplsLabel => "OXM_OF_MPLS_LABEL",
+            MplsTc => "OXM_OF_MPLS_TC",
+            MplsBos => "OXM_OF_MPLS_BOS",
+            PbbIsid => "OXM_OF_PBB_ISID",
+            Ipv6Exthdr => "OXM_OF_IPV6_EXTHDR",
+        })
+    }
+
+    /// Formats a value of this field as OVS's meta-flow does (`set_field:VALUE->field`).
+    pub fn format_value(self, v: u128) -> String {
+        struct V(Field, u128);
+        impl fmt::Display for V {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let fmt = match self.0.format() {
+                    Format::VlanVid | Format::CtState => Format::Decimal,
+                    other => other,
+                };
+                fmt_value(f, fmt, self.0.width(), self.1)
+            }
+        }
+        V(self, v).to_string()
+    }
+}
+
 /// Rank of the protocol shorthand (`ip`, `tcp`, ...) among the fields.
 const SHORTHAND_RANK: u16 = 10;
 
