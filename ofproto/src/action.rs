@@ -19,7 +19,6 @@ pub const NX_IN_PORT: u16 = 0xfff8;
 pub const CT_RECIRC_NONE: u8 = 0xff;
 
 const OFPET_BAD_ACTION: u16 = 2;
-const BAD_TYPE: ErrorCode = ErrorCode::new(OFPET_BAD_ACTION, 0);
 const BAD_LEN: ErrorCode = ErrorCode::new(OFPET_BAD_ACTION, 1);
 const BAD_ARGUMENT: ErrorCode = ErrorCode::new(OFPET_BAD_ACTION, 5);
 const BAD_SET_ARGUMENT: ErrorCode = ErrorCode::new(OFPET_BAD_ACTION, 15);

@@ -23,7 +23,6 @@ pub mod class {
 
 const OFPET_BAD_MATCH: u16 = 4;
 const BAD_LEN: ErrorCode = ErrorCode::new(OFPET_BAD_MATCH, 1);
-const BAD_FIELD: ErrorCode = ErrorCode::new(OFPET_BAD_MATCH, 6);
 const BAD_VALUE: ErrorCode = ErrorCode::new(OFPET_BAD_MATCH, 7);
 const BAD_MASK: ErrorCode = ErrorCode::new(OFPET_BAD_MATCH, 8);
 const BAD_PREREQ: ErrorCode = ErrorCode::new(OFPET_BAD_MATCH, 9);

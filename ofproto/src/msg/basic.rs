@@ -1,0 +1,417 @@
+//! The small messages: hello, echo, experimenter, features, switch config, role, async config,
+//! port status/mod and the port description, table mod, queue config.
+
+use bytes::{BufMut, BytesMut};
+
+use super::wire::{bad_len, fixed_str, put_fixed_str, Reader};
+use crate::error::DecodeError;
+
+/// A HELLO element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelloElement {
+    /// OFPHET_VERSIONBITMAP: bit N of the bitmap means wire version N.
+    VersionBitmap(Vec<u32>),
+    Unknown { typ: u16, body: Vec<u8> },
+}
+
+/// OFPT_HELLO.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Hello {
+    pub elements: Vec<HelloElement>,
+}
+
+impl Hello {
+    /// The HELLO we send: OpenFlow 1.3 only, said both in the header and in a version bitmap.
+    pub fn of13() -> Self {
+        Hello {
+            elements: vec![HelloElement::VersionBitmap(vec![1 << crate::OFP13_VERSION])],
+        }
+    }
+
+    /// Whether the peer offers `version`: from its bitmap if it sent one, else from the header
+    /// version (a peer offers every version up to the one in its header).
+    pub fn offers(&self, header_version: u8, version: u8) -> bool {
+        for e in &self.elements {
+            if let HelloElement::VersionBitmap(words) = e {
+                let word = words.get(usize::from(version / 32)).copied().unwrap_or(0);
+                return word & (1 << (version % 32)) != 0;
+            }
+        }
+        header_version >= version
+    }
+
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let mut elements = Vec::new();
+        // Elements are padded to 8 bytes; OVS ignores trailing bytes too short for an element.
+        while r.remaining() >= 4 {
+            let typ = r.peek_u16(0)?;
+            let len = r.peek_u16(2)? as usize;
+            if len < 4 || len > r.remaining() {
+                return Err(bad_len("ofp_hello_elem_header", len, "overruns the message"));
+            }
+            let mut e = r.sub(len, "ofp_hello_elem")?;
+            e.skip(4)?;
+            let body = e.rest();
+            elements.push(if typ == 1 {
+                HelloElement::VersionBitmap(
+                    body.chunks_exact(4)
+                        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect(),
+                )
+            } else {
+                HelloElement::Unknown {
+                    typ,
+                    body: body.to_vec(),
+                }
+            });
+            let pad = len.div_ceil(8) * 8 - len;
+            r.skip(pad.min(r.remaining()))?;
+        }
+        r.rest();
+        Ok(Hello { elements })
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        for e in &self.elements {
+            let (typ, body): (u16, Vec<u8>) = match e {
+                HelloElement::VersionBitmap(w) => (1, w.iter().flat_map(|x| x.to_be_bytes()).collect()),
+                HelloElement::Unknown { typ, body } => (*typ, body.clone()),
+            };
+            let len = 4 + body.len();
+            buf.put_u16(typ);
+            buf.put_u16(len as u16);
+            buf.put_slice(&body);
+            buf.put_bytes(0, len.div_ceil(8) * 8 - len);
+        }
+    }
+}
+
+/// OFPT_EXPERIMENTER with an experimenter/type this crate has no struct for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Experimenter {
+    pub experimenter: u32,
+    pub exp_type: u32,
+    pub data: Vec<u8>,
+}
+
+/// OFPT_FEATURES_REPLY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeaturesReply {
+    pub datapath_id: u64,
+    pub n_buffers: u32,
+    pub n_tables: u8,
+    pub auxiliary_id: u8,
+    pub capabilities: u32,
+    pub reserved: u32,
+}
+
+impl FeaturesReply {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let datapath_id = r.u64()?;
+        let n_buffers = r.u32()?;
+        let n_tables = r.u8()?;
+        let auxiliary_id = r.u8()?;
+        r.skip(2)?;
+        Ok(FeaturesReply {
+            datapath_id,
+            n_buffers,
+            n_tables,
+            auxiliary_id,
+            capabilities: r.u32()?,
+            reserved: r.u32()?,
+        })
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u64(self.datapath_id);
+        buf.put_u32(self.n_buffers);
+        buf.put_u8(self.n_tables);
+        buf.put_u8(self.auxiliary_id);
+        buf.put_u16(0);
+        buf.put_u32(self.capabilities);
+        buf.put_u32(self.reserved);
+    }
+}
+
+/// Capability bits of FEATURES_REPLY, with OVS's names.
+pub const CAPABILITIES: [(u32, &str); 7] = [
+    (1 << 0, "FLOW_STATS"),
+    (1 << 1, "TABLE_STATS"),
+    (1 << 2, "PORT_STATS"),
+    (1 << 3, "GROUP_STATS"),
+    (1 << 5, "IP_REASM"),
+    (1 << 6, "QUEUE_STATS"),
+    (1 << 8, "PORT_BLOCKED"),
+];
+
+/// GET_CONFIG_REPLY / SET_CONFIG body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SwitchConfig {
+    /// OFPC_FRAG_* bits.
+    pub flags: u16,
+    pub miss_send_len: u16,
+}
+
+/// ROLE_REQUEST / ROLE_REPLY body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Role {
+    /// OFPCR_ROLE_NOCHANGE 0, EQUAL 1, MASTER 2, SLAVE 3.
+    pub role: u32,
+    pub generation_id: u64,
+}
+
+/// The ONF role-status extension message of OpenFlow 1.3 (ONFT 1911).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleStatus {
+    pub role: u32,
+    /// 0: master request, 1: config changed, 2: experimenter data changed.
+    pub reason: u8,
+    pub generation_id: u64,
+    pub properties: Vec<u8>,
+}
+
+/// GET_ASYNC_REPLY / SET_ASYNC body: for packet-in, port-status and flow-removed, the reasons
+/// sent to a master/equal controller ([0]) and to a slave ([1]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AsyncConfig {
+    pub packet_in_mask: [u32; 2],
+    pub port_status_mask: [u32; 2],
+    pub flow_removed_mask: [u32; 2],
+}
+
+impl AsyncConfig {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        Ok(AsyncConfig {
+            packet_in_mask: [r.u32()?, r.u32()?],
+            port_status_mask: [r.u32()?, r.u32()?],
+            flow_removed_mask: [r.u32()?, r.u32()?],
+        })
+    }
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        for m in [self.packet_in_mask, self.port_status_mask, self.flow_removed_mask] {
+            buf.put_u32(m[0]);
+            buf.put_u32(m[1]);
+        }
+    }
+}
+
+/// `ofp_port`: a port's description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Port {
+    pub port_no: u32,
+    pub hw_addr: [u8; 6],
+    pub name: String,
+    pub config: u32,
+    pub state: u32,
+    pub curr: u32,
+    pub advertised: u32,
+    pub supported: u32,
+    pub peer: u32,
+    pub curr_speed: u32,
+    pub max_speed: u32,
+}
+
+pub(crate) const PORT_LEN: usize = 64;
+
+impl Port {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let port_no = r.u32()?;
+        r.skip(4)?;
+        let hw_addr = r.mac()?;
+        r.skip(2)?;
+        let name = fixed_str(r.bytes(16)?);
+        Ok(Port {
+            port_no,
+            hw_addr,
+            name,
+            config: r.u32()?,
+            state: r.u32()?,
+            curr: r.u32()?,
+            advertised: r.u32()?,
+            supported: r.u32()?,
+            peer: r.u32()?,
+            curr_speed: r.u32()?,
+            max_speed: r.u32()?,
+        })
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u32(self.port_no);
+        buf.put_u32(0);
+        buf.put_slice(&self.hw_addr);
+        buf.put_u16(0);
+        put_fixed_str(buf, &self.name, 16);
+        for v in [
+            self.config,
+            self.state,
+            self.curr,
+            self.advertised,
+            self.supported,
+            self.peer,
+            self.curr_speed,
+            self.max_speed,
+        ] {
+            buf.put_u32(v);
+        }
+    }
+}
+
+/// OFPT_PORT_STATUS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortStatus {
+    /// OFPPR_ADD 0, DELETE 1, MODIFY 2.
+    pub reason: u8,
+    pub port: Port,
+}
+
+/// OFPT_PORT_MOD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortMod {
+    pub port_no: u32,
+    pub hw_addr: [u8; 6],
+    pub config: u32,
+    pub mask: u32,
+    pub advertise: u32,
+}
+
+impl PortMod {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let port_no = r.u32()?;
+        r.skip(4)?;
+        let hw_addr = r.mac()?;
+        r.skip(2)?;
+        let m = PortMod {
+            port_no,
+            hw_addr,
+            config: r.u32()?,
+            mask: r.u32()?,
+            advertise: r.u32()?,
+        };
+        r.skip(4)?;
+        Ok(m)
+    }
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u32(self.port_no);
+        buf.put_u32(0);
+        buf.put_slice(&self.hw_addr);
+        buf.put_u16(0);
+        buf.put_u32(self.config);
+        buf.put_u32(self.mask);
+        buf.put_u32(self.advertise);
+        buf.put_u32(0);
+    }
+}
+
+/// Port config bits, with OVS's names.
+pub const PORT_CONFIG: [(u32, &str); 4] = [
+    (1 << 0, "PORT_DOWN"),
+    (1 << 2, "NO_RECV"),
+    (1 << 5, "NO_FWD"),
+    (1 << 6, "NO_PACKET_IN"),
+];
+
+/// OFPT_TABLE_MOD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableMod {
+    pub table_id: u8,
+    pub config: u32,
+}
+
+/// A queue property of QUEUE_GET_CONFIG_REPLY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueProp {
+    /// In 1/10 of a percent; > 1000 means disabled.
+    MinRate(u16),
+    MaxRate(u16),
+    Unknown { property: u16, body: Vec<u8> },
+}
+
+/// `ofp_packet_queue`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PacketQueue {
+    pub queue_id: u32,
+    pub port: u32,
+    pub properties: Vec<QueueProp>,
+}
+
+/// OFPT_QUEUE_GET_CONFIG_REPLY.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueGetConfigReply {
+    pub port: u32,
+    pub queues: Vec<PacketQueue>,
+}
+
+impl QueueGetConfigReply {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let port = r.u32()?;
+        r.skip(4)?;
+        let mut queues = Vec::new();
+        while !r.is_empty() {
+            let len = r.peek_u16(8)? as usize;
+            if len < 16 {
+                return Err(bad_len("ofp_packet_queue", len, "shorter than its 16-byte header"));
+            }
+            let mut q = r.sub(len, "ofp_packet_queue")?;
+            let queue_id = q.u32()?;
+            let qport = q.u32()?;
+            q.skip(8)?;
+            let mut properties = Vec::new();
+            while !q.is_empty() {
+                let plen = q.peek_u16(2)? as usize;
+                if plen < 8 {
+                    return Err(bad_len("ofp_queue_prop_header", plen, "shorter than 8 bytes"));
+                }
+                let mut p = q.sub(plen, "ofp_queue_prop")?;
+                let property = p.u16()?;
+                p.skip(6)?;
+                properties.push(match (property, plen) {
+                    (1, 16) => {
+                        let rate = p.u16()?;
+                        p.skip(6)?;
+                        QueueProp::MinRate(rate)
+                    }
+                    (2, 16) => {
+                        let rate = p.u16()?;
+                        p.skip(6)?;
+                        QueueProp::MaxRate(rate)
+                    }
+                    _ => QueueProp::Unknown {
+                        property,
+                        body: p.rest().to_vec(),
+                    },
+                });
+            }
+            queues.push(PacketQueue {
+                queue_id,
+                port: qport,
+                properties,
+            });
+        }
+        Ok(QueueGetConfigReply { port, queues })
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u32(self.port);
+        buf.put_u32(0);
+        for q in &self.queues {
+            let start = buf.len();
+            buf.put_u32(q.queue_id);
+            buf.put_u32(q.port);
+            buf.put_u16(0);
+            buf.put_bytes(0, 6);
+            for p in &q.properties {
+                let (property, body): (u16, Vec<u8>) = match p {
+                    QueueProp::MinRate(r) => (1, [&r.to_be_bytes()[..], &[0; 6]].concat()),
+                    QueueProp::MaxRate(r) => (2, [&r.to_be_bytes()[..], &[0; 6]].concat()),
+                    QueueProp::Unknown { property, body } => (*property, body.clone()),
+                };
+                buf.put_u16(property);
+                buf.put_u16((8 + body.len()) as u16);
+                buf.put_u32(0);
+                buf.put_slice(&body);
+            }
+            let len = (buf.len() - start) as u16;
+            buf[start + 8..start + 10].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! GROUP_MOD with its buckets, and METER_MOD with its bands (also used by the multipart
+//! group-description and meter-config replies).
+
+use bytes::{BufMut, BytesMut};
+
+use super::wire::{bad_len, Reader};
+use crate::action::Action;
+use crate::error::{DecodeError, ErrorCode};
+use crate::header::code_table;
+
+code_table! {
+    /// `ofp_group_mod_command`.
+    pub enum GroupModCommand: u16 {
+        Add = 0,
+        Modify = 1,
+        Delete = 2,
+    }
+}
+
+code_table! {
+    /// `ofp_group_type`.
+    pub enum GroupType: u8 {
+        All = 0,
+        Select = 1,
+        Indirect = 2,
+        FastFailover = 3,
+    }
+}
+
+/// `OFPG_ALL`: every group (for delete and stats).
+pub const GROUP_ALL: u32 = 0xffff_fffc;
+
+/// A group's bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Bucket {
+    pub weight: u16,
+    pub watch_port: u32,
+    pub watch_group: u32,
+    pub actions: Vec<Action>,
+}
+
+impl Bucket {
+    /// A bucket of an `all` or `indirect` group: no weight, nothing watched.
+    pub fn new(actions: Vec<Action>) -> Self {
+        Bucket {
+            weight: 0,
+            watch_port: 0xffff_ffff,
+            watch_group: 0xffff_ffff,
+            actions,
+        }
+    }
+
+    pub(crate) fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Bucket>, DecodeError> {
+        let mut out = Vec::new();
+        while !r.is_empty() {
+            let len = r.peek_u16(0)? as usize;
+            if len < 16 || len % 8 != 0 {
+                return Err(DecodeError::BadLength {
+                    what: "ofp_bucket",
+                    len,
+                    why: "must be a multiple of 8, at least 16",
+                    ofp: ErrorCode::new(6, 12), // OFPGMFC_BAD_BUCKET
+                });
+            }
+            let mut b = r.sub(len, "ofp_bucket")?;
+            b.skip(2)?;
+            let weight = b.u16()?;
+            let watch_port = b.u32()?;
+            let watch_group = b.u32()?;
+            b.skip(4)?;
+            out.push(Bucket {
+                weight,
+                watch_port,
+                watch_group,
+                actions: Action::decode_list(b.rest())?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u16((16 + Action::list_len(&self.actions)) as u16);
+        buf.put_u16(self.weight);
+        buf.put_u32(self.watch_port);
+        buf.put_u32(self.watch_group);
+        buf.put_u32(0);
+        Action::encode_list(&self.actions, buf);
+    }
+
+    pub(crate) fn encoded_len(&self) -> usize {
+        16 + Action::list_len(&self.actions)
+    }
+}
+
+/// OFPT_GROUP_MOD.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct GroupMod {
+    pub command: GroupModCommand,
+    pub group_type: GroupType,
+    pub group_id: u32,
+    pub buckets: Vec<Bucket>,
+}
+
+impl GroupMod {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let command = GroupModCommand::from(r.u16()?);
+        if let GroupModCommand::Unknown(c) = command {
+            return Err(DecodeError::Invalid {
+                what: "ofp_group_mod",
+                why: format!("unknown command {c}"),
+                ofp: ErrorCode::new(6, 11), // OFPGMFC_BAD_COMMAND
+            });
+        }
+        let group_type = GroupType::from(r.u8()?);
+        if let GroupType::Unknown(t) = group_type {
+            return Err(DecodeError::Invalid {
+                what: "ofp_group_mod",
+                why: format!("unknown group type {t}"),
+                ofp: ErrorCode::new(6, 10), // OFPGMFC_BAD_TYPE
+            });
+        }
+        r.skip(1)?;
+        let group_id = r.u32()?;
+        Ok(GroupMod {
+            command,
+            group_type,
+            group_id,
+            buckets: Bucket::decode_list(r)?,
+        })
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u16(self.command.into());
+        buf.put_u8(self.group_type.into());
+        buf.put_u8(0);
+        buf.put_u32(self.group_id);
+        for b in &self.buckets {
+            b.encode(buf);
+        }
+    }
+}
+
+code_table! {
+    /// `ofp_meter_mod_command`.
+    pub enum MeterModCommand: u16 {
+        Add = 0,
+        Modify = 1,
+        Delete = 2,
+    }
+}
+
+/// `ofp_meter_flags` bits.
+pub mod meter_flags {
+    pub const KBPS: u16 = 1;
+    pub const PKTPS: u16 = 2;
+    pub const BURST: u16 = 4;
+    pub const STATS: u16 = 8;
+    pub const NAMES: [(u16, &str); 4] = [(KBPS, "kbps"), (PKTPS, "pktps"), (BURST, "burst"), (STATS, "stats")];
+}
+
+/// `OFPM_ALL`.
+pub const METER_ALL: u32 = 0xffff_ffff;
+
+/// A meter band.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MeterBand {
+    Drop { rate: u32, burst_size: u32 },
+    DscpRemark { rate: u32, burst_size: u32, prec_level: u8 },
+    Experimenter { rate: u32, burst_size: u32, experimenter: u32, data: Vec<u8> },
+}
+
+const METER_MOD_FAILED: u16 = 12;
+
+impl MeterBand {
+    pub(crate) fn decode_list(r: &mut Reader<'_>) -> Result<Vec<MeterBand>, DecodeError> {
+        let mut out = Vec::new();
+        while !r.is_empty() {
+            let typ = r.peek_u16(0)?;
+            let len = r.peek_u16(2)? as usize;
+            if len < 16 || len % 8 != 0 {
+                return Err(DecodeError::BadLength {
+                    what: "ofp_meter_band",
+                    len,
+                    why: "must be a multiple of 8, at least 16",
+                    ofp: ErrorCode::new(METER_MOD_FAILED, 8), // OFPMMFC_BAD_BAND
+                });
+            }
+            let mut b = r.sub(len, "ofp_meter_band")?;
+            b.skip(4)?;
+            let rate = b.u32()?;
+            let burst_size = b.u32()?;
+            out.push(match typ {
+                1 => MeterBand::Drop { rate, burst_size },
+                2 => MeterBand::DscpRemark {
+                    rate,
+                    burst_size,
+                    prec_level: b.u8()?,
+                },
+                0xffff => MeterBand::Experimenter {
+                    rate,
+                    burst_size,
+                    experimenter: b.u32()?,
+                    data: b.rest().to_vec(),
+                },
+                other => {
+                    return Err(DecodeError::Invalid {
+                        what: "ofp_meter_band",
+                        why: format!("unknown band type {other}"),
+                        ofp: ErrorCode::new(METER_MOD_FAILED, 8), // OFPMMFC_BAD_BAND
+                    })
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        match self {
+            MeterBand::Drop { rate, burst_size } => {
+                buf.put_u16(1);
+                buf.put_u16(16);
+                buf.put_u32(*rate);
+                buf.put_u32(*burst_size);
+                buf.put_u32(0);
+            }
+            MeterBand::DscpRemark {
+                rate,
+                burst_size,
+                prec_level,
+            } => {
+                buf.put_u16(2);
+                buf.put_u16(16);
+                buf.put_u32(*rate);
+                buf.put_u32(*burst_size);
+                buf.put_u8(*prec_level);
+                buf.put_bytes(0, 3);
+            }
+            MeterBand::Experimenter {
+                rate,
+                burst_size,
+                experimenter,
+                data,
+            } => {
+                let len = (16 + data.len()).div_ceil(8) * 8;
+                buf.put_u16(0xffff);
+                buf.put_u16(len as u16);
+                buf.put_u32(*rate);
+                buf.put_u32(*burst_size);
+                buf.put_u32(*experimenter);
+                buf.put_slice(data);
+                buf.put_bytes(0, len - 16 - data.len());
+            }
+        }
+    }
+
+    pub(crate) fn encoded_len(&self) -> usize {
+        match self {
+            MeterBand::Experimenter { data, .. } => (16 + data.len()).div_ceil(8) * 8,
+            _ => 16,
+        }
+    }
+}
+
+/// OFPT_METER_MOD.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MeterMod {
+    pub command: MeterModCommand,
+    pub flags: u16,
+    pub meter_id: u32,
+    pub bands: Vec<MeterBand>,
+}
+
+/// Checks meter flags as OVS does: known bits only, not both kbps and pktps.
+pub(crate) fn check_meter_flags(flags: u16) -> Result<(), DecodeError> {
+    if flags & !0xf != 0 || (flags & meter_flags::KBPS != 0 && flags & meter_flags::PKTPS != 0) {
+        return Err(DecodeError::Invalid {
+            what: "ofp_meter_mod",
+            why: format!("bad flags {flags:#x}: unknown bits, or both kbps and pktps"),
+            ofp: ErrorCode::new(METER_MOD_FAILED, 5), // OFPMMFC_BAD_FLAGS
+        });
+    }
+    Ok(())
+}
+
+impl MeterMod {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let command = MeterModCommand::from(r.u16()?);
+        if let MeterModCommand::Unknown(c) = command {
+            return Err(DecodeError::Invalid {
+                what: "ofp_meter_mod",
+                why: format!("unknown command {c}"),
+                ofp: ErrorCode::new(METER_MOD_FAILED, 4), // OFPMMFC_BAD_COMMAND
+            });
+        }
+        let flags = r.u16()?;
+        check_meter_flags(flags)?;
+        let meter_id = r.u32()?;
+        Ok(MeterMod {
+            command,
+            flags,
+            meter_id,
+            bands: MeterBand::decode_list(r)?,
+        })
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u16(self.command.into());
+        buf.put_u16(self.flags);
+        buf.put_u32(self.meter_id);
+        for b in &self.bands {
+            b.encode(buf);
+        }
+    }
+}
+
+/// The entry length at `r`'s position must cover at least `min` bytes.
+pub(crate) fn entry_len(r: &Reader<'_>, what: &'static str, min: usize) -> Result<usize, DecodeError> {
+    let len = r.peek_u16(0)? as usize;
+    if len < min {
+        return Err(bad_len(what, len, "shorter than the fixed part"));
+    }
+    Ok(len)
+}

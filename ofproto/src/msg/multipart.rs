@@ -1,0 +1,807 @@
+//! MULTIPART_REQUEST / MULTIPART_REPLY: statistics and descriptions, with the `more` flag.
+
+use bytes::{BufMut, BytesMut};
+
+use super::basic::{Port, PORT_LEN};
+use super::group_meter::{entry_len, Bucket, GroupType, MeterBand};
+use super::wire::{bad_len, fixed_str, put_fixed_str, Reader};
+use crate::error::{DecodeError, ErrorCode};
+use crate::header::code_table;
+use crate::instruction::Instruction;
+use crate::oxm::Match;
+
+code_table! {
+    /// `ofp_multipart_type`.
+    pub enum MultipartType: u16 {
+        Desc = 0,
+        Flow = 1,
+        Aggregate = 2,
+        Table = 3,
+        PortStats = 4,
+        Queue = 5,
+        Group = 6,
+        GroupDesc = 7,
+        GroupFeatures = 8,
+        Meter = 9,
+        MeterConfig = 10,
+        MeterFeatures = 11,
+        TableFeatures = 12,
+        PortDesc = 13,
+        Experimenter = 0xffff,
+    }
+}
+
+/// OFPMPF_REQ_MORE / OFPMPF_REPLY_MORE: more parts follow with the same xid.
+pub const MORE: u16 = 1;
+
+/// The body of OFPMP_FLOW and OFPMP_AGGREGATE requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowStatsRequest {
+    pub table_id: u8,
+    pub out_port: u32,
+    pub out_group: u32,
+    pub cookie: u64,
+    pub cookie_mask: u64,
+    pub match_: Match,
+}
+
+impl FlowStatsRequest {
+    /// Every flow of every table.
+    pub fn all() -> Self {
+        FlowStatsRequest {
+            table_id: 0xff,
+            out_port: 0xffff_ffff,
+            out_group: 0xffff_ffff,
+            cookie: 0,
+            cookie_mask: 0,
+            match_: Match::default(),
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        let table_id = r.u8()?;
+        r.skip(3)?;
+        let out_port = r.u32()?;
+        let out_group = r.u32()?;
+        r.skip(4)?;
+        let cookie = r.u64()?;
+        let cookie_mask = r.u64()?;
+        let rest = r.rest();
+        let (match_, _) = Match::decode(rest)?;
+        Ok(FlowStatsRequest {
+            table_id,
+            out_port,
+            out_group,
+            cookie,
+            cookie_mask,
+            match_,
+        })
+    }
+
+    fn encode(&self, buf: &mut BytesMut) {
+        buf.put_u8(self.table_id);
+        buf.put_bytes(0, 3);
+        buf.put_u32(self.out_port);
+        buf.put_u32(self.out_group);
+        buf.put_u32(0);
+        buf.put_u64(self.cookie);
+        buf.put_u64(self.cookie_mask);
+        self.match_.encode(buf);
+    }
+}
+
+/// A multipart request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultipartRequest {
+    Desc,
+    Flow(FlowStatsRequest),
+    Aggregate(FlowStatsRequest),
+    Table,
+    PortStats { port_no: u32 },
+    Queue { port_no: u32, queue_id: u32 },
+    Group { group_id: u32 },
+    GroupDesc,
+    GroupFeatures,
+    Meter { meter_id: u32 },
+    MeterConfig { meter_id: u32 },
+    MeterFeatures,
+    PortDesc,
+    /// TABLE_FEATURES, EXPERIMENTER and unknown types: the body kept raw.
+    Raw { typ: MultipartType, body: Vec<u8> },
+}
+
+/// `ofp_desc`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Desc {
+    pub mfr_desc: String,
+    pub hw_desc: String,
+    pub sw_desc: String,
+    pub serial_num: String,
+    pub dp_desc: String,
+}
+
+/// One flow of an OFPMP_FLOW reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlowStats {
+    pub table_id: u8,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    pub priority: u16,
+    pub idle_timeout: u16,
+    pub hard_timeout: u16,
+    pub flags: u16,
+    pub cookie: u64,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub match_: Match,
+    pub instructions: Vec<Instruction>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AggregateStats {
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub flow_count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableStats {
+    pub table_id: u8,
+    pub active_count: u32,
+    pub lookup_count: u64,
+    pub matched_count: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortStats {
+    pub port_no: u32,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    pub rx_dropped: u64,
+    pub tx_dropped: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_frame_err: u64,
+    pub rx_over_err: u64,
+    pub rx_crc_err: u64,
+    pub collisions: u64,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueStats {
+    pub port_no: u32,
+    pub queue_id: u32,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_errors: u64,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupStats {
+    pub group_id: u32,
+    pub ref_count: u32,
+    pub packet_count: u64,
+    pub byte_count: u64,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    /// (packet_count, byte_count) per bucket.
+    pub buckets: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupDesc {
+    pub group_type: GroupType,
+    pub group_id: u32,
+    pub buckets: Vec<Bucket>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupFeatures {
+    pub types: u32,
+    pub capabilities: u32,
+    pub max_groups: [u32; 4],
+    pub actions: [u32; 4],
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterStats {
+    pub meter_id: u32,
+    pub flow_count: u32,
+    pub packet_in_count: u64,
+    pub byte_in_count: u64,
+    pub duration_sec: u32,
+    pub duration_nsec: u32,
+    /// (packet_band_count, byte_band_count) per band.
+    pub bands: Vec<(u64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeterConfig {
+    pub flags: u16,
+    pub meter_id: u32,
+    pub bands: Vec<MeterBand>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MeterFeatures {
+    pub max_meter: u32,
+    pub band_types: u32,
+    pub capabilities: u32,
+    pub max_bands: u8,
+    pub max_color: u8,
+}
+
+/// A multipart reply body (one part; see [`MORE`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MultipartReply {
+    Desc(Desc),
+    Flow(Vec<FlowStats>),
+    Aggregate(AggregateStats),
+    Table(Vec<TableStats>),
+    PortStats(Vec<PortStats>),
+    Queue(Vec<QueueStats>),
+    Group(Vec<GroupStats>),
+    GroupDesc(Vec<GroupDesc>),
+    GroupFeatures(GroupFeatures),
+    Meter(Vec<MeterStats>),
+    MeterConfig(Vec<MeterConfig>),
+    MeterFeatures(MeterFeatures),
+    PortDesc(Vec<Port>),
+    Raw { typ: MultipartType, body: Vec<u8> },
+}
+
+const BAD_MULTIPART: ErrorCode = ErrorCode::new(1, 2);
+
+fn expect_empty(r: &Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
+    if r.is_empty() {
+        Ok(())
+    } else {
+        Err(bad_len(what, r.remaining(), "this multipart type has no body"))
+    }
+}
+
+impl MultipartRequest {
+    pub fn multipart_type(&self) -> MultipartType {
+        match self {
+            MultipartRequest::Desc => MultipartType::Desc,
+            MultipartRequest::Flow(_) => MultipartType::Flow,
+            MultipartRequest::Aggregate(_) => MultipartType::Aggregate,
+            MultipartRequest::Table => MultipartType::Table,
+            MultipartRequest::PortStats { .. } => MultipartType::PortStats,
+            MultipartRequest::Queue { .. } => MultipartType::Queue,
+            MultipartRequest::Group { .. } => MultipartType::Group,
+            MultipartRequest::GroupDesc => MultipartType::GroupDesc,
+            MultipartRequest::GroupFeatures => MultipartType::GroupFeatures,
+            MultipartRequest::Meter { .. } => MultipartType::Meter,
+            MultipartRequest::MeterConfig { .. } => MultipartType::MeterConfig,
+            MultipartRequest::MeterFeatures => MultipartType::MeterFeatures,
+            MultipartRequest::PortDesc => MultipartType::PortDesc,
+            MultipartRequest::Raw { typ, .. } => *typ,
+        }
+    }
+
+    pub(crate) fn decode(typ: MultipartType, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        use MultipartType as T;
+        let req = match typ {
+            T::Desc => MultipartRequest::Desc,
+            T::Flow => MultipartRequest::Flow(FlowStatsRequest::decode(r)?),
+            T::Aggregate => MultipartRequest::Aggregate(FlowStatsRequest::decode(r)?),
+            T::Table => MultipartRequest::Table,
+            T::PortStats => {
+                let port_no = r.u32()?;
+                r.skip(4)?;
+                MultipartRequest::PortStats { port_no }
+            }
+            T::Queue => MultipartRequest::Queue {
+                port_no: r.u32()?,
+                queue_id: r.u32()?,
+            },
+            T::Group => {
+                let group_id = r.u32()?;
+                r.skip(4)?;
+                MultipartRequest::Group { group_id }
+            }
+            T::GroupDesc => MultipartRequest::GroupDesc,
+            T::GroupFeatures => MultipartRequest::GroupFeatures,
+            T::Meter | T::MeterConfig => {
+                let meter_id = r.u32()?;
+                r.skip(4)?;
+                if typ == T::Meter {
+                    MultipartRequest::Meter { meter_id }
+                } else {
+                    MultipartRequest::MeterConfig { meter_id }
+                }
+            }
+            T::MeterFeatures => MultipartRequest::MeterFeatures,
+            T::PortDesc => MultipartRequest::PortDesc,
+            T::TableFeatures | T::Experimenter | T::Unknown(_) => MultipartRequest::Raw {
+                typ,
+                body: r.rest().to_vec(),
+            },
+        };
+        expect_empty(r, "ofp_multipart_request")?;
+        Ok(req)
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        match self {
+            MultipartRequest::Flow(f) | MultipartRequest::Aggregate(f) => f.encode(buf),
+            MultipartRequest::PortStats { port_no } => {
+                buf.put_u32(*port_no);
+                buf.put_u32(0);
+            }
+            MultipartRequest::Queue { port_no, queue_id } => {
+                buf.put_u32(*port_no);
+                buf.put_u32(*queue_id);
+            }
+            MultipartRequest::Group { group_id: id }
+            | MultipartRequest::Meter { meter_id: id }
+            | MultipartRequest::MeterConfig { meter_id: id } => {
+                buf.put_u32(*id);
+                buf.put_u32(0);
+            }
+            MultipartRequest::Raw { body, .. } => buf.put_slice(body),
+            MultipartRequest::Desc
+            | MultipartRequest::Table
+            | MultipartRequest::GroupDesc
+            | MultipartRequest::GroupFeatures
+            | MultipartRequest::MeterFeatures
+            | MultipartRequest::PortDesc => {}
+        }
+    }
+}
+
+impl MultipartReply {
+    pub fn multipart_type(&self) -> MultipartType {
+        match self {
+            MultipartReply::Desc(_) => MultipartType::Desc,
+            MultipartReply::Flow(_) => MultipartType::Flow,
+            MultipartReply::Aggregate(_) => MultipartType::Aggregate,
+            MultipartReply::Table(_) => MultipartType::Table,
+            MultipartReply::PortStats(_) => MultipartType::PortStats,
+            MultipartReply::Queue(_) => MultipartType::Queue,
+            MultipartReply::Group(_) => MultipartType::Group,
+            MultipartReply::GroupDesc(_) => MultipartType::GroupDesc,
+            MultipartReply::GroupFeatures(_) => MultipartType::GroupFeatures,
+            MultipartReply::Meter(_) => MultipartType::Meter,
+            MultipartReply::MeterConfig(_) => MultipartType::MeterConfig,
+            MultipartReply::MeterFeatures(_) => MultipartType::MeterFeatures,
+            MultipartReply::PortDesc(_) => MultipartType::PortDesc,
+            MultipartReply::Raw { typ, .. } => *typ,
+        }
+    }
+
+    /// Appends the entries of `other` (a later part of the same reply) to this one.
+    /// Returns false if the two cannot be joined (different types, or single-entry replies).
+    pub fn extend(&mut self, other: MultipartReply) -> bool {
+        match (self, other) {
+            (MultipartReply::Flow(a), MultipartReply::Flow(b)) => a.extend(b),
+            (MultipartReply::Table(a), MultipartReply::Table(b)) => a.extend(b),
+            (MultipartReply::PortStats(a), MultipartReply::PortStats(b)) => a.extend(b),
+            (MultipartReply::Queue(a), MultipartReply::Queue(b)) => a.extend(b),
+            (MultipartReply::Group(a), MultipartReply::Group(b)) => a.extend(b),
+            (MultipartReply::GroupDesc(a), MultipartReply::GroupDesc(b)) => a.extend(b),
+            (MultipartReply::Meter(a), MultipartReply::Meter(b)) => a.extend(b),
+            (MultipartReply::MeterConfig(a), MultipartReply::MeterConfig(b)) => a.extend(b),
+            (MultipartReply::PortDesc(a), MultipartReply::PortDesc(b)) => a.extend(b),
+            (MultipartReply::Raw { typ: ta, body: a }, MultipartReply::Raw { typ: tb, body: b }) if *ta == tb => {
+                a.extend(b)
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    pub(crate) fn decode(typ: MultipartType, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
+        use MultipartType as T;
+        let reply = match typ {
+            T::Desc => MultipartReply::Desc(Desc {
+                mfr_desc: fixed_str(r.bytes(256)?),
+                hw_desc: fixed_str(r.bytes(256)?),
+                sw_desc: fixed_str(r.bytes(256)?),
+                serial_num: fixed_str(r.bytes(32)?),
+                dp_desc: fixed_str(r.bytes(256)?),
+            }),
+            T::Flow => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let len = entry_len(r, "ofp_flow_stats", 56)?;
+                    let mut e = r.sub(len, "ofp_flow_stats")?;
+                    e.skip(2)?;
+                    let table_id = e.u8()?;
+                    e.skip(1)?;
+                    let duration_sec = e.u32()?;
+                    let duration_nsec = e.u32()?;
+                    let priority = e.u16()?;
+                    let idle_timeout = e.u16()?;
+                    let hard_timeout = e.u16()?;
+                    let flags = e.u16()?;
+                    e.skip(4)?;
+                    let cookie = e.u64()?;
+                    let packet_count = e.u64()?;
+                    let byte_count = e.u64()?;
+                    let rest = e.rest();
+                    let (match_, n) = Match::decode(rest)?;
+                    v.push(FlowStats {
+                        table_id,
+                        duration_sec,
+                        duration_nsec,
+                        priority,
+                        idle_timeout,
+                        hard_timeout,
+                        flags,
+                        cookie,
+                        packet_count,
+                        byte_count,
+                        match_,
+                        instructions: Instruction::decode_list(&rest[n..])?,
+                    });
+                }
+                MultipartReply::Flow(v)
+            }
+            T::Aggregate => {
+                let a = AggregateStats {
+                    packet_count: r.u64()?,
+                    byte_count: r.u64()?,
+                    flow_count: r.u32()?,
+                };
+                r.skip(4)?;
+                MultipartReply::Aggregate(a)
+            }
+            T::Table => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let table_id = r.u8()?;
+                    r.skip(3)?;
+                    v.push(TableStats {
+                        table_id,
+                        active_count: r.u32()?,
+                        lookup_count: r.u64()?,
+                        matched_count: r.u64()?,
+                    });
+                }
+                MultipartReply::Table(v)
+            }
+            T::PortStats => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let port_no = r.u32()?;
+                    r.skip(4)?;
+                    let mut c = [0u64; 12];
+                    for x in &mut c {
+                        *x = r.u64()?;
+                    }
+                    v.push(PortStats {
+                        port_no,
+                        rx_packets: c[0],
+                        tx_packets: c[1],
+                        rx_bytes: c[2],
+                        tx_bytes: c[3],
+                        rx_dropped: c[4],
+                        tx_dropped: c[5],
+                        rx_errors: c[6],
+                        tx_errors: c[7],
+                        rx_frame_err: c[8],
+                        rx_over_err: c[9],
+                        rx_crc_err: c[10],
+                        collisions: c[11],
+                        duration_sec: r.u32()?,
+                        duration_nsec: r.u32()?,
+                    });
+                }
+                MultipartReply::PortStats(v)
+            }
+            T::Queue => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    v.push(QueueStats {
+                        port_no: r.u32()?,
+                        queue_id: r.u32()?,
+                        tx_bytes: r.u64()?,
+                        tx_packets: r.u64()?,
+                        tx_errors: r.u64()?,
+                        duration_sec: r.u32()?,
+                        duration_nsec: r.u32()?,
+                    });
+                }
+                MultipartReply::Queue(v)
+            }
+            T::Group => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let len = entry_len(r, "ofp_group_stats", 40)?;
+                    let mut e = r.sub(len, "ofp_group_stats")?;
+                    e.skip(4)?;
+                    let group_id = e.u32()?;
+                    let ref_count = e.u32()?;
+                    e.skip(4)?;
+                    let packet_count = e.u64()?;
+                    let byte_count = e.u64()?;
+                    let duration_sec = e.u32()?;
+                    let duration_nsec = e.u32()?;
+                    let mut buckets = Vec::new();
+                    while !e.is_empty() {
+                        buckets.push((e.u64()?, e.u64()?));
+                    }
+                    v.push(GroupStats {
+                        group_id,
+                        ref_count,
+                        packet_count,
+                        byte_count,
+                        duration_sec,
+                        duration_nsec,
+                        buckets,
+                    });
+                }
+                MultipartReply::Group(v)
+            }
+            T::GroupDesc => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let len = entry_len(r, "ofp_group_desc", 8)?;
+                    let mut e = r.sub(len, "ofp_group_desc")?;
+                    e.skip(2)?;
+                    let group_type = GroupType::from(e.u8()?);
+                    e.skip(1)?;
+                    let group_id = e.u32()?;
+                    v.push(GroupDesc {
+                        group_type,
+                        group_id,
+                        buckets: Bucket::decode_list(&mut e)?,
+                    });
+                }
+                MultipartReply::GroupDesc(v)
+            }
+            T::GroupFeatures => MultipartReply::GroupFeatures(GroupFeatures {
+                types: r.u32()?,
+                capabilities: r.u32()?,
+                max_groups: [r.u32()?, r.u32()?, r.u32()?, r.u32()?],
+                actions: [r.u32()?, r.u32()?, r.u32()?, r.u32()?],
+            }),
+            T::Meter => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let len = r.peek_u16(4)? as usize;
+                    if len < 40 {
+                        return Err(bad_len("ofp_meter_stats", len, "shorter than the fixed part"));
+                    }
+                    let mut e = r.sub(len, "ofp_meter_stats")?;
+                    let meter_id = e.u32()?;
+                    e.skip(8)?;
+                    let flow_count = e.u32()?;
+                    let packet_in_count = e.u64()?;
+                    let byte_in_count = e.u64()?;
+                    let duration_sec = e.u32()?;
+                    let duration_nsec = e.u32()?;
+                    let mut bands = Vec::new();
+                    while !e.is_empty() {
+                        bands.push((e.u64()?, e.u64()?));
+                    }
+                    v.push(MeterStats {
+                        meter_id,
+                        flow_count,
+                        packet_in_count,
+                        byte_in_count,
+                        duration_sec,
+                        duration_nsec,
+                        bands,
+                    });
+                }
+                MultipartReply::Meter(v)
+            }
+            T::MeterConfig => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let len = entry_len(r, "ofp_meter_config", 8)?;
+                    let mut e = r.sub(len, "ofp_meter_config")?;
+                    e.skip(2)?;
+                    let flags = e.u16()?;
+                    let meter_id = e.u32()?;
+                    v.push(MeterConfig {
+                        flags,
+                        meter_id,
+                        bands: MeterBand::decode_list(&mut e)?,
+                    });
+                }
+                MultipartReply::MeterConfig(v)
+            }
+            T::MeterFeatures => {
+                let f = MeterFeatures {
+                    max_meter: r.u32()?,
+                    band_types: r.u32()?,
+                    capabilities: r.u32()?,
+                    max_bands: r.u8()?,
+                    max_color: r.u8()?,
+                };
+                r.skip(2)?;
+                MultipartReply::MeterFeatures(f)
+            }
+            T::PortDesc => {
+                let mut v = Vec::new();
+                while !r.is_empty() {
+                    let mut e = r.sub(PORT_LEN, "ofp_port")?;
+                    v.push(Port::decode(&mut e)?);
+                }
+                MultipartReply::PortDesc(v)
+            }
+            T::TableFeatures | T::Experimenter | T::Unknown(_) => MultipartReply::Raw {
+                typ,
+                body: r.rest().to_vec(),
+            },
+        };
+        if !r.is_empty() {
+            return Err(DecodeError::BadLength {
+                what: "ofp_multipart_reply",
+                len: r.remaining(),
+                why: "bytes left after the body",
+                ofp: BAD_MULTIPART,
+            });
+        }
+        Ok(reply)
+    }
+
+    pub(crate) fn encode(&self, buf: &mut BytesMut) {
+        match self {
+            MultipartReply::Desc(d) => {
+                put_fixed_str(buf, &d.mfr_desc, 256);
+                put_fixed_str(buf, &d.hw_desc, 256);
+                put_fixed_str(buf, &d.sw_desc, 256);
+                put_fixed_str(buf, &d.serial_num, 32);
+                put_fixed_str(buf, &d.dp_desc, 256);
+            }
+            MultipartReply::Flow(v) => {
+                for f in v {
+                    let len = 48 + f.match_.encoded_len() + Instruction::list_len(&f.instructions);
+                    buf.put_u16(len as u16);
+                    buf.put_u8(f.table_id);
+                    buf.put_u8(0);
+                    buf.put_u32(f.duration_sec);
+                    buf.put_u32(f.duration_nsec);
+                    buf.put_u16(f.priority);
+                    buf.put_u16(f.idle_timeout);
+                    buf.put_u16(f.hard_timeout);
+                    buf.put_u16(f.flags);
+                    buf.put_u32(0);
+                    buf.put_u64(f.cookie);
+                    buf.put_u64(f.packet_count);
+                    buf.put_u64(f.byte_count);
+                    f.match_.encode(buf);
+                    Instruction::encode_list(&f.instructions, buf);
+                }
+            }
+            MultipartReply::Aggregate(a) => {
+                buf.put_u64(a.packet_count);
+                buf.put_u64(a.byte_count);
+                buf.put_u32(a.flow_count);
+                buf.put_u32(0);
+            }
+            MultipartReply::Table(v) => {
+                for t in v {
+                    buf.put_u8(t.table_id);
+                    buf.put_bytes(0, 3);
+                    buf.put_u32(t.active_count);
+                    buf.put_u64(t.lookup_count);
+                    buf.put_u64(t.matched_count);
+                }
+            }
+            MultipartReply::PortStats(v) => {
+                for p in v {
+                    buf.put_u32(p.port_no);
+                    buf.put_u32(0);
+                    for c in [
+                        p.rx_packets,
+                        p.tx_packets,
+                        p.rx_bytes,
+                        p.tx_bytes,
+                        p.rx_dropped,
+                        p.tx_dropped,
+                        p.rx_errors,
+                        p.tx_errors,
+                        p.rx_frame_err,
+                        p.rx_over_err,
+                        p.rx_crc_err,
+                        p.collisions,
+                    ] {
+                        buf.put_u64(c);
+                    }
+                    buf.put_u32(p.duration_sec);
+                    buf.put_u32(p.duration_nsec);
+                }
+            }
+            MultipartReply::Queue(v) => {
+                for q in v {
+                    buf.put_u32(q.port_no);
+                    buf.put_u32(q.queue_id);
+                    buf.put_u64(q.tx_bytes);
+                    buf.put_u64(q.tx_packets);
+                    buf.put_u64(q.tx_errors);
+                    buf.put_u32(q.duration_sec);
+                    buf.put_u32(q.duration_nsec);
+                }
+            }
+            MultipartReply::Group(v) => {
+                for g in v {
+                    buf.put_u16((40 + 16 * g.buckets.len()) as u16);
+                    buf.put_u16(0);
+                    buf.put_u32(g.group_id);
+                    buf.put_u32(g.ref_count);
+                    buf.put_u32(0);
+                    buf.put_u64(g.packet_count);
+                    buf.put_u64(g.byte_count);
+                    buf.put_u32(g.duration_sec);
+                    buf.put_u32(g.duration_nsec);
+                    for (p, b) in &g.buckets {
+                        buf.put_u64(*p);
+                        buf.put_u64(*b);
+                    }
+                }
+            }
+            MultipartReply::GroupDesc(v) => {
+                for g in v {
+                    let len = 8 + g.buckets.iter().map(Bucket::encoded_len).sum::<usize>();
+                    buf.put_u16(len as u16);
+                    buf.put_u8(g.group_type.into());
+                    buf.put_u8(0);
+                    buf.put_u32(g.group_id);
+                    for b in &g.buckets {
+                        b.encode(buf);
+                    }
+                }
+            }
+            MultipartReply::GroupFeatures(g) => {
+                buf.put_u32(g.types);
+                buf.put_u32(g.capabilities);
+                for x in g.max_groups.iter().chain(g.actions.iter()) {
+                    buf.put_u32(*x);
+                }
+            }
+            MultipartReply::Meter(v) => {
+                for m in v {
+                    buf.put_u32(m.meter_id);
+                    buf.put_u16((40 + 16 * m.bands.len()) as u16);
+                    buf.put_bytes(0, 6);
+                    buf.put_u32(m.flow_count);
+                    buf.put_u64(m.packet_in_count);
+                    buf.put_u64(m.byte_in_count);
+                    buf.put_u32(m.duration_sec);
+                    buf.put_u32(m.duration_nsec);
+                    for (p, b) in &m.bands {
+                        buf.put_u64(*p);
+                        buf.put_u64(*b);
+                    }
+                }
+            }
+            MultipartReply::MeterConfig(v) => {
+                for m in v {
+                    let len = 8 + m.bands.iter().map(MeterBand::encoded_len).sum::<usize>();
+                    buf.put_u16(len as u16);
+                    buf.put_u16(m.flags);
+                    buf.put_u32(m.meter_id);
+                    for b in &m.bands {
+                        b.encode(buf);
+                    }
+                }
+            }
+            MultipartReply::MeterFeatures(f) => {
+                buf.put_u32(f.max_meter);
+                buf.put_u32(f.band_types);
+                buf.put_u32(f.capabilities);
+                buf.put_u8(f.max_bands);
+                buf.put_u8(f.max_color);
+                buf.put_u16(0);
+            }
+            MultipartReply::PortDesc(v) => {
+                for p in v {
+                    p.encode(buf);
+                }
+            }
+            MultipartReply::Raw { body, .. } => buf.put_slice(body),
+        }
+    }
+}

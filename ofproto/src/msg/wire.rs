@@ -1,0 +1,109 @@
+//! A bounds-checked reader over one message body, so that every decoder reports truncation with
+//! the structure's name instead of panicking.
+
+use crate::error::{DecodeError, ErrorCode};
+
+/// OFPET_BAD_REQUEST / OFPBRC_BAD_LEN: what a switch answers to a message of the wrong length.
+pub(crate) const BAD_REQUEST_LEN: ErrorCode = ErrorCode::new(1, 6);
+
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Reader { buf, pos: 0, what }
+    }
+
+    pub(crate) fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.buf.len() - self.pos < n {
+            return Err(DecodeError::Truncated {
+                what: self.what,
+                need: self.pos + n,
+                have: self.buf.len(),
+                ofp: BAD_REQUEST_LEN,
+            });
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.bytes(1)?[0])
+    }
+    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
+        let b = self.bytes(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
+        let b = self.bytes(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
+        let b = self.bytes(8)?;
+        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
+    }
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
+        self.bytes(n).map(|_| ())
+    }
+    pub(crate) fn mac(&mut self) -> Result<[u8; 6], DecodeError> {
+        Ok(self.bytes(6)?.try_into().expect("6 bytes"))
+    }
+    /// Everything not read yet.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        let s = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        s
+    }
+    pub(crate) fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    pub(crate) fn is_empty(&self) -> bool {
+        self.remaining() == 0
+    }
+    /// A sub-reader over the next `n` bytes (a length-prefixed entry).
+    pub(crate) fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>, DecodeError> {
+        Ok(Reader::new(self.bytes(n)?, what))
+    }
+    /// Peeks a big-endian u16 at `offset` from the current position.
+    pub(crate) fn peek_u16(&self, offset: usize) -> Result<u16, DecodeError> {
+        let at = self.pos + offset;
+        if self.buf.len() < at + 2 {
+            return Err(DecodeError::Truncated {
+                what: self.what,
+                need: at + 2,
+                have: self.buf.len(),
+                ofp: BAD_REQUEST_LEN,
+            });
+        }
+        Ok(u16::from_be_bytes([self.buf[at], self.buf[at + 1]]))
+    }
+}
+
+/// A length field that cannot be right (below the fixed part, or beyond the data).
+pub(crate) fn bad_len(what: &'static str, len: usize, why: &'static str) -> DecodeError {
+    DecodeError::BadLength {
+        what,
+        len,
+        why,
+        ofp: BAD_REQUEST_LEN,
+    }
+}
+
+/// Reads a NUL-padded fixed-size string field.
+pub(crate) fn fixed_str(b: &[u8]) -> String {
+    let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+    String::from_utf8_lossy(&b[..end]).into_owned()
+}
+
+/// Writes `s` into a NUL-padded field of `n` bytes (truncating, keeping a final NUL).
+pub(crate) fn put_fixed_str(buf: &mut bytes::BytesMut, s: &str, n: usize) {
+    use bytes::BufMut;
+    let b = s.as_bytes();
+    let len = b.len().min(n - 1);
+    buf.put_slice(&b[..len]);
+    buf.put_bytes(0, n - len);
+}
