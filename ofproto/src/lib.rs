@@ -8,7 +8,9 @@
 //! - [`error`]: decoding errors and the OpenFlow error each maps to.
 //! - [`oxm`]: matches (OXM basic fields and Nicira/OVS NXM fields).
 //! - [`action`], [`instruction`]: what a flow does.
-//! - [`msg`]: every message, one file per family, and the [`msg::Message`] enum.
+//! - [`msg`]: every message, one file per family, and the [`msg::Message`] enum; [`msg::print`]
+//!   prints them as `ovs-ofctl ofp-print` does.
+//! - [`session`]: the connection state machine (hello, features, echo, xids, barriers, bundles).
 
 pub mod action;
 pub mod error;
@@ -16,6 +18,7 @@ pub mod header;
 pub mod instruction;
 pub mod msg;
 pub mod oxm;
+pub mod session;
 
 pub use error::{DecodeError, ErrorCode};
 pub use header::{Header, MsgType, OFP13_VERSION};
