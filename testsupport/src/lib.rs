@@ -1,1 +1,356 @@
-//! Test fixtures that use the real thing: Open vSwitch instances in network namespaces, etcd servers, with cleanup on drop.
+//! Test fixtures that use the real thing: network namespaces, Open vSwitch instances (userspace
+//! datapath, each in its own directory and namespace) and etcd servers.
+//!
+//! Every fixture removes what it made when dropped, also when the test panics, and names what it
+//! makes uniquely (process id and a counter), so tests run in parallel without clashing. A missing
+//! binary is a panic that says how to install it, never a silent skip.
+//!
+//! Tests may shell out to `ip`, `ovs-vsctl`, `ovs-ofctl` and friends here: they observe and set
+//! up; the product itself speaks the protocols.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call: `PREFIX<pid>x<n>`, short enough for interface names.
+pub fn unique_name(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}{}x{n}", std::process::id() % 100_000)
+}
+
+/// Runs a command, panicking with its output if it fails.
+pub fn run(cmd: &mut Command) -> String {
+    let out = output(cmd);
+    if !out.status.success() {
+        panic!(
+            "{:?} failed ({}):\n{}{}",
+            cmd,
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn output(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| {
+        let prog = cmd.get_program().to_string_lossy().into_owned();
+        if e.kind() == std::io::ErrorKind::NotFound {
+            panic!("{prog} not found: run scripts/test.sh, which installs what the tests need ({})", package_of(&prog));
+        }
+        panic!("running {prog}: {e}")
+    })
+}
+
+fn package_of(prog: &str) -> &'static str {
+    match prog {
+        "etcd" => "etcd-server",
+        "ip" => "iproute2",
+        p if p.starts_with("ovs") => "openvswitch-switch",
+        _ => "see scripts/install-deps.sh",
+    }
+}
+
+/// Waits until `cond` holds, polling; panics with `what` (and `detail()`) after `timeout`.
+pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool, detail: impl Fn() -> String) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}\n{}", detail());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let p = std::env::temp_dir().join(unique_name(prefix));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    pub fn new() -> Netns {
+        let name = unique_name("wt");
+        run(Command::new("ip").args(["netns", "add", &name]));
+        let ns = Netns { name };
+        ns.exec(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `/var/run/netns/NAME`, the path the product takes.
+    pub fn path(&self) -> PathBuf {
+        PathBuf::from("/var/run/netns").join(&self.name)
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name]).args(args);
+        c
+    }
+
+    /// Runs inside the namespace; panics on failure.
+    pub fn exec(&self, args: &[&str]) -> String {
+        run(&mut self.command(args))
+    }
+
+    /// Runs inside the namespace; returns whether it succeeded.
+    pub fn try_exec(&self, args: &[&str]) -> bool {
+        output(&mut self.command(args)).status.success()
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Netns::new()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+    }
+}
+
+/// One Open vSwitch (ovsdb-server and ovs-vswitchd) with the userspace datapath, in its own
+/// directory and network namespace, as `shared/ENVIRONMENT.md` describes.
+#[derive(Debug)]
+pub struct Ovs {
+    dir: TempDir,
+    netns: Netns,
+}
+
+impl Ovs {
+    pub fn start() -> Ovs {
+        let dir = TempDir::new("weft-ovs-");
+        let netns = Netns::new();
+        let d = dir.path().to_string_lossy().into_owned();
+        let ovs = Ovs { dir, netns };
+        let env = [
+            ("OVS_RUNDIR", d.as_str()),
+            ("OVS_LOGDIR", d.as_str()),
+            ("OVS_DBDIR", d.as_str()),
+        ];
+        run(Command::new("ovsdb-tool").args([
+            "create",
+            &format!("{d}/conf.db"),
+            "/usr/share/openvswitch/vswitch.ovsschema",
+        ]));
+        let mut c = ovs.netns.command(&[
+            "ovsdb-server",
+            &format!("{d}/conf.db"),
+            &format!("--remote=punix:{d}/db.sock"),
+            &format!("--unixctl={d}/ovsdb-server.ctl"),
+            &format!("--pidfile={d}/ovsdb-server.pid"),
+            &format!("--log-file={d}/ovsdb-server.log"),
+            "--detach",
+        ]);
+        c.envs(env);
+        run(&mut c);
+        ovs.vsctl(&["--no-wait", "init"]);
+        let mut c = ovs.netns.command(&[
+            "ovs-vswitchd",
+            &format!("unix:{d}/db.sock"),
+            &format!("--unixctl={d}/ovs-vswitchd.ctl"),
+            &format!("--pidfile={d}/ovs-vswitchd.pid"),
+            &format!("--log-file={d}/ovs-vswitchd.log"),
+            "--detach",
+        ]);
+        c.envs(env);
+        run(&mut c);
+        ovs
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn netns(&self) -> &Netns {
+        &self.netns
+    }
+
+    /// `unix:DIR/db.sock`.
+    pub fn db_remote(&self) -> String {
+        format!("unix:{}/db.sock", self.dir().display())
+    }
+
+    /// The OpenFlow management socket of `bridge`.
+    pub fn mgmt_socket(&self, bridge: &str) -> PathBuf {
+        self.dir().join(format!("{bridge}.mgmt"))
+    }
+
+    /// Adds a netdev bridge speaking OpenFlow 1.3 with `fail_mode=secure`, and waits for its
+    /// management socket.
+    pub fn add_bridge(&self, bridge: &str) {
+        self.vsctl(&[
+            "add-br",
+            bridge,
+            "--",
+            "set",
+            "bridge",
+            bridge,
+            "datapath_type=netdev",
+            "protocols=OpenFlow13",
+            "fail_mode=secure",
+        ]);
+        let sock = self.mgmt_socket(bridge);
+        wait_for(
+            &format!("{}", sock.display()),
+            Duration::from_secs(10),
+            || sock.exists(),
+            || self.log_tail(),
+        );
+    }
+
+    pub fn vsctl(&self, args: &[&str]) -> String {
+        run(Command::new("ovs-vsctl")
+            .arg(format!("--db={}", self.db_remote()))
+            .arg("--timeout=10")
+            .args(args))
+    }
+
+    /// `ovs-ofctl -O OpenFlow13 CMD unix:DIR/BRIDGE.mgmt ARGS...`.
+    pub fn ofctl(&self, cmd: &str, bridge: &str, args: &[&str]) -> String {
+        run(Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow13", cmd])
+            .arg(format!("unix:{}", self.mgmt_socket(bridge).display()))
+            .args(args))
+    }
+
+    pub fn appctl(&self, args: &[&str]) -> String {
+        run(Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(self.dir().join("ovs-vswitchd.ctl"))
+            .args(args))
+    }
+
+    /// The last lines of vswitchd's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.dir().join("ovs-vswitchd.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn stop_daemon(&self, name: &str) {
+        let ctl = self.dir().join(format!("{name}.ctl"));
+        let _ = Command::new("ovs-appctl").arg("-t").arg(&ctl).arg("exit").output();
+        if let Ok(pid) = std::fs::read_to_string(self.dir().join(format!("{name}.pid"))) {
+            let pid = pid.trim().to_string();
+            let alive = || Path::new(&format!("/proc/{pid}")).exists();
+            let start = Instant::now();
+            while alive() && start.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if alive() {
+                let _ = Command::new("kill").args(["-9", &pid]).output();
+            }
+        }
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        self.stop_daemon("ovs-vswitchd");
+        self.stop_daemon("ovsdb-server");
+        // dir and netns are dropped after this, removing the rest.
+    }
+}
+
+/// A free TCP port on the loopback address (bound once, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// An etcd server on free loopback ports with its own data directory.
+#[derive(Debug)]
+pub struct Etcd {
+    child: std::process::Child,
+    client_url: String,
+    _dir: TempDir,
+}
+
+impl Etcd {
+    pub fn start() -> Etcd {
+        let dir = TempDir::new("weft-etcd-");
+        let (cp, pp) = (free_port(), free_port());
+        let client_url = format!("http://127.0.0.1:{cp}");
+        let peer_url = format!("http://127.0.0.1:{pp}");
+        let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log file");
+        let mut cmd = Command::new("etcd");
+        cmd.arg("--name")
+            .arg("default")
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
+            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args(["--initial-cluster", &format!("default={peer_url}")])
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log);
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("etcd not found or not startable ({e}): run scripts/test.sh, which installs etcd-server")
+        });
+        let etcd = Etcd {
+            child,
+            client_url,
+            _dir: dir,
+        };
+        let port = cp;
+        wait_for(
+            "etcd to accept connections",
+            Duration::from_secs(15),
+            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            || std::fs::read_to_string(etcd._dir.path().join("etcd.log")).unwrap_or_default(),
+        );
+        etcd
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn client_url(&self) -> &str {
+        &self.client_url
+    }
+
+    /// Stops the server (for tests of an unreachable store); the data directory stays until drop.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
