@@ -51,7 +51,6 @@ mod nxast {
     pub const NOTE: u16 = 8;
     pub const RESUBMIT_TABLE: u16 = 14;
     pub const OUTPUT_REG: u16 = 15;
-    pub const DEC_TTL: u16 = 18;
     pub const CONTROLLER: u16 = 20;
     pub const DEC_TTL_CNT_IDS: u16 = 21;
     pub const REG_LOAD2: u16 = 33;
@@ -222,8 +221,9 @@ pub enum Action {
     Load2(MatchField),
     Note(Vec<u8>),
     OutputReg { src: FieldRange, max_len: u16 },
-    /// Nicira dec_ttl; with controller ids the `cnt_ids` form.
-    DecTtl { controller_ids: Option<Vec<u16>> },
+    /// Nicira dec_ttl with the controller ids to notify (`dec_ttl(1,2)`). Plain `dec_ttl` is
+    /// [`Action::DecNwTtl`]: OVS accepts Nicira's own plain form only in OpenFlow 1.0.
+    DecTtl { controller_ids: Vec<u16> },
     Controller { max_len: u16, controller_id: u16, reason: u8 },
     Conjunction { id: u32, clause: u8, n_clauses: u8 },
     Ct(Ct),
@@ -440,20 +440,14 @@ impl Action {
                 buf.put_u16(*max_len);
                 buf.put_bytes(0, 6);
             }
-            Action::DecTtl { controller_ids } => match controller_ids {
-                None => {
-                    put_nx(buf, nxast::DEC_TTL);
-                    buf.put_bytes(0, 6);
+            Action::DecTtl { controller_ids: ids } => {
+                put_nx(buf, nxast::DEC_TTL_CNT_IDS);
+                buf.put_u16(ids.len() as u16);
+                buf.put_bytes(0, 4);
+                for id in ids {
+                    buf.put_u16(*id);
                 }
-                Some(ids) => {
-                    put_nx(buf, nxast::DEC_TTL_CNT_IDS);
-                    buf.put_u16(ids.len() as u16);
-                    buf.put_bytes(0, 4);
-                    for id in ids {
-                        buf.put_u16(*id);
-                    }
-                }
-            },
+            }
             Action::Controller {
                 max_len,
                 controller_id,
@@ -525,17 +519,12 @@ impl Action {
                 base + field_len(f)
             }
             Action::Resubmit { .. }
-            | Action::DecTtl {
-                controller_ids: None,
-            }
             | Action::Controller { .. }
             | Action::Conjunction { .. }
             | Action::CtClear => 16,
             Action::Move { .. } | Action::Load { .. } | Action::OutputReg { .. } => 24,
             Action::Note(b) => (10 + b.len()).max(16),
-            Action::DecTtl {
-                controller_ids: Some(ids),
-            } => 16 + 2 * ids.len(),
+            Action::DecTtl { controller_ids: ids } => 16 + 2 * ids.len(),
             Action::Ct(ct) => 24 + ct.actions.iter().map(Action::encoded_len).sum::<usize>(),
             Action::Nat(n) => 16 + nat_ranges_len(n),
             Action::Experimenter { body, .. } => 8 + body.len(),
@@ -672,14 +661,8 @@ fn decode_nicira(a: &[u8]) -> Result<Action, DecodeError> {
             check_padding("nx_action_reg_load2", a, 10 + n)?;
             Action::Load2(f)
         }
-        nxast::NOTE => {
-            let mut note = a[10..].to_vec();
-            // Trailing zeros are padding; OVS drops them too.
-            while note.last() == Some(&0) {
-                note.pop();
-            }
-            Action::Note(note)
-        }
+        // Padding is part of the note, as in OVS: a note of 6 + 8n bytes round-trips exactly.
+        nxast::NOTE => Action::Note(a[10..].to_vec()),
         nxast::OUTPUT_REG => {
             need(24, "nx_action_output_reg")?;
             Action::OutputReg {
@@ -687,17 +670,12 @@ fn decode_nicira(a: &[u8]) -> Result<Action, DecodeError> {
                 max_len: be16(a, 16),
             }
         }
-        nxast::DEC_TTL => Action::DecTtl {
-            controller_ids: None,
-        },
         nxast::DEC_TTL_CNT_IDS => {
             need(16, "nx_action_cnt_ids")?;
             let n = be16(a, 10) as usize;
             need(16 + 2 * n, "nx_action_cnt_ids")?;
             let ids = (0..n).map(|i| be16(a, 16 + 2 * i)).collect();
-            Action::DecTtl {
-                controller_ids: Some(ids),
-            }
+            Action::DecTtl { controller_ids: ids }
         }
         nxast::CONTROLLER => {
             need(16, "nx_action_controller")?;
@@ -982,16 +960,16 @@ impl fmt::Display for Action {
             Action::CopyTtlIn => f.write_str("copy_ttl_in"),
             Action::SetMplsTtl(t) => write!(f, "set_mpls_ttl({t})"),
             Action::DecMplsTtl => f.write_str("dec_mpls_ttl"),
-            Action::PushVlan(e) => write!(f, "push_vlan:{e:#x}"),
+            Action::PushVlan(e) => write!(f, "push_vlan:{e:#06x}"),
             Action::PopVlan => f.write_str("pop_vlan"),
-            Action::PushMpls(e) => write!(f, "push_mpls:{e:#x}"),
-            Action::PopMpls(e) => write!(f, "pop_mpls:{e:#x}"),
+            Action::PushMpls(e) => write!(f, "push_mpls:{e:#06x}"),
+            Action::PopMpls(e) => write!(f, "pop_mpls:{e:#06x}"),
             Action::SetQueue(q) => write!(f, "set_queue:{q}"),
             Action::Group(g) => write!(f, "group:{g}"),
             Action::SetNwTtl(t) => write!(f, "mod_nw_ttl:{t}"),
             Action::DecNwTtl => f.write_str("dec_ttl"),
             Action::SetField(mf) | Action::Load2(mf) => fmt_set_field(f, mf),
-            Action::PushPbb(e) => write!(f, "push_pbb:{e:#x}"),
+            Action::PushPbb(e) => write!(f, "push_pbb:{e:#06x}"),
             Action::PopPbb => f.write_str("pop_pbb"),
             Action::Resubmit { in_port, table } => match table {
                 None => write!(f, "resubmit:{}", nx_port(*in_port)),
@@ -1032,19 +1010,16 @@ impl fmt::Display for Action {
                 }
                 Ok(())
             }
-            Action::DecTtl { controller_ids } => match controller_ids {
-                None => f.write_str("dec_ttl"),
-                Some(ids) => {
-                    f.write_str("dec_ttl(")?;
-                    for (i, id) in ids.iter().enumerate() {
-                        if i > 0 {
-                            f.write_str(",")?;
-                        }
-                        write!(f, "{id}")?;
+            Action::DecTtl { controller_ids } => {
+                f.write_str("dec_ttl(")?;
+                for (i, id) in controller_ids.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(",")?;
                     }
-                    f.write_str(")")
+                    write!(f, "{id}")?;
                 }
-            },
+                f.write_str(")")
+            }
             Action::Controller {
                 max_len,
                 controller_id,
@@ -1238,8 +1213,8 @@ mod tests {
             "load:0x5->NXM_NX_REG0[0..7]",
         );
         check("ffff 0010 00002320 0022 01 03 00000007", "conjunction(7,2/3)");
-        check("ffff 0010 00002320 0008 010203 000000", "note:01.02.03");
-        check("ffff 0010 00002320 0012 000000000000", "dec_ttl");
+        check("ffff 0010 00002320 0008 010203 000000", "note:01.02.03.00.00.00");
+        check("ffff 0018 00002320 0015 0002 00000000 0001 0002 00000000", "dec_ttl(1,2)");
         check("ffff 0010 00002320 0014 ffff 0000 00 00", "controller(reason=no_match)");
     }
 

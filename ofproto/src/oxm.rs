@@ -233,6 +233,17 @@ fn width_mask(width: usize) -> u128 {
     }
 }
 
+impl Field {
+    /// The mask that covers every bit the field can hold: a match with it is an exact match.
+    pub fn full_mask(self) -> u128 {
+        match self {
+            Field::Ipv6Flabel => 0xf_ffff,
+            Field::VlanVid => 0x1fff,
+            f => width_mask(f.width()),
+        }
+    }
+}
+
 /// The header of one OXM TLV: class, field number, has-mask bit, payload length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct OxmHeader {
@@ -765,6 +776,10 @@ fn fmt_value(f: &mut fmt::Formatter<'_>, format: Format, width: usize, v: u128) 
 impl fmt::Display for FieldMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let w = self.field.width();
+        if self.mask == Some(self.field.full_mask()) {
+            // An all-ones mask is an exact match; OVS prints it so.
+            return FieldMatch { mask: None, ..*self }.fmt(f);
+        }
         if let Field::XReg(n) = self.field {
             // OVS prints a 64-bit xreg as the two 32-bit registers it is made of.
             let mask = self.mask.unwrap_or(u128::from(u64::MAX));
@@ -833,7 +848,9 @@ impl fmt::Display for FieldMatch {
             }
             fmt => {
                 write!(f, "{}=", self.field.name())?;
-                fmt_value(f, fmt, w, self.value)?;
+                // A masked number prints in hex, as OVS does.
+                let vfmt = if fmt == Format::Decimal && self.mask.is_some() { Format::Hex } else { fmt };
+                fmt_value(f, vfmt, w, self.value)?;
                 if let Some(m) = self.mask {
                     f.write_str("/")?;
                     // Masks print in hex for numbers, in their own form for addresses.

@@ -80,8 +80,8 @@ fn name(header: &Header, msg: &Message) -> String {
     match msg {
         Message::MultipartRequest { body, .. } => format!("{} request", mp(body.multipart_type())),
         Message::MultipartReply { body, .. } => format!("{} reply", mp(body.multipart_type())),
-        Message::BundleControl(_) => "OFPT_BUNDLE_CONTROL".into(),
-        Message::BundleAdd(_) => "OFPT_BUNDLE_ADD_MESSAGE".into(),
+        Message::BundleControl(_) => "ONFT_BUNDLE_CONTROL".into(),
+        Message::BundleAdd(_) => "ONFT_BUNDLE_ADD_MESSAGE".into(),
         Message::RoleStatus(_) => "ONFT_ROLE_STATUS".into(),
         _ => {
             let t = match header.msg_type {
@@ -104,7 +104,7 @@ fn name(header: &Header, msg: &Message) -> String {
 /// Prints one message: `NAME (OF1.3) (xid=0x..):` and its body.
 pub fn print(header: &Header, msg: &Message) -> String {
     let mut s = format!("{} (OF1.3) (xid={:#x}):", name(header, msg), header.xid);
-    body(&mut s, msg);
+    body(&mut s, msg, header.xid);
     if !s.ends_with('\n') {
         s.push('\n');
     }
@@ -137,7 +137,7 @@ fn match_with_priority(m: &Match, priority: u16) -> String {
     }
 }
 
-fn body(s: &mut String, msg: &Message) {
+fn body(s: &mut String, msg: &Message, xid: u32) {
     match msg {
         Message::Hello(h) => {
             for e in &h.elements {
@@ -276,7 +276,7 @@ fn body(s: &mut String, msg: &Message) {
                 FlowModCommand::Unknown(n) => n.to_string(),
             };
             let _ = write!(s, " {cmd}");
-            if f.table_id != 0 && f.table_id != 255 {
+            if f.table_id != 0 {
                 let _ = write!(s, " table:{}", f.table_id);
             }
             let m = match_with_priority(&f.match_, f.priority);
@@ -429,7 +429,8 @@ fn body(s: &mut String, msg: &Message) {
                 version: crate::OFP13_VERSION,
                 msg_type: b.message.msg_type(),
                 length: 0,
-                xid: 0,
+                // The bundled message travels with the outer message's xid.
+                xid,
             };
             let _ = write!(s, "\n{}", print(&inner, &b.message));
         }
@@ -570,17 +571,20 @@ fn port_line(p: &super::Port) -> String {
 fn mp_request(s: &mut String, body: &MultipartRequest) {
     match body {
         MultipartRequest::Flow(f) | MultipartRequest::Aggregate(f) => {
-            let m = f.match_.to_string();
-            if !m.is_empty() {
-                let _ = write!(s, " {m}");
-            }
             if f.table_id != 0xff {
                 let _ = write!(s, " table={}", f.table_id);
             }
             if f.out_port != 0xffff_ffff {
                 let _ = write!(s, " out_port={}", port_name(f.out_port));
             }
+            let m = f.match_.to_string();
+            if !m.is_empty() {
+                let _ = write!(s, " {m}");
+            }
         }
+        // OpenFlow 1.3 has no body for these; OVS says what they cover.
+        MultipartRequest::GroupDesc => s.push_str(" group_id=ALL"),
+        MultipartRequest::PortDesc => s.push_str(" port=ANY"),
         MultipartRequest::PortStats { port_no } => {
             let _ = write!(s, " port_no={}", port_name(*port_no));
         }
