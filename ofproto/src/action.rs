@@ -66,6 +66,8 @@ pub struct FieldRange {
     field: Field,
     ofs: u16,
     n_bits: u16,
+    /// Whether the field is named by its NXM alias on the wire (what OVS does where one exists).
+    nxm: bool,
 }
 
 impl FieldRange {
@@ -83,7 +85,12 @@ impl FieldRange {
                 ofp: BAD_SET_ARGUMENT,
             });
         }
-        Ok(FieldRange { field, ofs, n_bits })
+        Ok(FieldRange {
+            field,
+            ofs,
+            n_bits,
+            nxm: field.nxm_alias().is_some(),
+        })
     }
 
     /// The whole field.
@@ -92,6 +99,7 @@ impl FieldRange {
             field,
             ofs: 0,
             n_bits: field.width() as u16 * 8,
+            nxm: field.nxm_alias().is_some(),
         }
     }
 
@@ -111,22 +119,41 @@ impl FieldRange {
     }
 
     fn from_ofs_nbits(header: u32, ofs_nbits: u16) -> Result<Self, DecodeError> {
-        let field = field_from_header(header)?;
-        FieldRange::new(field, ofs_nbits >> 6, (ofs_nbits & 0x3f) + 1)
+        Self::from_header(header, ofs_nbits >> 6, (ofs_nbits & 0x3f) + 1)
+    }
+
+    fn from_header(header: u32, ofs: u16, n_bits: u16) -> Result<Self, DecodeError> {
+        let (field, nxm) = field_from_header(header)?;
+        let mut r = FieldRange::new(field, ofs, n_bits)?;
+        r.nxm = nxm;
+        Ok(r)
     }
 
     fn header(&self) -> u32 {
-        OxmHeader::of(self.field, false).to_u32()
+        let mut h = OxmHeader::of(self.field, false);
+        if self.nxm {
+            if let Some((class, num)) = self.field.nxm_alias() {
+                h.class = class;
+                h.field = num;
+            }
+        }
+        h.to_u32()
     }
 }
 
-fn field_from_header(h: u32) -> Result<Field, DecodeError> {
+/// The field a 32-bit NXM/OXM header names, and whether it was the NXM alias.
+fn field_from_header(h: u32) -> Result<(Field, bool), DecodeError> {
     let h = OxmHeader::from_u32(h);
-    Field::from_code(h.class, h.field).ok_or_else(|| DecodeError::Invalid {
-        what: "field reference",
-        why: format!("unknown field class {:#06x} field {}", h.class, h.field),
-        ofp: BAD_SET_ARGUMENT,
-    })
+    if let Some(f) = Field::from_code(h.class, h.field) {
+        return Ok((f, false));
+    }
+    Field::from_nxm_alias(h.class, h.field)
+        .map(|f| (f, true))
+        .ok_or_else(|| DecodeError::Invalid {
+            what: "field reference",
+            why: format!("unknown field class {:#06x} field {}", h.class, h.field),
+            ofp: BAD_SET_ARGUMENT,
+        })
 }
 
 impl fmt::Display for FieldRange {
@@ -636,11 +663,9 @@ fn decode_nicira(a: &[u8]) -> Result<Action, DecodeError> {
         nxast::REG_MOVE => {
             need(24, "nx_action_reg_move")?;
             let n_bits = be16(a, 10);
-            let src = field_from_header(be32(a, 16))?;
-            let dst = field_from_header(be32(a, 20))?;
             Action::Move {
-                src: FieldRange::new(src, be16(a, 12), n_bits)?,
-                dst: FieldRange::new(dst, be16(a, 14), n_bits)?,
+                src: FieldRange::from_header(be32(a, 16), be16(a, 12), n_bits)?,
+                dst: FieldRange::from_header(be32(a, 20), be16(a, 14), n_bits)?,
             }
         }
         nxast::REG_LOAD => {

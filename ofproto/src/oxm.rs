@@ -233,7 +233,48 @@ fn width_mask(width: usize) -> u128 {
     }
 }
 
+/// Fields that also have an NXM (class 0 or 1) code besides their OXM one: OVS refers to them
+/// by the NXM code in `move`, `load` and `output_reg`.
+const NXM_ALIASES: [(Field, u16, u8); 26] = [
+    (Field::EthDst, NXM_0, 1),
+    (Field::EthSrc, NXM_0, 2),
+    (Field::EthType, NXM_0, 3),
+    (Field::IpProto, NXM_0, 6),
+    (Field::Ipv4Src, NXM_0, 7),
+    (Field::Ipv4Dst, NXM_0, 8),
+    (Field::TcpSrc, NXM_0, 9),
+    (Field::TcpDst, NXM_0, 10),
+    (Field::UdpSrc, NXM_0, 11),
+    (Field::UdpDst, NXM_0, 12),
+    (Field::Icmpv4Type, NXM_0, 13),
+    (Field::Icmpv4Code, NXM_0, 14),
+    (Field::ArpOp, NXM_0, 15),
+    (Field::ArpSpa, NXM_0, 16),
+    (Field::ArpTpa, NXM_0, 17),
+    (Field::ArpSha, NXM_1, 17),
+    (Field::ArpTha, NXM_1, 18),
+    (Field::Ipv6Src, NXM_1, 19),
+    (Field::Ipv6Dst, NXM_1, 20),
+    (Field::Icmpv6Type, NXM_1, 21),
+    (Field::Icmpv6Code, NXM_1, 22),
+    (Field::Ipv6NdTarget, NXM_1, 23),
+    (Field::Ipv6NdSll, NXM_1, 24),
+    (Field::Ipv6NdTll, NXM_1, 25),
+    (Field::Ipv6Flabel, NXM_1, 27),
+    (Field::IpEcn, NXM_1, 28),
+];
+
 impl Field {
+    /// The field's NXM code where it has one besides its OXM code.
+    pub fn nxm_alias(self) -> Option<(u16, u8)> {
+        NXM_ALIASES.iter().find(|a| a.0 == self).map(|a| (a.1, a.2))
+    }
+
+    /// A field by its NXM alias code.
+    pub fn from_nxm_alias(class: u16, num: u8) -> Option<Field> {
+        NXM_ALIASES.iter().find(|a| a.1 == class && a.2 == num).map(|a| a.0)
+    }
+
     /// The mask that covers every bit the field can hold: a match with it is an exact match.
     pub fn full_mask(self) -> u128 {
         match self {

@@ -81,11 +81,15 @@ pub struct BundleOutcome {
     pub message_errors: Vec<RequestError>,
     /// The error that ended the bundle (open, commit or discard refused), if any.
     pub error: Option<ErrorMsg>,
+    /// Whether the bundle was committed (rather than discarded).
+    pub committed: bool,
 }
 
 impl BundleOutcome {
+    /// Committed with no error. (A bundle discarded because an add failed is not ok even
+    /// though the discard itself succeeded.)
     pub fn is_ok(&self) -> bool {
-        self.error.is_none() && self.message_errors.is_empty()
+        self.error.is_none() && self.message_errors.is_empty() && self.committed
     }
 }
 
@@ -105,6 +109,9 @@ pub enum Event {
     Bundle(BundleOutcome),
     /// A message the switch sent on its own (packet-in, port-status, flow-removed, ...).
     Async { xid: u32, message: Message },
+    /// The switch sent something we could not decode; it was answered with the matching
+    /// OpenFlow error. Reported so the owner can log it.
+    Undecodable { xid: u32, error: DecodeError },
     /// The session ended.
     Closed(CloseReason),
 }
@@ -117,6 +124,8 @@ enum Pending {
     BundleOpen(BundleId),
     BundleCommit(BundleId),
     BundleDiscard(BundleId),
+    /// The barrier after a bundle's adds: commit if every add was accepted, else discard.
+    BundleCheck(BundleId, u16),
     Echo,
 }
 
@@ -292,16 +301,27 @@ impl Session {
         xid
     }
 
-    /// Open, add every message, commit: one atomic change of the switch. The outcome comes as
-    /// one [`Event::Bundle`] for the returned id.
+    /// Open, add every message, then commit only if the switch accepted every add (a barrier
+    /// after the adds tells), else discard: one atomic change of the switch or none. Open vSwitch
+    /// checks each message when it is added and would commit the rest of a bundle whose adds
+    /// partly failed, so the check is needed for all-or-nothing. The outcome comes as one
+    /// [`Event::Bundle`] for the returned id.
     pub fn send_bundle(&mut self, messages: impl IntoIterator<Item = Message>) -> BundleId {
         let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
         let id = self.bundle_open(flags);
         for m in messages {
             self.bundle_add(id, flags, m);
         }
-        self.bundle_commit(id, flags);
+        self.bundle_finish(id, flags);
         id
+    }
+
+    /// Ends a bundle all-or-nothing: a barrier after the adds, then commit if every add was
+    /// accepted, else discard. The outcome comes as [`Event::Bundle`].
+    pub fn bundle_finish(&mut self, bundle_id: BundleId, flags: u16) {
+        let xid = self.xid();
+        self.pending.insert(xid, Pending::BundleCheck(bundle_id, flags));
+        self.queue(xid, Message::BarrierRequest);
     }
 
     /// Bytes to write to the switch, if any.
@@ -401,7 +421,11 @@ impl Session {
                     DecodeError::BadVersion(_) => ErrorCode::new(1, 0), // OFPBRC_BAD_VERSION
                     ref other => other.ofp_error(),
                 };
-                self.send_error(header.xid, code, frame);
+                // Never answer an error with an error: that could ping-pong forever.
+                if header.msg_type != MsgType::Error {
+                    self.send_error(header.xid, code, frame);
+                }
+                self.events.push_back(Event::Undecodable { xid: header.xid, error: e });
                 return;
             }
         };
@@ -458,6 +482,17 @@ impl Session {
         match (pending, msg) {
             (Pending::Echo, Message::EchoReply(_)) => {}
             (Pending::Barrier, Message::BarrierReply) => self.events.push_back(Event::Barrier { xid }),
+            (Pending::BundleCheck(id, flags), Message::BarrierReply) => {
+                let clean = self
+                    .bundles
+                    .get(&id)
+                    .is_some_and(|b| b.message_errors.is_empty() && b.failed.is_none());
+                if clean {
+                    self.bundle_commit(id, flags);
+                } else {
+                    self.bundle_discard(id, flags);
+                }
+            }
             (Pending::Request { multipart }, Message::MultipartReply { flags, body }) => {
                 let joined = match multipart {
                     None => body,
@@ -495,10 +530,12 @@ impl Session {
                 }
             }
             (Pending::BundleOpen(_), Message::BundleControl(_)) => {}
-            (Pending::BundleCommit(id) | Pending::BundleDiscard(id), reply) => {
+            (p @ (Pending::BundleCommit(id) | Pending::BundleDiscard(id)), reply) => {
                 let mut state = self.bundles.remove(&id).unwrap_or_default();
+                let mut committed = matches!(p, Pending::BundleCommit(_));
                 if let Message::Error(e) = reply {
                     state.failed.get_or_insert(e);
+                    committed = false;
                 }
                 // Adds the switch never answered are done with too.
                 self.pending
@@ -507,6 +544,7 @@ impl Session {
                     bundle_id: id,
                     message_errors: state.message_errors,
                     error: state.failed,
+                    committed,
                 }));
             }
             (_, Message::Error(error)) => self.events.push_back(Event::Error(RequestError { xid, error })),
@@ -668,26 +706,41 @@ mod tests {
         let mut s = connected(now);
         s.poll_transmit();
         let fm = |p| Message::FlowMod(FlowMod::add(0, p, Match::new(), vec![]));
+        // A clean bundle: open, adds, barrier, then commit.
         let id = s.send_bundle([fm(1), fm(2), fm(3)]);
         let sent = decode_all(&s.poll_transmit().unwrap());
         assert_eq!(sent.len(), 5);
+        assert_eq!(sent[4].1, Message::BarrierRequest);
+        s.handle_input(&Message::BarrierReply.to_bytes(sent[4].0.xid), now);
+        let sent = decode_all(&s.poll_transmit().unwrap());
+        assert!(matches!(&sent[0].1, Message::BundleControl(c) if c.ctrl_type == BundleCtrlType::CommitRequest));
+        let mut reply = BundleCtrl { bundle_id: id, ctrl_type: BundleCtrlType::CommitReply, flags: 3, properties: vec![] };
+        s.handle_input(&Message::BundleControl(reply.clone()).to_bytes(sent[0].0.xid), now);
+        assert!(matches!(s.poll_event(), Some(Event::Bundle(o)) if o.is_ok() && o.bundle_id == id));
+
+        // The switch refuses the second flow: the bundle is discarded, the error named.
+        let id = s.send_bundle([fm(1), fm(2), fm(3)]);
+        let sent = decode_all(&s.poll_transmit().unwrap());
         let add2 = sent[2].0.xid;
-        let commit = sent[4].0.xid;
         match &sent[2].1 {
             Message::BundleAdd(b) => assert_eq!(*b.message, fm(2)),
             other => panic!("{other:?}"),
         }
-        // The switch refuses the second flow and then the commit.
         let err = ErrorMsg::new(ErrorCode::new(5, 1), vec![]);
         s.handle_input(&Message::Error(err.clone()).to_bytes(add2), now);
-        let commit_err = ErrorMsg::new(ErrorCode::new(17, 12), vec![]);
-        s.handle_input(&Message::Error(commit_err.clone()).to_bytes(commit), now);
+        s.handle_input(&Message::BarrierReply.to_bytes(sent[4].0.xid), now);
+        let sent = decode_all(&s.poll_transmit().unwrap());
+        assert!(matches!(&sent[0].1, Message::BundleControl(c) if c.ctrl_type == BundleCtrlType::DiscardRequest));
+        reply.bundle_id = id;
+        reply.ctrl_type = BundleCtrlType::DiscardReply;
+        s.handle_input(&Message::BundleControl(reply).to_bytes(sent[0].0.xid), now);
         assert_eq!(
             s.poll_event(),
             Some(Event::Bundle(BundleOutcome {
                 bundle_id: id,
                 message_errors: vec![RequestError { xid: add2, error: err }],
-                error: Some(commit_err),
+                error: None,
+                committed: false,
             }))
         );
         assert_eq!(s.outstanding(), 0);
@@ -712,6 +765,7 @@ mod tests {
         s.handle_input(&[0x01, 18, 0, 8, 0, 0, 0, 4], now);
         let sent = decode_all(&s.poll_transmit().unwrap());
         assert!(matches!(&sent[0].1, Message::Error(ErrorMsg::Standard { code, .. }) if code.name() == "OFPBRC_BAD_VERSION"));
+        assert!(matches!(s.poll_event(), Some(Event::Undecodable { xid: 4, .. })));
         // A length below 8 cannot be framed: the session ends.
         s.handle_input(&[0x04, 2, 0, 4, 0, 0, 0, 5], now);
         assert!(matches!(s.poll_event(), Some(Event::Closed(CloseReason::BadFraming(_)))));
