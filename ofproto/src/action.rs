@@ -6,9 +6,10 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use crate::error::{DecodeError, ErrorCode};
+use crate::writer::Writer;
 use crate::oxm::{port_name, CHex, Field, FieldMatch, MatchField, OxmHeader};
 
 /// Nicira's experimenter id, used by OVS's extension actions.
@@ -383,20 +384,24 @@ impl Action {
 
     /// Appends one action; lengths and padding are computed here.
     pub fn encode(&self, buf: &mut BytesMut) {
+        crate::writer::append(buf, self.encoded_len(), |w| self.write(w));
+    }
+
+    pub(crate) fn write(&self, buf: &mut Writer<'_>) {
         let start = buf.len();
         match self {
             Action::Output { port, max_len } => {
                 put_hdr(buf, at::OUTPUT, 16);
                 buf.put_u32(*port);
                 buf.put_u16(*max_len);
-                buf.put_bytes(0, 6);
+                buf.put_zeros(6);
             }
             Action::CopyTtlOut => put_empty(buf, at::COPY_TTL_OUT),
             Action::CopyTtlIn => put_empty(buf, at::COPY_TTL_IN),
             Action::SetMplsTtl(t) => {
                 put_hdr(buf, at::SET_MPLS_TTL, 8);
                 buf.put_u8(*t);
-                buf.put_bytes(0, 3);
+                buf.put_zeros(3);
             }
             Action::DecMplsTtl => put_empty(buf, at::DEC_MPLS_TTL),
             Action::PushVlan(e) => put_u16_action(buf, at::PUSH_VLAN, *e),
@@ -414,14 +419,14 @@ impl Action {
             Action::SetNwTtl(t) => {
                 put_hdr(buf, at::SET_NW_TTL, 8);
                 buf.put_u8(*t);
-                buf.put_bytes(0, 3);
+                buf.put_zeros(3);
             }
             Action::DecNwTtl => put_empty(buf, at::DEC_NW_TTL),
             Action::PushPbb(e) => put_u16_action(buf, at::PUSH_PBB, *e),
             Action::PopPbb => put_empty(buf, at::POP_PBB),
             Action::SetField(f) => {
                 put_hdr(buf, at::SET_FIELD, 0);
-                f.encode(buf);
+                f.write(buf);
             }
             Action::Resubmit { in_port, table } => {
                 let sub = if table.is_some() {
@@ -432,7 +437,7 @@ impl Action {
                 put_nx(buf, sub);
                 buf.put_u16(*in_port);
                 buf.put_u8(table.unwrap_or(0));
-                buf.put_bytes(0, 3);
+                buf.put_zeros(3);
             }
             Action::Move { src, dst } => {
                 put_nx(buf, nxast::REG_MOVE);
@@ -450,14 +455,14 @@ impl Action {
             }
             Action::Load2(f) => {
                 put_nx(buf, nxast::REG_LOAD2);
-                f.encode(buf);
+                f.write(buf);
             }
             Action::Note(bytes) => {
                 put_nx(buf, nxast::NOTE);
                 buf.put_slice(bytes);
                 // A note is at least 16 bytes: pad_to_8 below covers the rest.
                 if buf.len() - start < 16 {
-                    buf.put_bytes(0, 16 - (buf.len() - start));
+                    buf.put_zeros(16 - (buf.len() - start));
                 }
             }
             Action::OutputReg { src, max_len } => {
@@ -465,12 +470,12 @@ impl Action {
                 buf.put_u16(src.ofs_nbits());
                 buf.put_u32(src.header());
                 buf.put_u16(*max_len);
-                buf.put_bytes(0, 6);
+                buf.put_zeros(6);
             }
             Action::DecTtl { controller_ids: ids } => {
                 put_nx(buf, nxast::DEC_TTL_CNT_IDS);
                 buf.put_u16(ids.len() as u16);
-                buf.put_bytes(0, 4);
+                buf.put_zeros(4);
                 for id in ids {
                     buf.put_u16(*id);
                 }
@@ -510,16 +515,16 @@ impl Action {
                     }
                 }
                 buf.put_u8(ct.table.unwrap_or(CT_RECIRC_NONE));
-                buf.put_bytes(0, 3);
+                buf.put_zeros(3);
                 buf.put_u16(ct.alg);
                 for a in &ct.actions {
-                    a.encode(buf);
+                    a.write(buf);
                 }
             }
             Action::Nat(nat) => encode_nat(nat, buf),
             Action::CtClear => {
                 put_nx(buf, nxast::CT_CLEAR);
-                buf.put_bytes(0, 6);
+                buf.put_zeros(6);
             }
             Action::Experimenter { experimenter, body } => {
                 put_hdr(buf, at::EXPERIMENTER, 0);
@@ -533,8 +538,8 @@ impl Action {
         }
         let len = buf.len() - start;
         let padded = len.div_ceil(8) * 8;
-        buf.put_bytes(0, padded - len);
-        buf[start + 2..start + 4].copy_from_slice(&(padded as u16).to_be_bytes());
+        buf.put_zeros(padded - len);
+        buf.patch_u16(start + 2, padded as u16);
     }
 
     /// Bytes [`Action::encode`] writes for this action.
@@ -562,8 +567,12 @@ impl Action {
     }
 
     pub fn encode_list(actions: &[Action], buf: &mut BytesMut) {
+        crate::writer::append(buf, Action::list_len(actions), |w| Action::write_list(actions, w));
+    }
+
+    pub(crate) fn write_list(actions: &[Action], buf: &mut Writer<'_>) {
         for a in actions {
-            a.encode(buf);
+            a.write(buf);
         }
     }
 
@@ -592,9 +601,7 @@ impl Action {
 }
 
 fn field_len(f: &MatchField) -> usize {
-    let mut b = BytesMut::new();
-    f.encode(&mut b);
-    b.len()
+    f.encoded_len()
 }
 
 fn check_padding(what: &'static str, a: &[u8], used: usize) -> Result<(), DecodeError> {
@@ -609,23 +616,23 @@ fn check_padding(what: &'static str, a: &[u8], used: usize) -> Result<(), Decode
     Ok(())
 }
 
-fn put_hdr(buf: &mut BytesMut, typ: u16, len: u16) {
+fn put_hdr(buf: &mut Writer<'_>, typ: u16, len: u16) {
     buf.put_u16(typ);
     buf.put_u16(len); // fixed up by encode once the length is known
 }
 
-fn put_empty(buf: &mut BytesMut, typ: u16) {
+fn put_empty(buf: &mut Writer<'_>, typ: u16) {
     put_hdr(buf, typ, 8);
     buf.put_u32(0);
 }
 
-fn put_u16_action(buf: &mut BytesMut, typ: u16, v: u16) {
+fn put_u16_action(buf: &mut Writer<'_>, typ: u16, v: u16) {
     put_hdr(buf, typ, 8);
     buf.put_u16(v);
     buf.put_u16(0);
 }
 
-fn put_nx(buf: &mut BytesMut, subtype: u16) {
+fn put_nx(buf: &mut Writer<'_>, subtype: u16) {
     put_hdr(buf, at::EXPERIMENTER, 0);
     buf.put_u32(NX_VENDOR_ID);
     buf.put_u16(subtype);
@@ -816,7 +823,7 @@ fn nat_ranges_len(n: &Nat) -> usize {
     len
 }
 
-fn encode_nat(n: &Nat, buf: &mut BytesMut) {
+fn encode_nat(n: &Nat, buf: &mut Writer<'_>) {
     put_nx(buf, nxast::NAT);
     buf.put_u16(0);
     let mut flags = 0;

@@ -2,11 +2,12 @@
 
 use std::fmt;
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use crate::action::{Action, ActionList};
 use crate::error::{DecodeError, ErrorCode};
 use crate::oxm::CHex;
+use crate::writer::Writer;
 
 const OFPET_BAD_INSTRUCTION: u16 = 3;
 const BAD_LEN: ErrorCode = ErrorCode::new(OFPET_BAD_INSTRUCTION, 7);
@@ -116,13 +117,17 @@ impl Instruction {
     }
 
     pub fn encode(&self, buf: &mut BytesMut) {
+        crate::writer::append(buf, self.encoded_len(), |w| self.write(w));
+    }
+
+    pub(crate) fn write(&self, buf: &mut Writer<'_>) {
         let start = buf.len();
         match self {
             Instruction::GotoTable(t) => {
                 buf.put_u16(it::GOTO_TABLE);
                 buf.put_u16(8);
                 buf.put_u8(*t);
-                buf.put_bytes(0, 3);
+                buf.put_zeros(3);
             }
             Instruction::WriteMetadata { value, mask } => {
                 buf.put_u16(it::WRITE_METADATA);
@@ -140,7 +145,7 @@ impl Instruction {
                 buf.put_u16(typ);
                 buf.put_u16(0);
                 buf.put_u32(0);
-                Action::encode_list(a, buf);
+                Action::write_list(a, buf);
             }
             Instruction::ClearActions => {
                 buf.put_u16(it::CLEAR_ACTIONS);
@@ -166,8 +171,8 @@ impl Instruction {
         }
         let len = buf.len() - start;
         let padded = len.div_ceil(8) * 8;
-        buf.put_bytes(0, padded - len);
-        buf[start + 2..start + 4].copy_from_slice(&(padded as u16).to_be_bytes());
+        buf.put_zeros(padded - len);
+        buf.patch_u16(start + 2, padded as u16);
     }
 
     pub fn encoded_len(&self) -> usize {
@@ -182,8 +187,14 @@ impl Instruction {
     }
 
     pub fn encode_list(instructions: &[Instruction], buf: &mut BytesMut) {
+        crate::writer::append(buf, Instruction::list_len(instructions), |w| {
+            Instruction::write_list(instructions, w)
+        });
+    }
+
+    pub(crate) fn write_list(instructions: &[Instruction], buf: &mut Writer<'_>) {
         for i in instructions {
-            i.encode(buf);
+            i.write(buf);
         }
     }
 

@@ -19,6 +19,7 @@ pub mod instruction;
 pub mod msg;
 pub mod oxm;
 pub mod session;
+mod writer;
 
 pub use error::{DecodeError, ErrorCode};
 pub use header::{Header, MsgType, OFP13_VERSION};

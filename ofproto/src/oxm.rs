@@ -8,9 +8,10 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use crate::error::{DecodeError, ErrorCode};
+use crate::writer::Writer;
 
 /// OXM class numbers.
 pub mod class {
@@ -412,12 +413,17 @@ impl MatchField {
         }
     }
 
-    fn encoded_len(&self) -> usize {
+    /// Bytes [`MatchField::encode`] writes.
+    pub fn encoded_len(&self) -> usize {
         4 + self.header().length as usize
     }
 
     /// Appends the OXM TLV (header and payload; no padding).
     pub fn encode(&self, buf: &mut BytesMut) {
+        crate::writer::append(buf, self.encoded_len(), |w| self.write(w));
+    }
+
+    pub(crate) fn write(&self, buf: &mut Writer<'_>) {
         match self {
             MatchField::Field(f) => {
                 let w = f.field.width();
@@ -523,7 +529,7 @@ impl MatchField {
     }
 }
 
-fn put_uint(buf: &mut BytesMut, v: u128, width: usize) {
+fn put_uint(buf: &mut Writer<'_>, v: u128, width: usize) {
     let bytes = v.to_be_bytes();
     buf.put_slice(&bytes[16 - width..]);
 }
@@ -732,14 +738,17 @@ impl Match {
 
     /// Appends the `ofp_match`, padding included.
     pub fn encode(&self, buf: &mut BytesMut) {
+        crate::writer::append(buf, self.encoded_len(), |w| self.write(w));
+    }
+
+    pub(crate) fn write(&self, buf: &mut Writer<'_>) {
         let len = self.unpadded_len();
-        buf.reserve(len.div_ceil(8) * 8);
         buf.put_u16(OFPMT_OXM);
         buf.put_u16(len as u16);
         for f in &self.fields {
-            f.encode(buf);
+            f.write(buf);
         }
-        buf.put_bytes(0, len.div_ceil(8) * 8 - len);
+        buf.put_zeros(len.div_ceil(8) * 8 - len);
     }
 
     /// Bytes [`Match::encode`] writes, padding included.

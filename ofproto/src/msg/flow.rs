@@ -132,7 +132,10 @@ impl FlowMod {
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
-        buf.reserve(40 + self.match_.encoded_len() + Instruction::list_len(&self.instructions));
+        crate::writer::append(buf, self.body_len(), |w| self.write(w));
+    }
+
+    fn write(&self, buf: &mut crate::writer::Writer<'_>) {
         buf.put_u64(self.cookie);
         buf.put_u64(self.cookie_mask);
         buf.put_u8(self.table_id);
@@ -145,8 +148,8 @@ impl FlowMod {
         buf.put_u32(self.out_group);
         buf.put_u16(self.flags);
         buf.put_u16(0);
-        self.match_.encode(buf);
-        Instruction::encode_list(&self.instructions, buf);
+        self.match_.write(buf);
+        Instruction::write_list(&self.instructions, buf);
     }
 
     pub(crate) fn body_len(&self) -> usize {

@@ -354,9 +354,8 @@ impl Message {
     /// Appends the message with the given xid; lengths and padding are computed here.
     pub fn encode(&self, xid: u32, buf: &mut BytesMut) {
         let start = buf.len();
-        if let Message::FlowMod(f) = self {
-            buf.reserve(HEADER_LEN + f.body_len());
-        }
+        // Most messages are small; one reservation up front saves regrowing while writing.
+        buf.reserve(256);
         Header {
             version: OFP13_VERSION,
             msg_type: self.msg_type(),
