@@ -339,6 +339,8 @@ pub struct FieldMatch {
     field: Field,
     value: u128,
     mask: Option<u128>,
+    /// The OXM header on the wire, computed once: encoding is on the hot path.
+    hdr: u32,
 }
 
 /// An OXM entry of an unknown class or field. For the experimenter class, `payload` starts with
@@ -353,11 +355,7 @@ impl FieldMatch {
     /// An exact match. Fails if `value` does not fit the field.
     pub fn exact(field: Field, value: u128) -> Result<Self, DecodeError> {
         Self::check_value(field, value)?;
-        Ok(FieldMatch {
-            field,
-            value,
-            mask: None,
-        })
+        Ok(FieldMatch::new(field, value, None))
     }
 
     /// A masked match. Fails if the field cannot be masked or a number does not fit. Bits of
@@ -372,11 +370,16 @@ impl FieldMatch {
                 ofp: BAD_MASK,
             });
         }
-        Ok(FieldMatch {
+        Ok(FieldMatch::new(field, value & mask, Some(mask)))
+    }
+
+    fn new(field: Field, value: u128, mask: Option<u128>) -> Self {
+        FieldMatch {
             field,
-            value: value & mask,
-            mask: Some(mask),
-        })
+            value,
+            mask,
+            hdr: OxmHeader::of(field, mask.is_some()).to_u32(),
+        }
     }
 
     fn check_value(field: Field, v: u128) -> Result<(), DecodeError> {
@@ -408,14 +411,17 @@ impl FieldMatch {
 impl MatchField {
     fn header(&self) -> OxmHeader {
         match self {
-            MatchField::Field(f) => OxmHeader::of(f.field, f.mask.is_some()),
+            MatchField::Field(f) => OxmHeader::from_u32(f.hdr),
             MatchField::Unknown(r) => r.header,
         }
     }
 
     /// Bytes [`MatchField::encode`] writes.
     pub fn encoded_len(&self) -> usize {
-        4 + self.header().length as usize
+        match self {
+            MatchField::Field(f) => 4 + (f.hdr & 0xff) as usize,
+            MatchField::Unknown(r) => 4 + r.header.length as usize,
+        }
     }
 
     /// Appends the OXM TLV (header and payload; no padding).
@@ -426,8 +432,9 @@ impl MatchField {
     pub(crate) fn write(&self, buf: &mut Writer<'_>) {
         match self {
             MatchField::Field(f) => {
-                let w = f.field.width();
-                buf.put_u32(OxmHeader::of(f.field, f.mask.is_some()).to_u32());
+                let len = (f.hdr & 0xff) as usize;
+                let w = if f.mask.is_some() { len / 2 } else { len };
+                buf.put_u32(f.hdr);
                 put_uint(buf, f.value, w);
                 if let Some(m) = f.mask {
                     put_uint(buf, m, w);
@@ -513,25 +520,27 @@ impl MatchField {
                     ofp: BAD_VALUE,
                 });
             }
-            FieldMatch {
-                field,
-                value,
-                mask: Some(mask),
-            }
+            FieldMatch::new(field, value, Some(mask))
         } else {
-            FieldMatch {
-                field,
-                value,
-                mask: None,
-            }
+            FieldMatch::new(field, value, None)
         };
         Ok((MatchField::Field(fm), total))
     }
 }
 
 fn put_uint(buf: &mut Writer<'_>, v: u128, width: usize) {
-    let bytes = v.to_be_bytes();
-    buf.put_slice(&bytes[16 - width..]);
+    // Constant-size writes for the usual widths compile to plain stores.
+    match width {
+        1 => buf.put_u8(v as u8),
+        2 => buf.put_u16(v as u16),
+        4 => buf.put_u32(v as u32),
+        8 => buf.put_u64(v as u64),
+        16 => {
+            buf.put_u64((v >> 64) as u64);
+            buf.put_u64(v as u64);
+        }
+        _ => buf.put_slice(&v.to_be_bytes()[16 - width..]),
+    }
 }
 
 pub(crate) fn get_uint(b: &[u8]) -> u128 {
@@ -828,7 +837,7 @@ impl fmt::Display for FieldMatch {
         let w = self.field.width();
         if self.mask == Some(self.field.full_mask()) {
             // An all-ones mask is an exact match; OVS prints it so.
-            return FieldMatch { mask: None, ..*self }.fmt(f);
+            return FieldMatch::new(self.field, self.value, None).fmt(f);
         }
         if let Field::XReg(n) = self.field {
             // OVS prints a 64-bit xreg as the two 32-bit registers it is made of.

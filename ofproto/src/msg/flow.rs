@@ -135,7 +135,7 @@ impl FlowMod {
         crate::writer::append(buf, self.body_len(), |w| self.write(w));
     }
 
-    fn write(&self, buf: &mut crate::writer::Writer<'_>) {
+    pub(crate) fn write(&self, buf: &mut crate::writer::Writer<'_>) {
         buf.put_u64(self.cookie);
         buf.put_u64(self.cookie_mask);
         buf.put_u8(self.table_id);

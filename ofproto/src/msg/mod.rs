@@ -353,6 +353,18 @@ impl Message {
 
     /// Appends the message with the given xid; lengths and padding are computed here.
     pub fn encode(&self, xid: u32, buf: &mut BytesMut) {
+        if let Message::FlowMod(f) = self {
+            // The hot path: the whole flow-mod, header included, in one sized write.
+            let len = HEADER_LEN + f.body_len();
+            crate::writer::append(buf, len, |w| {
+                w.put_u8(OFP13_VERSION);
+                w.put_u8(MsgType::FlowMod.into());
+                w.put_u16(len as u16);
+                w.put_u32(xid);
+                f.write(w);
+            });
+            return;
+        }
         let start = buf.len();
         // Most messages are small; one reservation up front saves regrowing while writing.
         buf.reserve(256);
