@@ -31,10 +31,21 @@ fn pipeline_flow() -> Message {
             actions: vec![],
         }),
         Action::set_field(Field::Reg(0), 0x10).unwrap(),
-        Action::Load { dst: FieldRange::new(Field::Reg(1), 0, 8).unwrap(), value: 3 },
+        Action::Load {
+            dst: FieldRange::new(Field::Reg(1), 0, 8).unwrap(),
+            value: 3,
+        },
         Action::resubmit(40),
     ];
-    let mut f = FlowMod::add(30, 1000, m, vec![Instruction::ApplyActions(actions), Instruction::GotoTable(40)]);
+    let mut f = FlowMod::add(
+        30,
+        1000,
+        m,
+        vec![
+            Instruction::ApplyActions(actions),
+            Instruction::GotoTable(40),
+        ],
+    );
     f.cookie = 0x0102_0304_0506_0708;
     Message::FlowMod(f)
 }
@@ -52,7 +63,9 @@ fn bench(c: &mut Criterion) {
             black_box(buf.len());
         })
     });
-    g.bench_function("decode", |b| b.iter(|| black_box(Message::decode(black_box(&bytes)).unwrap())));
+    g.bench_function("decode", |b| {
+        b.iter(|| black_box(Message::decode(black_box(&bytes)).unwrap()))
+    });
     g.finish();
 }
 

@@ -9,7 +9,9 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!("usage: ofp-print [HEX...]   (no arguments: read hex from stdin)");
-        println!("Whitespace, ':' and a leading 0x are ignored. Several messages may follow each other.");
+        println!(
+            "Whitespace, ':' and a leading 0x are ignored. Several messages may follow each other."
+        );
         return ExitCode::SUCCESS;
     }
     let text = if args.is_empty() {
@@ -35,7 +37,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("ofp-print: bad message: {e} (OpenFlow error {})", e.ofp_error());
+            eprintln!(
+                "ofp-print: bad message: {e} (OpenFlow error {})",
+                e.ofp_error()
+            );
             ExitCode::FAILURE
         }
     }

@@ -9,8 +9,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytes::BytesMut;
 
 use crate::error::{DecodeError, ErrorCode};
-use crate::writer::Writer;
 use crate::oxm::{port_name, CHex, Field, FieldMatch, MatchField, OxmHeader};
+use crate::writer::Writer;
 
 /// Nicira's experimenter id, used by OVS's extension actions.
 pub const NX_VENDOR_ID: u32 = 0x0000_2320;
@@ -222,7 +222,10 @@ pub struct Nat {
 /// One action.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
-    Output { port: u32, max_len: u16 },
+    Output {
+        port: u32,
+        max_len: u16,
+    },
     CopyTtlOut,
     CopyTtlIn,
     SetMplsTtl(u8),
@@ -240,27 +243,55 @@ pub enum Action {
     PushPbb(u16),
     PopPbb,
     /// Nicira resubmit: `table` None resubmits to the current table.
-    Resubmit { in_port: u16, table: Option<u8> },
+    Resubmit {
+        in_port: u16,
+        table: Option<u8>,
+    },
     /// Nicira reg_move: copies `src` to `dst` (same number of bits).
-    Move { src: FieldRange, dst: FieldRange },
+    Move {
+        src: FieldRange,
+        dst: FieldRange,
+    },
     /// Nicira reg_load: loads `value` into `dst`.
-    Load { dst: FieldRange, value: u64 },
+    Load {
+        dst: FieldRange,
+        value: u64,
+    },
     /// Nicira reg_load2: a set_field that may carry a mask.
     Load2(MatchField),
     Note(Vec<u8>),
-    OutputReg { src: FieldRange, max_len: u16 },
+    OutputReg {
+        src: FieldRange,
+        max_len: u16,
+    },
     /// Nicira dec_ttl with the controller ids to notify (`dec_ttl(1,2)`). Plain `dec_ttl` is
     /// [`Action::DecNwTtl`]: OVS accepts Nicira's own plain form only in OpenFlow 1.0.
-    DecTtl { controller_ids: Vec<u16> },
-    Controller { max_len: u16, controller_id: u16, reason: u8 },
-    Conjunction { id: u32, clause: u8, n_clauses: u8 },
+    DecTtl {
+        controller_ids: Vec<u16>,
+    },
+    Controller {
+        max_len: u16,
+        controller_id: u16,
+        reason: u8,
+    },
+    Conjunction {
+        id: u32,
+        clause: u8,
+        n_clauses: u8,
+    },
     Ct(Ct),
     Nat(Nat),
     CtClear,
     /// An experimenter action this crate does not know; `body` follows the experimenter id.
-    Experimenter { experimenter: u32, body: Vec<u8> },
+    Experimenter {
+        experimenter: u32,
+        body: Vec<u8>,
+    },
     /// An action type this crate does not know; `body` follows the 4-byte type/length header.
-    Unknown { typ: u16, body: Vec<u8> },
+    Unknown {
+        typ: u16,
+        body: Vec<u8>,
+    },
 }
 
 fn truncated(what: &'static str, need: usize, have: usize) -> DecodeError {
@@ -305,7 +336,7 @@ impl Action {
                 return Err(truncated("action header", 4, rest.len()));
             }
             let len = be16(rest, 2) as usize;
-            if len < 8 || len % 8 != 0 {
+            if len < 8 || !len.is_multiple_of(8) {
                 return Err(DecodeError::BadLength {
                     what: "action",
                     len,
@@ -472,7 +503,9 @@ impl Action {
                 buf.put_u16(*max_len);
                 buf.put_zeros(6);
             }
-            Action::DecTtl { controller_ids: ids } => {
+            Action::DecTtl {
+                controller_ids: ids,
+            } => {
                 put_nx(buf, nxast::DEC_TTL_CNT_IDS);
                 buf.put_u16(ids.len() as u16);
                 buf.put_zeros(4);
@@ -547,7 +580,11 @@ impl Action {
         let raw = match self {
             Action::Output { .. } => 16,
             Action::SetField(f) | Action::Load2(f) => {
-                let base = if matches!(self, Action::SetField(_)) { 4 } else { 10 };
+                let base = if matches!(self, Action::SetField(_)) {
+                    4
+                } else {
+                    10
+                };
                 base + field_len(f)
             }
             Action::Resubmit { .. }
@@ -556,7 +593,9 @@ impl Action {
             | Action::CtClear => 16,
             Action::Move { .. } | Action::Load { .. } | Action::OutputReg { .. } => 24,
             Action::Note(b) => (10 + b.len()).max(16),
-            Action::DecTtl { controller_ids: ids } => 16 + 2 * ids.len(),
+            Action::DecTtl {
+                controller_ids: ids,
+            } => 16 + 2 * ids.len(),
             Action::Ct(ct) => 24 + ct.actions.iter().map(Action::encoded_len).sum::<usize>(),
             Action::Nat(n) => 16 + nat_ranges_len(n),
             Action::Experimenter { body, .. } => 8 + body.len(),
@@ -567,7 +606,9 @@ impl Action {
     }
 
     pub fn encode_list(actions: &[Action], buf: &mut BytesMut) {
-        crate::writer::append(buf, Action::list_len(actions), |w| Action::write_list(actions, w));
+        crate::writer::append(buf, Action::list_len(actions), |w| {
+            Action::write_list(actions, w)
+        });
     }
 
     pub(crate) fn write_list(actions: &[Action], buf: &mut Writer<'_>) {
@@ -583,7 +624,9 @@ impl Action {
 
     /// `set_field:VALUE->FIELD` for a whole field.
     pub fn set_field(field: Field, value: u128) -> Result<Action, DecodeError> {
-        Ok(Action::SetField(MatchField::Field(FieldMatch::exact(field, value)?)))
+        Ok(Action::SetField(MatchField::Field(FieldMatch::exact(
+            field, value,
+        )?)))
     }
 
     /// `resubmit(,TABLE)`.
@@ -707,7 +750,9 @@ fn decode_nicira(a: &[u8]) -> Result<Action, DecodeError> {
             let n = be16(a, 10) as usize;
             need(16 + 2 * n, "nx_action_cnt_ids")?;
             let ids = (0..n).map(|i| be16(a, 16 + 2 * i)).collect();
-            Action::DecTtl { controller_ids: ids }
+            Action::DecTtl {
+                controller_ids: ids,
+            }
         }
         nxast::CONTROLLER => {
             need(16, "nx_action_controller")?;
@@ -720,7 +765,7 @@ fn decode_nicira(a: &[u8]) -> Result<Action, DecodeError> {
         nxast::CONJUNCTION => {
             need(16, "nx_action_conjunction")?;
             let (clause, n_clauses) = (a[10], a[11]);
-            if n_clauses < 2 || n_clauses > 64 || clause >= n_clauses {
+            if !(2..=64).contains(&n_clauses) || clause >= n_clauses {
                 return Err(DecodeError::Invalid {
                     what: "nx_action_conjunction",
                     why: format!("clause {clause} of {n_clauses}: needs 2..64 clauses and clause < n_clauses"),
@@ -796,11 +841,20 @@ fn nat_present(n: &Nat) -> u16 {
     let mut p = 0;
     match n.addrs {
         NatAddrs::None => {}
-        NatAddrs::V4(_, max) => p |= nat_range::V4_MIN | if max.is_some() { nat_range::V4_MAX } else { 0 },
-        NatAddrs::V6(_, max) => p |= nat_range::V6_MIN | if max.is_some() { nat_range::V6_MAX } else { 0 },
+        NatAddrs::V4(_, max) => {
+            p |= nat_range::V4_MIN | if max.is_some() { nat_range::V4_MAX } else { 0 }
+        }
+        NatAddrs::V6(_, max) => {
+            p |= nat_range::V6_MIN | if max.is_some() { nat_range::V6_MAX } else { 0 }
+        }
     }
     if let Some((_, max)) = n.ports {
-        p |= nat_range::PROTO_MIN | if max.is_some() { nat_range::PROTO_MAX } else { 0 };
+        p |= nat_range::PROTO_MIN
+            | if max.is_some() {
+                nat_range::PROTO_MAX
+            } else {
+                0
+            };
     }
     p
 }
@@ -903,11 +957,19 @@ fn decode_nat(a: &[u8]) -> Result<Nat, DecodeError> {
             return Err(bad("both IPv4 and IPv6 ranges".into()));
         }
         let min = v4(take(4)?);
-        let max = if has(nat_range::V4_MAX) { Some(v4(take(4)?)) } else { None };
+        let max = if has(nat_range::V4_MAX) {
+            Some(v4(take(4)?))
+        } else {
+            None
+        };
         NatAddrs::V4(min, max)
     } else if has(nat_range::V6_MIN) {
         let min = v6(take(16)?);
-        let max = if has(nat_range::V6_MAX) { Some(v6(take(16)?)) } else { None };
+        let max = if has(nat_range::V6_MAX) {
+            Some(v6(take(16)?))
+        } else {
+            None
+        };
         NatAddrs::V6(min, max)
     } else if has(nat_range::V4_MAX) || has(nat_range::V6_MAX) {
         return Err(bad("a range maximum without its minimum".into()));
@@ -1020,7 +1082,12 @@ impl fmt::Display for Action {
             Action::Move { src, dst } => write!(f, "move:{src}->{dst}"),
             Action::Load { dst, value } => {
                 if dst.ofs == 0 && dst.n_bits as usize == dst.field.width() * 8 {
-                    write!(f, "set_field:{}->{}", CHex((*value).into()), dst.field.name())
+                    write!(
+                        f,
+                        "set_field:{}->{}",
+                        CHex((*value).into()),
+                        dst.field.name()
+                    )
                 } else {
                     write!(f, "load:{}->{dst}", CHex((*value).into()))
                 }
@@ -1107,7 +1174,11 @@ impl fmt::Display for Action {
                     .filter(|a| matches!(a, Action::Nat(_)))
                     .map(|a| a.to_string())
                     .collect();
-                let others: Vec<&Action> = ct.actions.iter().filter(|a| !matches!(a, Action::Nat(_))).collect();
+                let others: Vec<&Action> = ct
+                    .actions
+                    .iter()
+                    .filter(|a| !matches!(a, Action::Nat(_)))
+                    .collect();
                 parts.extend(nats);
                 if !others.is_empty() {
                     let list: Vec<Action> = others.into_iter().cloned().collect();
@@ -1144,7 +1215,11 @@ impl fmt::Display for Action {
                         write!(f, "-{max}")?;
                     }
                 }
-                for (on, name) in [(n.persistent, "persistent"), (n.hash, "hash"), (n.random, "random")] {
+                for (on, name) in [
+                    (n.persistent, "persistent"),
+                    (n.hash, "hash"),
+                    (n.random, "random"),
+                ] {
                     if on {
                         write!(f, ",{name}")?;
                     }
@@ -1220,12 +1295,21 @@ mod tests {
         check("0000 0010 00000003 0000 000000000000", "output:3");
         check("0000 0010 fffffffd ffff 000000000000", "CONTROLLER:65535");
         check("0016 0008 00000007", "group:7");
-        check("0011 0008 8100 0000 0012 0008 00000000", "push_vlan:0x8100,pop_vlan");
+        check(
+            "0011 0008 8100 0000 0012 0008 00000000",
+            "push_vlan:0x8100,pop_vlan",
+        );
         check("0018 0008 00000000", "dec_ttl");
         check("0015 0008 00000002", "set_queue:2");
         // set_field:0x5->reg0 as an OXM of class NXM_1.
-        check("0019 0010 00010004 00000005 00000000", "set_field:0x5->reg0");
-        check("0019 0010 80000c02 100a 000000000000", "set_field:4106->vlan_vid");
+        check(
+            "0019 0010 00010004 00000005 00000000",
+            "set_field:0x5->reg0",
+        );
+        check(
+            "0019 0010 80000c02 100a 000000000000",
+            "set_field:4106->vlan_vid",
+        );
     }
 
     #[test]
@@ -1244,10 +1328,22 @@ mod tests {
             "ffff 0018 00002320 0007 0007 00010004 0000000000000005",
             "load:0x5->NXM_NX_REG0[0..7]",
         );
-        check("ffff 0010 00002320 0022 01 03 00000007", "conjunction(7,2/3)");
-        check("ffff 0010 00002320 0008 010203 000000", "note:01.02.03.00.00.00");
-        check("ffff 0018 00002320 0015 0002 00000000 0001 0002 00000000", "dec_ttl(1,2)");
-        check("ffff 0010 00002320 0014 ffff 0000 00 00", "controller(reason=no_match)");
+        check(
+            "ffff 0010 00002320 0022 01 03 00000007",
+            "conjunction(7,2/3)",
+        );
+        check(
+            "ffff 0010 00002320 0008 010203 000000",
+            "note:01.02.03.00.00.00",
+        );
+        check(
+            "ffff 0018 00002320 0015 0002 00000000 0001 0002 00000000",
+            "dec_ttl(1,2)",
+        );
+        check(
+            "ffff 0010 00002320 0014 ffff 0000 00 00",
+            "controller(reason=no_match)",
+        );
     }
 
     #[test]
@@ -1261,7 +1357,10 @@ mod tests {
             actions: vec![
                 Action::Nat(Nat {
                     kind: NatKind::Src,
-                    addrs: NatAddrs::V4(Ipv4Addr::new(10, 0, 0, 1), Some(Ipv4Addr::new(10, 0, 0, 9))),
+                    addrs: NatAddrs::V4(
+                        Ipv4Addr::new(10, 0, 0, 1),
+                        Some(Ipv4Addr::new(10, 0, 0, 9)),
+                    ),
                     ports: Some((1000, Some(2000))),
                     persistent: false,
                     hash: false,
@@ -1292,20 +1391,30 @@ mod tests {
         });
         let mut buf = BytesMut::new();
         ct.encode(&mut buf);
-        assert_eq!(Action::decode_list(&buf).unwrap_err().ofp_error(), UNSUPPORTED_ORDER);
+        assert_eq!(
+            Action::decode_list(&buf).unwrap_err().ofp_error(),
+            UNSUPPORTED_ORDER
+        );
     }
 
     #[test]
     fn bad_lengths_are_refused() {
         // Length 12: not a multiple of 8.
         assert_eq!(
-            Action::decode_list(&hex("0000000c000000030000ffff")).unwrap_err().ofp_error(),
+            Action::decode_list(&hex("0000000c000000030000ffff"))
+                .unwrap_err()
+                .ofp_error(),
             BAD_LEN
         );
         // Length overruns the list.
         assert!(Action::decode_list(&hex("0000 0018 00000003 0000 000000000000")).is_err());
         // Output action of length 8.
-        assert_eq!(Action::decode_list(&hex("0000000800000003")).unwrap_err().ofp_error(), BAD_LEN);
+        assert_eq!(
+            Action::decode_list(&hex("0000000800000003"))
+                .unwrap_err()
+                .ofp_error(),
+            BAD_LEN
+        );
         // Unknown action type survives.
         check("0063 0008 01020304", "unknown_action(99:01020304)");
     }

@@ -150,7 +150,9 @@ mod tests {
 
     #[test]
     fn frames_only_whole_messages() {
-        let hello = [0x04, 0x00, 0x00, 0x10, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10];
+        let hello = [
+            0x04, 0x00, 0x00, 0x10, 0, 0, 0, 1, 0, 1, 0, 8, 0, 0, 0, 0x10,
+        ];
         assert_eq!(frame_len(&hello[..7]), Ok(None));
         assert_eq!(frame_len(&hello[..15]), Ok(None));
         assert_eq!(frame_len(&hello), Ok(Some(16)));

@@ -25,15 +25,24 @@ mod it {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Instruction {
     GotoTable(u8),
-    WriteMetadata { value: u64, mask: u64 },
+    WriteMetadata {
+        value: u64,
+        mask: u64,
+    },
     WriteActions(Vec<Action>),
     ApplyActions(Vec<Action>),
     ClearActions,
     Meter(u32),
     /// An experimenter instruction; `body` follows the experimenter id.
-    Experimenter { experimenter: u32, body: Vec<u8> },
+    Experimenter {
+        experimenter: u32,
+        body: Vec<u8>,
+    },
     /// An instruction type this crate does not know; `body` follows the 4-byte header.
-    Unknown { typ: u16, body: Vec<u8> },
+    Unknown {
+        typ: u16,
+        body: Vec<u8>,
+    },
 }
 
 fn bad_len(what: &'static str, len: usize, why: &'static str) -> DecodeError {
@@ -61,8 +70,12 @@ impl Instruction {
             }
             let typ = u16::from_be_bytes([rest[0], rest[1]]);
             let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
-            if len < 8 || len % 8 != 0 {
-                return Err(bad_len("instruction", len, "must be a multiple of 8, at least 8"));
+            if len < 8 || !len.is_multiple_of(8) {
+                return Err(bad_len(
+                    "instruction",
+                    len,
+                    "must be a multiple of 8, at least 8",
+                ));
             }
             if len > rest.len() {
                 return Err(DecodeError::Truncated {
@@ -264,14 +277,12 @@ mod tests {
 
     #[test]
     fn round_trips_every_instruction() {
-        let bytes = hex(
-            "0006 0008 00000001
+        let bytes = hex("0006 0008 00000001
              0004 0018 00000000 0000 0010 00000003 0000 000000000000
              0005 0008 00000000
              0003 0018 00000000 0016 0008 00000002 0012 0008 00000000
              0002 0018 00000000 0000000000000001 00000000000000ff
-             0001 0008 05 000000",
-        );
+             0001 0008 05 000000");
         let list = Instruction::decode_list(&bytes).unwrap();
         assert_eq!(
             InstructionList(&list).to_string(),
@@ -286,7 +297,9 @@ mod tests {
     #[test]
     fn refuses_bad_lengths() {
         assert_eq!(
-            Instruction::decode_list(&hex("0001 0010 05000000 00000000")).unwrap_err().ofp_error(),
+            Instruction::decode_list(&hex("0001 0010 05000000 00000000"))
+                .unwrap_err()
+                .ofp_error(),
             BAD_LEN
         );
         assert!(Instruction::decode_list(&hex("0001 0008 0500")).is_err());

@@ -273,7 +273,10 @@ impl Field {
 
     /// A field by its NXM alias code.
     pub fn from_nxm_alias(class: u16, num: u8) -> Option<Field> {
-        NXM_ALIASES.iter().find(|a| a.1 == class && a.2 == num).map(|a| a.0)
+        NXM_ALIASES
+            .iter()
+            .find(|a| a.1 == class && a.2 == num)
+            .map(|a| a.0)
     }
 
     /// The mask that covers every bit the field can hold: a match with it is an exact match.
@@ -457,7 +460,8 @@ impl MatchField {
                 ofp: BAD_LEN,
             });
         }
-        let header = OxmHeader::from_u32(u32::from_be_bytes([input[0], input[1], input[2], input[3]]));
+        let header =
+            OxmHeader::from_u32(u32::from_be_bytes([input[0], input[1], input[2], input[3]]));
         let total = 4 + header.length as usize;
         if input.len() < total {
             return Err(DecodeError::Truncated {
@@ -477,7 +481,7 @@ impl MatchField {
                     ofp: BAD_LEN,
                 });
             }
-            if header.has_mask && header.length % 2 != 0 {
+            if header.has_mask && !header.length.is_multiple_of(2) {
                 return Err(DecodeError::BadLength {
                     what: "OXM field",
                     len: header.length as usize,
@@ -630,7 +634,9 @@ impl Match {
     }
 
     fn exact_value(&self, field: Field) -> Option<u128> {
-        self.get(field).filter(|f| f.mask.is_none()).map(|f| f.value)
+        self.get(field)
+            .filter(|f| f.mask.is_none())
+            .map(|f| f.value)
     }
 
     /// Checks what a switch checks before accepting a match: no field twice, and every field's
@@ -639,7 +645,10 @@ impl Match {
         let mut seen: Vec<OxmHeader> = Vec::with_capacity(self.fields.len());
         for f in &self.fields {
             let h = f.header();
-            if seen.iter().any(|s| s.class == h.class && s.field == h.field) {
+            if seen
+                .iter()
+                .any(|s| s.class == h.class && s.field == h.field)
+            {
                 return Err(DecodeError::Invalid {
                     what: "ofp_match",
                     why: format!("field {} appears twice", f.display_name()),
@@ -742,7 +751,11 @@ impl Match {
 
     /// Length of the `ofp_match` without padding (its `length` field).
     fn unpadded_len(&self) -> usize {
-        4 + self.fields.iter().map(MatchField::encoded_len).sum::<usize>()
+        4 + self
+            .fields
+            .iter()
+            .map(MatchField::encoded_len)
+            .sum::<usize>()
     }
 
     /// Appends the `ofp_match`, padding included.
@@ -770,7 +783,9 @@ impl MatchField {
     fn display_name(&self) -> String {
         match self {
             MatchField::Field(f) => f.field.name().into_owned(),
-            MatchField::Unknown(r) => format!("OXM class {:#06x} field {}", r.header.class, r.header.field),
+            MatchField::Unknown(r) => {
+                format!("OXM class {:#06x} field {}", r.header.class, r.header.field)
+            }
         }
     }
 }
@@ -908,12 +923,20 @@ impl fmt::Display for FieldMatch {
             fmt => {
                 write!(f, "{}=", self.field.name())?;
                 // A masked number prints in hex, as OVS does.
-                let vfmt = if fmt == Format::Decimal && self.mask.is_some() { Format::Hex } else { fmt };
+                let vfmt = if fmt == Format::Decimal && self.mask.is_some() {
+                    Format::Hex
+                } else {
+                    fmt
+                };
                 fmt_value(f, vfmt, w, self.value)?;
                 if let Some(m) = self.mask {
                     f.write_str("/")?;
                     // Masks print in hex for numbers, in their own form for addresses.
-                    let mfmt = if fmt == Format::Decimal { Format::Hex } else { fmt };
+                    let mfmt = if fmt == Format::Decimal {
+                        Format::Hex
+                    } else {
+                        fmt
+                    };
                     fmt_value(f, mfmt, w, m)?;
                 }
                 Ok(())
@@ -1210,7 +1233,10 @@ mod tests {
             .ipv4_src(Ipv4Addr::new(10, 1, 0, 0), 24)
             .with(Field::TcpDst, 80)
             .reg_masked(3, 5, 0xff)
-            .ct_state(ct_state::TRK | ct_state::NEW, ct_state::TRK | ct_state::NEW | ct_state::EST);
+            .ct_state(
+                ct_state::TRK | ct_state::NEW,
+                ct_state::TRK | ct_state::NEW | ct_state::EST,
+            );
         m.validate().unwrap();
         assert_eq!(
             m.to_string(),
@@ -1229,11 +1255,18 @@ mod tests {
         assert_eq!(m.validate().unwrap_err().ofp_error(), DUP_FIELD);
         // Mask on a field that cannot be masked.
         assert_eq!(
-            FieldMatch::masked(Field::EthType, 0x800, 0xff00).unwrap_err().ofp_error(),
+            FieldMatch::masked(Field::EthType, 0x800, 0xff00)
+                .unwrap_err()
+                .ofp_error(),
             BAD_MASK
         );
         // Value wider than the field.
-        assert_eq!(FieldMatch::exact(Field::CtZone, 0x1_0000).unwrap_err().ofp_error(), BAD_VALUE);
+        assert_eq!(
+            FieldMatch::exact(Field::CtZone, 0x1_0000)
+                .unwrap_err()
+                .ofp_error(),
+            BAD_VALUE
+        );
         // Wrong OXM length for the field (in_port with 2 bytes).
         let bad = hex_to_bytes("0001000a80000002000100000000000000");
         assert_eq!(Match::decode(&bad).unwrap_err().ofp_error(), BAD_LEN);
@@ -1262,7 +1295,10 @@ mod tests {
     fn nicira_fields_print_like_ovs() {
         let m = Match::new()
             .with(Field::NxmTunId, 0x64)
-            .with(Field::TunIpv4Dst, u128::from(u32::from(Ipv4Addr::new(192, 0, 2, 7))))
+            .with(
+                Field::TunIpv4Dst,
+                u128::from(u32::from(Ipv4Addr::new(192, 0, 2, 7))),
+            )
             .with(Field::CtZone, 5)
             .with_masked(Field::CtMark, 1, 1)
             .with(Field::ConjId, 7)

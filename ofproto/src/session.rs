@@ -16,7 +16,8 @@ use crate::error::{DecodeError, ErrorCode};
 use crate::header::{frame_len, Header, MsgType, HEADER_LEN, OFP13_VERSION};
 use crate::msg::multipart::MORE;
 use crate::msg::{
-    bundle_flags, BundleAdd, BundleCtrl, BundleCtrlType, ErrorMsg, FeaturesReply, Hello, Message, MultipartReply,
+    bundle_flags, BundleAdd, BundleCtrl, BundleCtrlType, ErrorMsg, FeaturesReply, Hello, Message,
+    MultipartReply,
 };
 
 /// Timers of a session.
@@ -118,7 +119,9 @@ pub enum Event {
 
 #[derive(Debug)]
 enum Pending {
-    Request { multipart: Option<MultipartReply> },
+    Request {
+        multipart: Option<MultipartReply>,
+    },
     Barrier,
     BundleAdd(BundleId),
     BundleOpen(BundleId),
@@ -224,7 +227,8 @@ impl Session {
     /// Sends a request whose reply comes back as [`Event::Reply`] with the returned xid.
     pub fn send_request(&mut self, msg: impl Into<Message>) -> u32 {
         let xid = self.xid();
-        self.pending.insert(xid, Pending::Request { multipart: None });
+        self.pending
+            .insert(xid, Pending::Request { multipart: None });
         self.queue(xid, msg.into());
         xid
     }
@@ -320,7 +324,8 @@ impl Session {
     /// accepted, else discard. The outcome comes as [`Event::Bundle`].
     pub fn bundle_finish(&mut self, bundle_id: BundleId, flags: u16) {
         let xid = self.xid();
-        self.pending.insert(xid, Pending::BundleCheck(bundle_id, flags));
+        self.pending
+            .insert(xid, Pending::BundleCheck(bundle_id, flags));
         self.queue(xid, Message::BarrierRequest);
     }
 
@@ -425,7 +430,10 @@ impl Session {
                 if header.msg_type != MsgType::Error {
                     self.send_error(header.xid, code, frame);
                 }
-                self.events.push_back(Event::Undecodable { xid: header.xid, error: e });
+                self.events.push_back(Event::Undecodable {
+                    xid: header.xid,
+                    error: e,
+                });
                 return;
             }
         };
@@ -474,14 +482,18 @@ impl Session {
         let Some(pending) = self.pending.remove(&xid) else {
             // Nobody asked: a message the switch sends on its own, or an error for a send().
             match msg {
-                Message::Error(error) => self.events.push_back(Event::Error(RequestError { xid, error })),
+                Message::Error(error) => self
+                    .events
+                    .push_back(Event::Error(RequestError { xid, error })),
                 message => self.events.push_back(Event::Async { xid, message }),
             }
             return;
         };
         match (pending, msg) {
             (Pending::Echo, Message::EchoReply(_)) => {}
-            (Pending::Barrier, Message::BarrierReply) => self.events.push_back(Event::Barrier { xid }),
+            (Pending::Barrier, Message::BarrierReply) => {
+                self.events.push_back(Event::Barrier { xid })
+            }
             (Pending::BundleCheck(id, flags), Message::BarrierReply) => {
                 let clean = self
                     .bundles
@@ -514,7 +526,10 @@ impl Session {
                 } else {
                     self.events.push_back(Event::Reply {
                         xid,
-                        message: Message::MultipartReply { flags, body: joined },
+                        message: Message::MultipartReply {
+                            flags,
+                            body: joined,
+                        },
                     });
                 }
             }
@@ -538,8 +553,9 @@ impl Session {
                     committed = false;
                 }
                 // Adds the switch never answered are done with too.
-                self.pending
-                    .retain(|_, p| !matches!(p, Pending::BundleAdd(b) | Pending::BundleOpen(b) if *b == id));
+                self.pending.retain(
+                    |_, p| !matches!(p, Pending::BundleAdd(b) | Pending::BundleOpen(b) if *b == id),
+                );
                 self.events.push_back(Event::Bundle(BundleOutcome {
                     bundle_id: id,
                     message_errors: state.message_errors,
@@ -547,7 +563,9 @@ impl Session {
                     committed,
                 }));
             }
-            (_, Message::Error(error)) => self.events.push_back(Event::Error(RequestError { xid, error })),
+            (_, Message::Error(error)) => self
+                .events
+                .push_back(Event::Error(RequestError { xid, error })),
             (_, message) => self.events.push_back(Event::Reply { xid, message }),
         }
     }
@@ -593,7 +611,10 @@ mod tests {
         s.handle_input(&Message::Hello(Hello::of13()).to_bytes(9), now);
         let sent = decode_all(&s.poll_transmit().unwrap());
         assert_eq!(sent[0].1, Message::FeaturesRequest);
-        s.handle_input(&Message::FeaturesReply(features()).to_bytes(sent[0].0.xid), now);
+        s.handle_input(
+            &Message::FeaturesReply(features()).to_bytes(sent[0].0.xid),
+            now,
+        );
         assert_eq!(s.poll_event(), Some(Event::Connected(features())));
         assert!(s.is_ready());
         s
@@ -628,10 +649,15 @@ mod tests {
         s.handle_input(&[0x01, 0, 0, 8, 0, 0, 0, 5], now);
         let sent = decode_all(&s.poll_transmit().unwrap());
         match &sent[0].1 {
-            Message::Error(ErrorMsg::Standard { code, .. }) => assert_eq!(code.name(), "OFPHFC_INCOMPATIBLE"),
+            Message::Error(ErrorMsg::Standard { code, .. }) => {
+                assert_eq!(code.name(), "OFPHFC_INCOMPATIBLE")
+            }
             other => panic!("expected HELLO_FAILED, got {other:?}"),
         }
-        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::IncompatibleVersion)));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::IncompatibleVersion))
+        );
     }
 
     #[test]
@@ -660,7 +686,10 @@ mod tests {
         s.handle_timeout(t3 - Duration::from_millis(1));
         assert!(s.is_ready());
         s.handle_timeout(t3);
-        assert_eq!(s.poll_event(), Some(Event::Closed(CloseReason::EchoTimeout)));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::EchoTimeout))
+        );
         assert_eq!(s.poll_timeout(), None);
     }
 
@@ -713,9 +742,19 @@ mod tests {
         assert_eq!(sent[4].1, Message::BarrierRequest);
         s.handle_input(&Message::BarrierReply.to_bytes(sent[4].0.xid), now);
         let sent = decode_all(&s.poll_transmit().unwrap());
-        assert!(matches!(&sent[0].1, Message::BundleControl(c) if c.ctrl_type == BundleCtrlType::CommitRequest));
-        let mut reply = BundleCtrl { bundle_id: id, ctrl_type: BundleCtrlType::CommitReply, flags: 3, properties: vec![] };
-        s.handle_input(&Message::BundleControl(reply.clone()).to_bytes(sent[0].0.xid), now);
+        assert!(
+            matches!(&sent[0].1, Message::BundleControl(c) if c.ctrl_type == BundleCtrlType::CommitRequest)
+        );
+        let mut reply = BundleCtrl {
+            bundle_id: id,
+            ctrl_type: BundleCtrlType::CommitReply,
+            flags: 3,
+            properties: vec![],
+        };
+        s.handle_input(
+            &Message::BundleControl(reply.clone()).to_bytes(sent[0].0.xid),
+            now,
+        );
         assert!(matches!(s.poll_event(), Some(Event::Bundle(o)) if o.is_ok() && o.bundle_id == id));
 
         // The switch refuses the second flow: the bundle is discarded, the error named.
@@ -730,7 +769,9 @@ mod tests {
         s.handle_input(&Message::Error(err.clone()).to_bytes(add2), now);
         s.handle_input(&Message::BarrierReply.to_bytes(sent[4].0.xid), now);
         let sent = decode_all(&s.poll_transmit().unwrap());
-        assert!(matches!(&sent[0].1, Message::BundleControl(c) if c.ctrl_type == BundleCtrlType::DiscardRequest));
+        assert!(
+            matches!(&sent[0].1, Message::BundleControl(c) if c.ctrl_type == BundleCtrlType::DiscardRequest)
+        );
         reply.bundle_id = id;
         reply.ctrl_type = BundleCtrlType::DiscardReply;
         s.handle_input(&Message::BundleControl(reply).to_bytes(sent[0].0.xid), now);
@@ -738,7 +779,10 @@ mod tests {
             s.poll_event(),
             Some(Event::Bundle(BundleOutcome {
                 bundle_id: id,
-                message_errors: vec![RequestError { xid: add2, error: err }],
+                message_errors: vec![RequestError {
+                    xid: add2,
+                    error: err
+                }],
                 error: None,
                 committed: false,
             }))
@@ -764,10 +808,18 @@ mod tests {
         // A 1.0 barrier after the handshake: bad version.
         s.handle_input(&[0x01, 18, 0, 8, 0, 0, 0, 4], now);
         let sent = decode_all(&s.poll_transmit().unwrap());
-        assert!(matches!(&sent[0].1, Message::Error(ErrorMsg::Standard { code, .. }) if code.name() == "OFPBRC_BAD_VERSION"));
-        assert!(matches!(s.poll_event(), Some(Event::Undecodable { xid: 4, .. })));
+        assert!(
+            matches!(&sent[0].1, Message::Error(ErrorMsg::Standard { code, .. }) if code.name() == "OFPBRC_BAD_VERSION")
+        );
+        assert!(matches!(
+            s.poll_event(),
+            Some(Event::Undecodable { xid: 4, .. })
+        ));
         // A length below 8 cannot be framed: the session ends.
         s.handle_input(&[0x04, 2, 0, 4, 0, 0, 0, 5], now);
-        assert!(matches!(s.poll_event(), Some(Event::Closed(CloseReason::BadFraming(_)))));
+        assert!(matches!(
+            s.poll_event(),
+            Some(Event::Closed(CloseReason::BadFraming(_)))
+        ));
     }
 }

@@ -18,12 +18,19 @@ fn ovs_print(bytes: &[u8]) -> String {
         .args(["-O", "OpenFlow13", "ofp-print", &hex::encode(bytes)])
         .output()
         .expect("ovs-ofctl not found: run scripts/test.sh, which installs openvswitch-switch");
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn messages() -> Vec<Message> {
     let (group, meter) = common::group_and_meter();
-    let mut v: Vec<Message> = common::flow_corpus().into_iter().map(Message::from).collect();
+    let mut v: Vec<Message> = common::flow_corpus()
+        .into_iter()
+        .map(Message::from)
+        .collect();
     let mut del = FlowMod::delete_by_cookie(0x100, 0xff00);
     del.out_port = 3;
     v.push(del.into());
@@ -35,13 +42,28 @@ fn messages() -> Vec<Message> {
         Message::EchoReply(vec![]),
         Message::FeaturesRequest,
         Message::GetConfigRequest,
-        Message::SetConfig(SwitchConfig { flags: 0, miss_send_len: 128 }),
+        Message::SetConfig(SwitchConfig {
+            flags: 0,
+            miss_send_len: 128,
+        }),
         Message::BarrierRequest,
         Message::BarrierReply,
         Message::GetAsyncRequest,
-        Message::RoleRequest(Role { role: 2, generation_id: 7 }),
-        Message::TableMod(TableMod { table_id: 3, config: 0 }),
-        Message::PortMod(PortMod { port_no: 3, hw_addr: [0x50, 0x54, 0, 0, 0, 1], config: 1, mask: 1, advertise: 0 }),
+        Message::RoleRequest(Role {
+            role: 2,
+            generation_id: 7,
+        }),
+        Message::TableMod(TableMod {
+            table_id: 3,
+            config: 0,
+        }),
+        Message::PortMod(PortMod {
+            port_no: 3,
+            hw_addr: [0x50, 0x54, 0, 0, 0, 1],
+            config: 1,
+            mask: 1,
+            advertise: 0,
+        }),
         Message::PacketOut(PacketOut {
             buffer_id: 0xffff_ffff,
             in_port: 0xffff_fffd,
@@ -51,10 +73,22 @@ fn messages() -> Vec<Message> {
         Message::QueueGetConfigRequest { port: 1 },
         MultipartRequest::Desc.into(),
         MultipartRequest::Flow(FlowStatsRequest::all()).into(),
-        MultipartRequest::Aggregate(FlowStatsRequest { table_id: 2, match_: Match::new().in_port(1), ..FlowStatsRequest::all() }).into(),
+        MultipartRequest::Aggregate(FlowStatsRequest {
+            table_id: 2,
+            match_: Match::new().in_port(1),
+            ..FlowStatsRequest::all()
+        })
+        .into(),
         MultipartRequest::Table.into(),
-        MultipartRequest::PortStats { port_no: 0xffff_ffff }.into(),
-        MultipartRequest::Queue { port_no: 0xffff_ffff, queue_id: 0xffff_ffff }.into(),
+        MultipartRequest::PortStats {
+            port_no: 0xffff_ffff,
+        }
+        .into(),
+        MultipartRequest::Queue {
+            port_no: 0xffff_ffff,
+            queue_id: 0xffff_ffff,
+        }
+        .into(),
         MultipartRequest::Group { group_id: 7 }.into(),
         MultipartRequest::GroupDesc.into(),
         MultipartRequest::GroupFeatures.into(),
@@ -86,7 +120,10 @@ fn ovs_decodes_everything_we_encode_and_prints_it_as_we_do() {
         let bytes = m.to_bytes(xid);
         let theirs = ovs_print(&bytes);
         if theirs.contains("***") || theirs.contains("error") && !matches!(m, Message::Error(_)) {
-            problems.push(format!("#{i}: OVS could not decode {}:\n{theirs}", hex::encode(&bytes)));
+            problems.push(format!(
+                "#{i}: OVS could not decode {}:\n{theirs}",
+                hex::encode(&bytes)
+            ));
             continue;
         }
         let (h, back) = Message::decode(&bytes).unwrap();
@@ -97,10 +134,19 @@ fn ovs_decodes_everything_we_encode_and_prints_it_as_we_do() {
         let (t, o): (Vec<&str>, Vec<&str>) = (theirs.lines().collect(), ours.lines().collect());
         for (n, line) in o.iter().enumerate() {
             if t.get(n).map(|l| l.trim_end()) != Some(line.trim_end()) {
-                problems.push(format!("#{i} line {n}:\n  ovs:  {}\n  ours: {line}", t.get(n).unwrap_or(&"")));
+                problems.push(format!(
+                    "#{i} line {n}:\n  ovs:  {}\n  ours: {line}",
+                    t.get(n).unwrap_or(&"")
+                ));
                 break;
             }
         }
     }
-    assert!(problems.is_empty(), "{} of {} messages differ:\n{}", problems.len(), msgs.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} of {} messages differ:\n{}",
+        problems.len(),
+        msgs.len(),
+        problems.join("\n")
+    );
 }

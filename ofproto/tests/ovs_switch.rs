@@ -6,10 +6,10 @@
 mod common;
 
 use common::Conn;
+use ofproto::instruction::{Instruction, InstructionList};
 use ofproto::msg::multipart::FlowStatsRequest;
 use ofproto::msg::*;
 use ofproto::oxm::Match;
-use ofproto::instruction::{Instruction, InstructionList};
 use ofproto::session::Event;
 use testsupport::Ovs;
 
@@ -26,7 +26,10 @@ fn barrier(c: &mut Conn) -> Vec<Event> {
 }
 
 fn no_errors(events: &[Event]) {
-    let errors: Vec<&Event> = events.iter().filter(|e| matches!(e, Event::Error(_))).collect();
+    let errors: Vec<&Event> = events
+        .iter()
+        .filter(|e| matches!(e, Event::Error(_)))
+        .collect();
     assert!(errors.is_empty(), "switch reported errors: {errors:#?}");
 }
 
@@ -48,9 +51,17 @@ fn ovs_flows(ovs: &Ovs) -> Vec<(u64, String)> {
         .lines()
         .filter(|l| l.contains("cookie="))
         .map(|l| {
-            let cookie = l.split("cookie=").nth(1).unwrap().split(',').next().unwrap();
+            let cookie = l
+                .split("cookie=")
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .next()
+                .unwrap();
             let cookie = u64::from_str_radix(cookie.trim_start_matches("0x"), 16).unwrap();
-            let at = l.find("priority=").unwrap_or_else(|| l.find(" actions=").unwrap() + 1);
+            let at = l
+                .find("priority=")
+                .unwrap_or_else(|| l.find(" actions=").unwrap() + 1);
             (cookie, l[at..].trim().to_string())
         })
         .collect();
@@ -69,27 +80,47 @@ fn corpus_goes_in_as_one_bundle_and_reads_back_as_sent() {
     no_errors(&barrier(&mut c));
 
     let corpus = common::flow_corpus();
-    let id = c.session.send_bundle(corpus.iter().cloned().map(Message::from));
+    let id = c
+        .session
+        .send_bundle(corpus.iter().cloned().map(Message::from));
     let events = c.pump_until(|e| matches!(e, Event::Bundle(_)));
     match events.last() {
-        Some(Event::Bundle(o)) => assert!(o.is_ok() && o.bundle_id == id, "bundle failed: {o:#?}\n{}", ovs.log_tail()),
+        Some(Event::Bundle(o)) => assert!(
+            o.is_ok() && o.bundle_id == id,
+            "bundle failed: {o:#?}\n{}",
+            ovs.log_tail()
+        ),
         other => panic!("{other:?}"),
     }
 
     // What OVS says it holds equals what we sent, printed our way.
-    let mut sent: Vec<(u64, String)> =
-        corpus.iter().map(|f| (f.cookie, flow_text(f.priority, &f.match_, &f.instructions))).collect();
+    let mut sent: Vec<(u64, String)> = corpus
+        .iter()
+        .map(|f| (f.cookie, flow_text(f.priority, &f.match_, &f.instructions)))
+        .collect();
     sent.sort();
     assert_eq!(ovs_flows(&ovs), sent);
 
     // Our own dump decodes into the same flows.
-    let xid = c.session.send_request(MultipartRequest::Flow(FlowStatsRequest::all()));
+    let xid = c
+        .session
+        .send_request(MultipartRequest::Flow(FlowStatsRequest::all()));
     let events = c.pump_until(|e| matches!(e, Event::Reply { xid: x, .. } if *x == xid));
-    let Some(Event::Reply { message: Message::MultipartReply { body: MultipartReply::Flow(flows), .. }, .. }) = events.last() else {
+    let Some(Event::Reply {
+        message:
+            Message::MultipartReply {
+                body: MultipartReply::Flow(flows),
+                ..
+            },
+        ..
+    }) = events.last()
+    else {
         panic!("no flow dump: {events:#?}");
     };
-    let mut dumped: Vec<(u64, String)> =
-        flows.iter().map(|f| (f.cookie, flow_text(f.priority, &f.match_, &f.instructions))).collect();
+    let mut dumped: Vec<(u64, String)> = flows
+        .iter()
+        .map(|f| (f.cookie, flow_text(f.priority, &f.match_, &f.instructions)))
+        .collect();
     dumped.sort();
     assert_eq!(dumped, sent);
     for f in &corpus {
@@ -102,15 +133,46 @@ fn corpus_goes_in_as_one_bundle_and_reads_back_as_sent() {
     assert!(groups.contains("group_id=7,type=all,bucket=actions=output:1,bucket=actions=output:2,bucket=actions=push_vlan:0x8100,set_field:4106->vlan_vid,output:3"), "{groups}");
     let xid = c.session.send_request(MultipartRequest::GroupDesc);
     let events = c.pump_until(|e| matches!(e, Event::Reply { xid: x, .. } if *x == xid));
-    let Some(Event::Reply { message: Message::MultipartReply { body: MultipartReply::GroupDesc(g), .. }, .. }) = events.last() else { panic!() };
+    let Some(Event::Reply {
+        message:
+            Message::MultipartReply {
+                body: MultipartReply::GroupDesc(g),
+                ..
+            },
+        ..
+    }) = events.last()
+    else {
+        panic!()
+    };
     assert_eq!(g.len(), 1);
-    assert_eq!((g[0].group_id, &g[0].buckets), (group.group_id, &group.buckets));
+    assert_eq!(
+        (g[0].group_id, &g[0].buckets),
+        (group.group_id, &group.buckets)
+    );
     let meters = ovs.ofctl("dump-meters", "br0", &[]);
-    assert!(meters.contains("meter=3 kbps burst stats bands=\ntype=drop rate=1000 burst_size=100"), "{meters}");
-    let xid = c.session.send_request(MultipartRequest::MeterConfig { meter_id: ofproto::msg::group_meter::METER_ALL });
+    assert!(
+        meters.contains("meter=3 kbps burst stats bands=\ntype=drop rate=1000 burst_size=100"),
+        "{meters}"
+    );
+    let xid = c.session.send_request(MultipartRequest::MeterConfig {
+        meter_id: ofproto::msg::group_meter::METER_ALL,
+    });
     let events = c.pump_until(|e| matches!(e, Event::Reply { xid: x, .. } if *x == xid));
-    let Some(Event::Reply { message: Message::MultipartReply { body: MultipartReply::MeterConfig(m), .. }, .. }) = events.last() else { panic!() };
-    assert_eq!((m[0].meter_id, m[0].flags, &m[0].bands), (meter.meter_id, meter.flags, &meter.bands));
+    let Some(Event::Reply {
+        message:
+            Message::MultipartReply {
+                body: MultipartReply::MeterConfig(m),
+                ..
+            },
+        ..
+    }) = events.last()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (m[0].meter_id, m[0].flags, &m[0].bands),
+        (meter.meter_id, meter.flags, &meter.bands)
+    );
 
     // Deleting by cookie removes exactly the flows with that cookie.
     c.session.send(FlowMod::delete_by_cookie(0x101, u64::MAX));
@@ -121,16 +183,28 @@ fn corpus_goes_in_as_one_bundle_and_reads_back_as_sent() {
 #[test]
 fn a_bad_flow_fails_its_bundle_whole_and_is_named() {
     let (ovs, mut c) = switch();
-    let good = FlowMod::add(0, 10, Match::new().in_port(1), vec![Instruction::GotoTable(1)]);
+    let good = FlowMod::add(
+        0,
+        10,
+        Match::new().in_port(1),
+        vec![Instruction::GotoTable(1)],
+    );
     // goto_table backwards is refused by the switch.
-    let bad = FlowMod::add(5, 10, Match::new().in_port(2), vec![Instruction::GotoTable(1)]);
+    let bad = FlowMod::add(
+        5,
+        10,
+        Match::new().in_port(2),
+        vec![Instruction::GotoTable(1)],
+    );
     let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
     let id = c.session.bundle_open(flags);
     c.session.bundle_add(id, flags, good);
     let bad_xid = c.session.bundle_add(id, flags, bad);
     c.session.bundle_finish(id, flags);
     let events = c.pump_until(|e| matches!(e, Event::Bundle(_)));
-    let Some(Event::Bundle(outcome)) = events.last() else { panic!() };
+    let Some(Event::Bundle(outcome)) = events.last() else {
+        panic!()
+    };
     assert_eq!(outcome.bundle_id, id);
     assert!(!outcome.is_ok() && !outcome.committed, "{outcome:#?}");
     assert!(
@@ -146,7 +220,10 @@ fn a_bad_flow_fails_its_bundle_whole_and_is_named() {
             other => format!("{other:?}"),
         })
         .collect();
-    assert!(names.iter().any(|n| n == "OFPBIC_BAD_TABLE_ID"), "{names:?} {outcome:#?}");
+    assert!(
+        names.iter().any(|n| n == "OFPBIC_BAD_TABLE_ID"),
+        "{names:?} {outcome:#?}"
+    );
     // Atomic: the good flow of the failed bundle is not there either.
     assert!(ovs_flows(&ovs).is_empty(), "{:?}", ovs_flows(&ovs));
 }
@@ -168,12 +245,39 @@ fn echo_and_async_messages_from_a_live_switch() {
         "{events:#?}"
     );
     // Adding a port makes the switch send PORT_STATUS on its own.
-    ovs.vsctl(&["add-port", "br0", "p1", "--", "set", "interface", "p1", "type=internal"]);
-    let events = c.pump_until(|e| matches!(e, Event::Async { message: Message::PortStatus(_), .. }));
-    let Some(Event::Async { message: Message::PortStatus(ps), .. }) = events.last() else { panic!() };
+    ovs.vsctl(&[
+        "add-port",
+        "br0",
+        "p1",
+        "--",
+        "set",
+        "interface",
+        "p1",
+        "type=internal",
+    ]);
+    let events = c.pump_until(|e| {
+        matches!(
+            e,
+            Event::Async {
+                message: Message::PortStatus(_),
+                ..
+            }
+        )
+    });
+    let Some(Event::Async {
+        message: Message::PortStatus(ps),
+        ..
+    }) = events.last()
+    else {
+        panic!()
+    };
     assert_eq!(ps.port.name, "p1");
     // The switch answers our echo through the session (no event: just no timeout).
-    let xid = c.session.send_request(Message::EchoRequest(b"ping".to_vec()));
+    let xid = c
+        .session
+        .send_request(Message::EchoRequest(b"ping".to_vec()));
     let events = c.pump_until(|e| matches!(e, Event::Reply { xid: x, .. } if *x == xid));
-    assert!(matches!(events.last(), Some(Event::Reply { message: Message::EchoReply(d), .. }) if d == b"ping"));
+    assert!(
+        matches!(events.last(), Some(Event::Reply { message: Message::EchoReply(d), .. }) if d == b"ping")
+    );
 }

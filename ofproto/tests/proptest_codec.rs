@@ -18,7 +18,13 @@ fn field() -> impl Strategy<Value = Field> {
 
 fn fits(f: Field) -> impl Strategy<Value = u128> {
     let bits = f.width() * 8;
-    any::<u128>().prop_map(move |v| if bits >= 128 { v } else { v & ((1u128 << bits) - 1) })
+    any::<u128>().prop_map(move |v| {
+        if bits >= 128 {
+            v
+        } else {
+            v & ((1u128 << bits) - 1)
+        }
+    })
 }
 
 fn field_match() -> impl Strategy<Value = MatchField> {
@@ -41,7 +47,8 @@ fn range() -> impl Strategy<Value = FieldRange> {
     field().prop_flat_map(|f| {
         let bits = (f.width() * 8) as u16;
         (Just(f), 0..bits).prop_flat_map(move |(f, ofs)| {
-            (Just(f), Just(ofs), 1..=(bits - ofs).min(64)).prop_map(|(f, o, n)| FieldRange::new(f, o, n).unwrap())
+            (Just(f), Just(ofs), 1..=(bits - ofs).min(64))
+                .prop_map(|(f, o, n)| FieldRange::new(f, o, n).unwrap())
         })
     })
 }
@@ -64,31 +71,54 @@ fn simple_action() -> impl Strategy<Value = Action> {
         field().prop_flat_map(|f| fits(f).prop_map(move |v| Action::set_field(f, v).unwrap())),
         any::<u16>().prop_map(Action::PushPbb),
         Just(Action::PopPbb),
-        (any::<u16>(), proptest::option::of(any::<u8>())).prop_map(|(in_port, table)| Action::Resubmit { in_port, table }),
+        (any::<u16>(), proptest::option::of(any::<u8>()))
+            .prop_map(|(in_port, table)| Action::Resubmit { in_port, table }),
         range().prop_flat_map(|src| {
             field().prop_filter_map("fits", move |f| {
                 let bits = (f.width() * 8) as u16;
-                (bits >= src.n_bits()).then(|| Action::Move { src, dst: FieldRange::new(f, 0, src.n_bits()).unwrap() })
+                (bits >= src.n_bits()).then(|| Action::Move {
+                    src,
+                    dst: FieldRange::new(f, 0, src.n_bits()).unwrap(),
+                })
             })
         }),
         (range(), any::<u64>()).prop_map(|(dst, v)| {
-            let v = if dst.n_bits() >= 64 { v } else { v & ((1u64 << dst.n_bits()) - 1) };
+            let v = if dst.n_bits() >= 64 {
+                v
+            } else {
+                v & ((1u64 << dst.n_bits()) - 1)
+            };
             Action::Load { dst, value: v }
         }),
         field_match().prop_map(Action::Load2),
-        (0usize..4).prop_flat_map(|k| prop::collection::vec(any::<u8>(), 6 + 8 * k)).prop_map(Action::Note),
+        (0usize..4)
+            .prop_flat_map(|k| prop::collection::vec(any::<u8>(), 6 + 8 * k))
+            .prop_map(Action::Note),
         (range(), any::<u16>()).prop_map(|(src, max_len)| Action::OutputReg { src, max_len }),
-        prop::collection::vec(any::<u16>(), 0..6).prop_map(|ids| Action::DecTtl { controller_ids: ids }),
-        (any::<u16>(), any::<u16>(), any::<u8>()).prop_map(|(max_len, controller_id, reason)| Action::Controller {
-            max_len,
-            controller_id,
-            reason
+        prop::collection::vec(any::<u16>(), 0..6).prop_map(|ids| Action::DecTtl {
+            controller_ids: ids
         }),
-        (any::<u32>(), 2u8..=64).prop_flat_map(|(id, n)| (Just(id), 0..n, Just(n)))
-            .prop_map(|(id, clause, n_clauses)| Action::Conjunction { id, clause, n_clauses }),
+        (any::<u16>(), any::<u16>(), any::<u8>()).prop_map(|(max_len, controller_id, reason)| {
+            Action::Controller {
+                max_len,
+                controller_id,
+                reason,
+            }
+        }),
+        (any::<u32>(), 2u8..=64)
+            .prop_flat_map(|(id, n)| (Just(id), 0..n, Just(n)))
+            .prop_map(|(id, clause, n_clauses)| Action::Conjunction {
+                id,
+                clause,
+                n_clauses
+            }),
         Just(Action::CtClear),
-        (1u32..0x2320, prop::collection::vec(any::<u8>(), 0..3))
-            .prop_map(|(experimenter, k)| Action::Experimenter { experimenter, body: vec![0; 8 * k.len()] }),
+        (1u32..0x2320, prop::collection::vec(any::<u8>(), 0..3)).prop_map(|(experimenter, k)| {
+            Action::Experimenter {
+                experimenter,
+                body: vec![0; 8 * k.len()],
+            }
+        }),
     ]
 }
 
@@ -105,7 +135,14 @@ fn nat() -> impl Strategy<Value = Action> {
                 None => NatAddrs::None,
                 Some((a, b)) => NatAddrs::V4(Ipv4Addr::from(a), b.map(Ipv4Addr::from)),
             };
-            Action::Nat(Nat { kind, addrs, ports, persistent, hash, random: !hash && persistent })
+            Action::Nat(Nat {
+                kind,
+                addrs,
+                ports,
+                persistent,
+                hash,
+                random: !hash && persistent,
+            })
         })
 }
 
@@ -121,7 +158,8 @@ fn action() -> impl Strategy<Value = Action> {
 fn instruction() -> impl Strategy<Value = Instruction> {
     prop_oneof![
         any::<u8>().prop_map(Instruction::GotoTable),
-        (any::<u64>(), any::<u64>()).prop_map(|(value, mask)| Instruction::WriteMetadata { value, mask }),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(value, mask)| Instruction::WriteMetadata { value, mask }),
         prop::collection::vec(action(), 0..5).prop_map(Instruction::WriteActions),
         prop::collection::vec(action(), 0..5).prop_map(Instruction::ApplyActions),
         Just(Instruction::ClearActions),
@@ -131,43 +169,175 @@ fn instruction() -> impl Strategy<Value = Instruction> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (any::<u64>(), any::<u64>(), any::<u8>(), 0u8..5, any::<u16>(), any::<u16>(), any::<u16>(), any::<u32>(), any::<u16>(), a_match(), prop::collection::vec(instruction(), 0..4))
-            .prop_map(|(cookie, cookie_mask, table_id, cmd, idle, hard, priority, buffer_id, flags, m, ins)| {
-                Message::FlowMod(FlowMod {
-                    cookie, cookie_mask, table_id, command: FlowModCommand::from(cmd), idle_timeout: idle, hard_timeout: hard,
-                    priority, buffer_id, out_port: 7, out_group: 9, flags, match_: m, instructions: ins,
-                })
-            }),
-        (0u16..3, 0u8..4, any::<u32>(), prop::collection::vec((any::<u16>(), prop::collection::vec(action(), 0..3)), 0..3))
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u8>(),
+            0u8..5,
+            any::<u16>(),
+            any::<u16>(),
+            any::<u16>(),
+            any::<u32>(),
+            any::<u16>(),
+            a_match(),
+            prop::collection::vec(instruction(), 0..4)
+        )
+            .prop_map(
+                |(
+                    cookie,
+                    cookie_mask,
+                    table_id,
+                    cmd,
+                    idle,
+                    hard,
+                    priority,
+                    buffer_id,
+                    flags,
+                    m,
+                    ins,
+                )| {
+                    Message::FlowMod(FlowMod {
+                        cookie,
+                        cookie_mask,
+                        table_id,
+                        command: FlowModCommand::from(cmd),
+                        idle_timeout: idle,
+                        hard_timeout: hard,
+                        priority,
+                        buffer_id,
+                        out_port: 7,
+                        out_group: 9,
+                        flags,
+                        match_: m,
+                        instructions: ins,
+                    })
+                }
+            ),
+        (
+            0u16..3,
+            0u8..4,
+            any::<u32>(),
+            prop::collection::vec((any::<u16>(), prop::collection::vec(action(), 0..3)), 0..3)
+        )
             .prop_map(|(c, t, group_id, bs)| Message::GroupMod(GroupMod {
-                command: GroupModCommand::from(c), group_type: GroupType::from(t), group_id,
-                buckets: bs.into_iter().map(|(w, a)| Bucket { weight: w, watch_port: 1, watch_group: 2, actions: a }).collect(),
+                command: GroupModCommand::from(c),
+                group_type: GroupType::from(t),
+                group_id,
+                buckets: bs
+                    .into_iter()
+                    .map(|(w, a)| Bucket {
+                        weight: w,
+                        watch_port: 1,
+                        watch_group: 2,
+                        actions: a
+                    })
+                    .collect(),
             })),
-        (0u16..3, prop_oneof![Just(1u16), Just(2), Just(5), Just(9), Just(12)], any::<u32>(), prop::collection::vec((any::<u32>(), any::<u32>(), any::<u8>()), 0..3))
+        (
+            0u16..3,
+            prop_oneof![Just(1u16), Just(2), Just(5), Just(9), Just(12)],
+            any::<u32>(),
+            prop::collection::vec((any::<u32>(), any::<u32>(), any::<u8>()), 0..3)
+        )
             .prop_map(|(c, flags, meter_id, bands)| Message::MeterMod(MeterMod {
-                command: MeterModCommand::from(c), flags, meter_id,
-                bands: bands.into_iter().map(|(rate, burst_size, p)| if p % 2 == 0 { MeterBand::Drop { rate, burst_size } } else { MeterBand::DscpRemark { rate, burst_size, prec_level: p } }).collect(),
+                command: MeterModCommand::from(c),
+                flags,
+                meter_id,
+                bands: bands
+                    .into_iter()
+                    .map(|(rate, burst_size, p)| if p % 2 == 0 {
+                        MeterBand::Drop { rate, burst_size }
+                    } else {
+                        MeterBand::DscpRemark {
+                            rate,
+                            burst_size,
+                            prec_level: p,
+                        }
+                    })
+                    .collect(),
             })),
-        (any::<u32>(), any::<u32>(), prop::collection::vec(action(), 0..4), prop::collection::vec(any::<u8>(), 0..64))
-            .prop_map(|(buffer_id, in_port, actions, data)| Message::PacketOut(PacketOut { buffer_id, in_port, actions, data })),
-        (any::<u32>(), any::<u16>(), any::<u8>(), any::<u8>(), any::<u64>(), a_match(), prop::collection::vec(any::<u8>(), 0..64))
-            .prop_map(|(buffer_id, total_len, reason, table_id, cookie, m, data)| Message::PacketIn(PacketIn { buffer_id, total_len, reason, table_id, cookie, match_: m, data })),
+        (
+            any::<u32>(),
+            any::<u32>(),
+            prop::collection::vec(action(), 0..4),
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(|(buffer_id, in_port, actions, data)| Message::PacketOut(
+                PacketOut {
+                    buffer_id,
+                    in_port,
+                    actions,
+                    data
+                }
+            )),
+        (
+            any::<u32>(),
+            any::<u16>(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u64>(),
+            a_match(),
+            prop::collection::vec(any::<u8>(), 0..64)
+        )
+            .prop_map(
+                |(buffer_id, total_len, reason, table_id, cookie, m, data)| Message::PacketIn(
+                    PacketIn {
+                        buffer_id,
+                        total_len,
+                        reason,
+                        table_id,
+                        cookie,
+                        match_: m,
+                        data
+                    }
+                )
+            ),
         prop::collection::vec(any::<u8>(), 0..32).prop_map(Message::EchoRequest),
-        (any::<u32>(), 0u16..8, 0u16..4).prop_map(|(bundle_id, t, flags)| Message::BundleControl(BundleCtrl { bundle_id, ctrl_type: BundleCtrlType::from(t), flags, properties: vec![] })),
-        (any::<u32>(), 0u16..4, a_match()).prop_map(|(bundle_id, flags, m)| Message::BundleAdd(BundleAdd {
-            bundle_id, flags, message: Box::new(Message::FlowMod(FlowMod::add(1, 2, m, vec![]))),
-        })),
+        (any::<u32>(), 0u16..8, 0u16..4).prop_map(|(bundle_id, t, flags)| Message::BundleControl(
+            BundleCtrl {
+                bundle_id,
+                ctrl_type: BundleCtrlType::from(t),
+                flags,
+                properties: vec![]
+            }
+        )),
+        (any::<u32>(), 0u16..4, a_match()).prop_map(|(bundle_id, flags, m)| Message::BundleAdd(
+            BundleAdd {
+                bundle_id,
+                flags,
+                message: Box::new(Message::FlowMod(FlowMod::add(1, 2, m, vec![]))),
+            }
+        )),
         a_match().prop_map(|m| Message::MultipartRequest {
             flags: 0,
-            body: MultipartRequest::Flow(ofproto::msg::multipart::FlowStatsRequest { match_: m, ..ofproto::msg::multipart::FlowStatsRequest::all() }),
+            body: MultipartRequest::Flow(ofproto::msg::multipart::FlowStatsRequest {
+                match_: m,
+                ..ofproto::msg::multipart::FlowStatsRequest::all()
+            }),
         }),
-        (any::<u8>(), any::<u64>(), a_match(), prop::collection::vec(instruction(), 0..3)).prop_map(|(t, c, m, ins)| Message::MultipartReply {
-            flags: 1,
-            body: MultipartReply::Flow(vec![ofproto::msg::multipart::FlowStats {
-                table_id: t, duration_sec: 1, duration_nsec: 2, priority: 3, idle_timeout: 4, hard_timeout: 5, flags: 6,
-                cookie: c, packet_count: 7, byte_count: 8, match_: m, instructions: ins,
-            }]),
-        }),
+        (
+            any::<u8>(),
+            any::<u64>(),
+            a_match(),
+            prop::collection::vec(instruction(), 0..3)
+        )
+            .prop_map(|(t, c, m, ins)| Message::MultipartReply {
+                flags: 1,
+                body: MultipartReply::Flow(vec![ofproto::msg::multipart::FlowStats {
+                    table_id: t,
+                    duration_sec: 1,
+                    duration_nsec: 2,
+                    priority: 3,
+                    idle_timeout: 4,
+                    hard_timeout: 5,
+                    flags: 6,
+                    cookie: c,
+                    packet_count: 7,
+                    byte_count: 8,
+                    match_: m,
+                    instructions: ins,
+                }]),
+            }),
     ]
 }
 

@@ -16,9 +16,14 @@ struct Vector {
 }
 
 fn vectors() -> Vec<Vector> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/ovs-ofp-print-of13.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e} (shared/ must sit beside the repository)", path.display()));
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/vectors/ovs-ofp-print-of13.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "reading {}: {e} (shared/ must sit beside the repository)",
+            path.display()
+        )
+    });
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
@@ -46,13 +51,17 @@ fn compare(v: &Vector, ours: &str) -> Result<(), String> {
     let mine: Vec<&str> = ours.lines().collect();
     // Table features are kept raw (the pipeline never needs them), so only the first line of
     // that vector is compared; its bytes still round-trip below.
-    let n = if v.title.starts_with("OFPT_PACKET_IN") || v.title.starts_with("OFPST_TABLE_FEATURES") {
+    let n = if v.title.starts_with("OFPT_PACKET_IN") || v.title.starts_with("OFPST_TABLE_FEATURES")
+    {
         1
     } else {
         theirs.len()
     };
     for i in 0..n {
-        let (t, m) = (theirs.get(i).copied().unwrap_or(""), mine.get(i).copied().unwrap_or(""));
+        let (t, m) = (
+            theirs.get(i).copied().unwrap_or(""),
+            mine.get(i).copied().unwrap_or(""),
+        );
         if t.trim_end() != m.trim_end() {
             return Err(format!("line {i}:\n  ovs:  {t}\n  ours: {m}"));
         }
@@ -63,7 +72,11 @@ fn compare(v: &Vector, ours: &str) -> Result<(), String> {
 #[test]
 fn every_ovs_vector_decodes_reencodes_and_prints_like_ovs() {
     let vs = vectors();
-    assert!(vs.len() >= 30, "expected the OVS vectors, found {}", vs.len());
+    assert!(
+        vs.len() >= 30,
+        "expected the OVS vectors, found {}",
+        vs.len()
+    );
     let mut failures = Vec::new();
     for v in &vs {
         let bytes = hex::decode(&v.hex).unwrap();
@@ -72,10 +85,18 @@ fn every_ovs_vector_decodes_reencodes_and_prints_like_ovs() {
             match printed {
                 Ok(p) => failures.push(format!("{}: accepted a bad message:\n{p}", v.title)),
                 Err(e) => {
-                    let want = v.ovs.split("***decode error: ").nth(1).and_then(|s| s.split("***").next());
+                    let want = v
+                        .ovs
+                        .split("***decode error: ")
+                        .nth(1)
+                        .and_then(|s| s.split("***").next());
                     if let Some(want) = want {
                         if e.ofp_error().name() != want {
-                            failures.push(format!("{}: refused with {} ({e}), OVS says {want}", v.title, e.ofp_error().name()));
+                            failures.push(format!(
+                                "{}: refused with {} ({e}), OVS says {want}",
+                                v.title,
+                                e.ofp_error().name()
+                            ));
                         }
                     }
                 }
@@ -109,5 +130,11 @@ fn every_ovs_vector_decodes_reencodes_and_prints_like_ovs() {
             ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), vs.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors failed:\n{}",
+        failures.len(),
+        vs.len(),
+        failures.join("\n\n")
+    );
 }

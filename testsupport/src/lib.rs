@@ -41,7 +41,10 @@ fn output(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| {
         let prog = cmd.get_program().to_string_lossy().into_owned();
         if e.kind() == std::io::ErrorKind::NotFound {
-            panic!("{prog} not found: run scripts/test.sh, which installs what the tests need ({})", package_of(&prog));
+            panic!(
+                "{prog} not found: run scripts/test.sh, which installs what the tests need ({})",
+                package_of(&prog)
+            );
         }
         panic!("running {prog}: {e}")
     })
@@ -57,11 +60,19 @@ fn package_of(prog: &str) -> &'static str {
 }
 
 /// Waits until `cond` holds, polling; panics with `what` (and `detail()`) after `timeout`.
-pub fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool, detail: impl Fn() -> String) {
+pub fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+    detail: impl Fn() -> String,
+) {
     let start = Instant::now();
     while !cond() {
         if start.elapsed() > timeout {
-            panic!("timed out after {timeout:?} waiting for {what}\n{}", detail());
+            panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                detail()
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -138,7 +149,9 @@ impl Default for Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
     }
 }
 
@@ -263,7 +276,11 @@ impl Ovs {
 
     fn stop_daemon(&self, name: &str) {
         let ctl = self.dir().join(format!("{name}.ctl"));
-        let _ = Command::new("ovs-appctl").arg("-t").arg(&ctl).arg("exit").output();
+        let _ = Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(&ctl)
+            .arg("exit")
+            .output();
         if let Ok(pid) = std::fs::read_to_string(self.dir().join(format!("{name}.pid"))) {
             let pid = pid.trim().to_string();
             let alive = || Path::new(&format!("/proc/{pid}")).exists();
@@ -314,8 +331,18 @@ impl Etcd {
             .arg("default")
             .arg("--data-dir")
             .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &client_url, "--advertise-client-urls", &client_url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args([
+                "--listen-client-urls",
+                &client_url,
+                "--advertise-client-urls",
+                &client_url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
             .args(["--initial-cluster", &format!("default={peer_url}")])
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);

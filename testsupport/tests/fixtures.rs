@@ -7,7 +7,9 @@ use testsupport::{Etcd, Netns, Ovs};
 
 fn netns_exists(name: &str) -> bool {
     let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().any(|l| l.split_whitespace().next() == Some(name))
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name))
 }
 
 #[test]
@@ -16,12 +18,20 @@ fn two_switches_side_by_side_and_nothing_left_after() {
     a.add_bridge("br-int");
     b.add_bridge("br-int");
     assert!(a.vsctl(&["list-br"]).contains("br-int"));
-    assert!(a.ofctl("dump-flows", "br-int", &[]).contains("OFPST_FLOW reply"));
-    assert_eq!(b.vsctl(&["get", "bridge", "br-int", "fail_mode"]).trim(), "secure");
+    assert!(a
+        .ofctl("dump-flows", "br-int", &[])
+        .contains("OFPST_FLOW reply"));
+    assert_eq!(
+        b.vsctl(&["get", "bridge", "br-int", "fail_mode"]).trim(),
+        "secure"
+    );
     let pid = std::fs::read_to_string(a.dir().join("ovs-vswitchd.pid")).unwrap();
     let (dir, ns) = (a.dir().to_path_buf(), a.netns().name().to_string());
     drop(a);
-    assert!(!Path::new(&format!("/proc/{}", pid.trim())).exists(), "vswitchd still running");
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "vswitchd still running"
+    );
     assert!(!dir.exists(), "directory left behind");
     assert!(!netns_exists(&ns), "namespace left behind");
 }

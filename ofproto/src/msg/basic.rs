@@ -11,7 +11,10 @@ use crate::error::DecodeError;
 pub enum HelloElement {
     /// OFPHET_VERSIONBITMAP: bit N of the bitmap means wire version N.
     VersionBitmap(Vec<u32>),
-    Unknown { typ: u16, body: Vec<u8> },
+    Unknown {
+        typ: u16,
+        body: Vec<u8>,
+    },
 }
 
 /// OFPT_HELLO.
@@ -47,7 +50,11 @@ impl Hello {
             let typ = r.peek_u16(0)?;
             let len = r.peek_u16(2)? as usize;
             if len < 4 || len > r.remaining() {
-                return Err(bad_len("ofp_hello_elem_header", len, "overruns the message"));
+                return Err(bad_len(
+                    "ofp_hello_elem_header",
+                    len,
+                    "overruns the message",
+                ));
             }
             let mut e = r.sub(len, "ofp_hello_elem")?;
             e.skip(4)?;
@@ -74,7 +81,9 @@ impl Hello {
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         for e in &self.elements {
             let (typ, body): (u16, Vec<u8>) = match e {
-                HelloElement::VersionBitmap(w) => (1, w.iter().flat_map(|x| x.to_be_bytes()).collect()),
+                HelloElement::VersionBitmap(w) => {
+                    (1, w.iter().flat_map(|x| x.to_be_bytes()).collect())
+                }
                 HelloElement::Unknown { typ, body } => (*typ, body.clone()),
             };
             let len = 4 + body.len();
@@ -188,7 +197,11 @@ impl AsyncConfig {
         })
     }
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
-        for m in [self.packet_in_mask, self.port_status_mask, self.flow_removed_mask] {
+        for m in [
+            self.packet_in_mask,
+            self.port_status_mask,
+            self.flow_removed_mask,
+        ] {
             buf.put_u32(m[0]);
             buf.put_u32(m[1]);
         }
@@ -323,7 +336,10 @@ pub enum QueueProp {
     /// In 1/10 of a percent; > 1000 means disabled.
     MinRate(u16),
     MaxRate(u16),
-    Unknown { property: u16, body: Vec<u8> },
+    Unknown {
+        property: u16,
+        body: Vec<u8>,
+    },
 }
 
 /// `ofp_packet_queue`.
@@ -349,7 +365,11 @@ impl QueueGetConfigReply {
         while !r.is_empty() {
             let len = r.peek_u16(8)? as usize;
             if len < 16 {
-                return Err(bad_len("ofp_packet_queue", len, "shorter than its 16-byte header"));
+                return Err(bad_len(
+                    "ofp_packet_queue",
+                    len,
+                    "shorter than its 16-byte header",
+                ));
             }
             let mut q = r.sub(len, "ofp_packet_queue")?;
             let queue_id = q.u32()?;
@@ -359,7 +379,11 @@ impl QueueGetConfigReply {
             while !q.is_empty() {
                 let plen = q.peek_u16(2)? as usize;
                 if plen < 8 {
-                    return Err(bad_len("ofp_queue_prop_header", plen, "shorter than 8 bytes"));
+                    return Err(bad_len(
+                        "ofp_queue_prop_header",
+                        plen,
+                        "shorter than 8 bytes",
+                    ));
                 }
                 let mut p = q.sub(plen, "ofp_queue_prop")?;
                 let property = p.u16()?;

@@ -10,7 +10,12 @@ pub const OFPET_EXPERIMENTER: u16 = 0xffff;
 
 /// Each error type with its name and the names of its codes, in code order.
 const TABLE: &[(u16, &str, &str, &[&str])] = &[
-    (0, "OFPET_HELLO_FAILED", "OFPHFC_", &["INCOMPATIBLE", "EPERM"]),
+    (
+        0,
+        "OFPET_HELLO_FAILED",
+        "OFPHFC_",
+        &["INCOMPATIBLE", "EPERM"],
+    ),
     (
         1,
         "OFPET_BAD_REQUEST",
@@ -131,12 +136,38 @@ const TABLE: &[(u16, &str, &str, &[&str])] = &[
         7,
         "OFPET_PORT_MOD_FAILED",
         "OFPPMFC_",
-        &["BAD_PORT", "BAD_HW_ADDR", "BAD_CONFIG", "BAD_ADVERTISE", "EPERM"],
+        &[
+            "BAD_PORT",
+            "BAD_HW_ADDR",
+            "BAD_CONFIG",
+            "BAD_ADVERTISE",
+            "EPERM",
+        ],
     ),
-    (8, "OFPET_TABLE_MOD_FAILED", "OFPTMFC_", &["BAD_TABLE", "BAD_CONFIG", "EPERM"]),
-    (9, "OFPET_QUEUE_OP_FAILED", "OFPQOFC_", &["BAD_PORT", "BAD_QUEUE", "EPERM"]),
-    (10, "OFPET_SWITCH_CONFIG_FAILED", "OFPSCFC_", &["BAD_FLAGS", "BAD_LEN", "EPERM"]),
-    (11, "OFPET_ROLE_REQUEST_FAILED", "OFPRRFC_", &["STALE", "UNSUP", "BAD_ROLE"]),
+    (
+        8,
+        "OFPET_TABLE_MOD_FAILED",
+        "OFPTMFC_",
+        &["BAD_TABLE", "BAD_CONFIG", "EPERM"],
+    ),
+    (
+        9,
+        "OFPET_QUEUE_OP_FAILED",
+        "OFPQOFC_",
+        &["BAD_PORT", "BAD_QUEUE", "EPERM"],
+    ),
+    (
+        10,
+        "OFPET_SWITCH_CONFIG_FAILED",
+        "OFPSCFC_",
+        &["BAD_FLAGS", "BAD_LEN", "EPERM"],
+    ),
+    (
+        11,
+        "OFPET_ROLE_REQUEST_FAILED",
+        "OFPRRFC_",
+        &["STALE", "UNSUP", "BAD_ROLE"],
+    ),
     (
         12,
         "OFPET_METER_MOD_FAILED",
@@ -160,7 +191,14 @@ const TABLE: &[(u16, &str, &str, &[&str])] = &[
         13,
         "OFPET_TABLE_FEATURES_FAILED",
         "OFPTFFC_",
-        &["BAD_TABLE", "BAD_METADATA", "BAD_TYPE", "BAD_LEN", "BAD_ARGUMENT", "EPERM"],
+        &[
+            "BAD_TABLE",
+            "BAD_METADATA",
+            "BAD_TYPE",
+            "BAD_LEN",
+            "BAD_ARGUMENT",
+            "EPERM",
+        ],
     ),
 ];
 

@@ -189,7 +189,11 @@ impl FlowRemoved {
         let rest = r.rest();
         let (match_, n) = Match::decode(rest)?;
         if n != rest.len() {
-            return Err(bad_len("ofp_flow_removed", rest.len(), "bytes after the match"));
+            return Err(bad_len(
+                "ofp_flow_removed",
+                rest.len(),
+                "bytes after the match",
+            ));
         }
         Ok(FlowRemoved {
             cookie,
@@ -284,7 +288,11 @@ impl PacketOut {
         let actions_len = r.u16()? as usize;
         r.skip(6)?;
         if actions_len > r.remaining() {
-            return Err(bad_len("ofp_packet_out", actions_len, "actions_len overruns the message"));
+            return Err(bad_len(
+                "ofp_packet_out",
+                actions_len,
+                "actions_len overruns the message",
+            ));
         }
         let actions = Action::decode_list(r.bytes(actions_len)?)?;
         Ok(PacketOut {

@@ -54,7 +54,7 @@ impl Bucket {
         let mut out = Vec::new();
         while !r.is_empty() {
             let len = r.peek_u16(0)? as usize;
-            if len < 16 || len % 8 != 0 {
+            if len < 16 || !len.is_multiple_of(8) {
                 return Err(DecodeError::BadLength {
                     what: "ofp_bucket",
                     len,
@@ -155,7 +155,12 @@ pub mod meter_flags {
     pub const PKTPS: u16 = 2;
     pub const BURST: u16 = 4;
     pub const STATS: u16 = 8;
-    pub const NAMES: [(u16, &str); 4] = [(KBPS, "kbps"), (PKTPS, "pktps"), (BURST, "burst"), (STATS, "stats")];
+    pub const NAMES: [(u16, &str); 4] = [
+        (KBPS, "kbps"),
+        (PKTPS, "pktps"),
+        (BURST, "burst"),
+        (STATS, "stats"),
+    ];
 }
 
 /// `OFPM_ALL`.
@@ -164,9 +169,21 @@ pub const METER_ALL: u32 = 0xffff_ffff;
 /// A meter band.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum MeterBand {
-    Drop { rate: u32, burst_size: u32 },
-    DscpRemark { rate: u32, burst_size: u32, prec_level: u8 },
-    Experimenter { rate: u32, burst_size: u32, experimenter: u32, data: Vec<u8> },
+    Drop {
+        rate: u32,
+        burst_size: u32,
+    },
+    DscpRemark {
+        rate: u32,
+        burst_size: u32,
+        prec_level: u8,
+    },
+    Experimenter {
+        rate: u32,
+        burst_size: u32,
+        experimenter: u32,
+        data: Vec<u8>,
+    },
 }
 
 const METER_MOD_FAILED: u16 = 12;
@@ -177,7 +194,7 @@ impl MeterBand {
         while !r.is_empty() {
             let typ = r.peek_u16(0)?;
             let len = r.peek_u16(2)? as usize;
-            if len < 16 || len % 8 != 0 {
+            if len < 16 || !len.is_multiple_of(8) {
                 return Err(DecodeError::BadLength {
                     what: "ofp_meter_band",
                     len,
@@ -207,7 +224,7 @@ impl MeterBand {
                         what: "ofp_meter_band",
                         why: format!("unknown band type {other}"),
                         ofp: ErrorCode::new(METER_MOD_FAILED, 8), // OFPMMFC_BAD_BAND
-                    })
+                    });
                 }
             });
         }
@@ -314,7 +331,11 @@ impl MeterMod {
 }
 
 /// The entry length at `r`'s position must cover at least `min` bytes.
-pub(crate) fn entry_len(r: &Reader<'_>, what: &'static str, min: usize) -> Result<usize, DecodeError> {
+pub(crate) fn entry_len(
+    r: &Reader<'_>,
+    what: &'static str,
+    min: usize,
+) -> Result<usize, DecodeError> {
     let len = r.peek_u16(0)? as usize;
     if len < min {
         return Err(bad_len(what, len, "shorter than the fixed part"));

@@ -15,8 +15,8 @@ pub mod print;
 mod wire;
 
 pub use basic::{
-    AsyncConfig, Experimenter, FeaturesReply, Hello, HelloElement, PacketQueue, Port, PortMod, PortStatus,
-    QueueGetConfigReply, QueueProp, Role, RoleStatus, SwitchConfig, TableMod,
+    AsyncConfig, Experimenter, FeaturesReply, Hello, HelloElement, PacketQueue, Port, PortMod,
+    PortStatus, QueueGetConfigReply, QueueProp, Role, RoleStatus, SwitchConfig, TableMod,
 };
 pub use bundle::{bundle_flags, BundleAdd, BundleCtrl, BundleCtrlType};
 pub use error::ErrorMsg;
@@ -52,11 +52,19 @@ pub enum Message {
     GroupMod(GroupMod),
     PortMod(PortMod),
     TableMod(TableMod),
-    MultipartRequest { flags: u16, body: MultipartRequest },
-    MultipartReply { flags: u16, body: MultipartReply },
+    MultipartRequest {
+        flags: u16,
+        body: MultipartRequest,
+    },
+    MultipartReply {
+        flags: u16,
+        body: MultipartReply,
+    },
     BarrierRequest,
     BarrierReply,
-    QueueGetConfigRequest { port: u32 },
+    QueueGetConfigRequest {
+        port: u32,
+    },
     QueueGetConfigReply(QueueGetConfigReply),
     RoleRequest(Role),
     RoleReply(Role),
@@ -68,7 +76,10 @@ pub enum Message {
     BundleAdd(BundleAdd),
     RoleStatus(RoleStatus),
     /// A message type this crate does not know (the session answers OFPBRC_BAD_TYPE).
-    Unknown { msg_type: u8, body: Vec<u8> },
+    Unknown {
+        msg_type: u8,
+        body: Vec<u8>,
+    },
 }
 
 macro_rules! from_impls {
@@ -153,7 +164,11 @@ impl Message {
         let header = Header::parse(frame)?;
         let len = header.length as usize;
         if len < HEADER_LEN || len > frame.len() {
-            return Err(bad_len("ofp_header", len, "length field disagrees with the frame"));
+            return Err(bad_len(
+                "ofp_header",
+                len,
+                "length field disagrees with the frame",
+            ));
         }
         if header.msg_type != MsgType::Hello && header.version != OFP13_VERSION {
             return Err(DecodeError::BadVersion(header.version));
@@ -175,7 +190,11 @@ impl Message {
             if r.is_empty() {
                 Ok(m)
             } else {
-                Err(bad_len("OpenFlow message", r.remaining(), "this message has no body"))
+                Err(bad_len(
+                    "OpenFlow message",
+                    r.remaining(),
+                    "this message has no body",
+                ))
             }
         };
         Ok(match header.msg_type {
@@ -260,7 +279,9 @@ impl Message {
                 r.skip(4)?;
                 Message::QueueGetConfigRequest { port }
             }
-            MsgType::QueueGetConfigReply => Message::QueueGetConfigReply(QueueGetConfigReply::decode(r)?),
+            MsgType::QueueGetConfigReply => {
+                Message::QueueGetConfigReply(QueueGetConfigReply::decode(r)?)
+            }
             MsgType::RoleRequest | MsgType::RoleReply => {
                 let role = r.u32()?;
                 r.skip(4)?;
@@ -315,12 +336,19 @@ impl Message {
                 let inner = Header::parse(rest)?;
                 let inner_len = inner.length as usize;
                 if inner_len < HEADER_LEN || inner_len > rest.len() {
-                    return Err(bad_len("bundled message", inner_len, "overruns the bundle add message"));
+                    return Err(bad_len(
+                        "bundled message",
+                        inner_len,
+                        "overruns the bundle add message",
+                    ));
                 }
                 if inner.xid != header.xid {
                     return Err(DecodeError::Invalid {
                         what: "ONFT_BUNDLE_ADD_MESSAGE",
-                        why: format!("inner xid {:#x} differs from the outer xid {:#x}", inner.xid, header.xid),
+                        why: format!(
+                            "inner xid {:#x} differs from the outer xid {:#x}",
+                            inner.xid, header.xid
+                        ),
                         ofp: ErrorCode::new(1, 0), // reported by OVS as OFPBFC_MSG_BAD_XID
                     });
                 }

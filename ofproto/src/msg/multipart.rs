@@ -97,17 +97,31 @@ pub enum MultipartRequest {
     Flow(FlowStatsRequest),
     Aggregate(FlowStatsRequest),
     Table,
-    PortStats { port_no: u32 },
-    Queue { port_no: u32, queue_id: u32 },
-    Group { group_id: u32 },
+    PortStats {
+        port_no: u32,
+    },
+    Queue {
+        port_no: u32,
+        queue_id: u32,
+    },
+    Group {
+        group_id: u32,
+    },
     GroupDesc,
     GroupFeatures,
-    Meter { meter_id: u32 },
-    MeterConfig { meter_id: u32 },
+    Meter {
+        meter_id: u32,
+    },
+    MeterConfig {
+        meter_id: u32,
+    },
     MeterFeatures,
     PortDesc,
     /// TABLE_FEATURES, EXPERIMENTER and unknown types: the body kept raw.
-    Raw { typ: MultipartType, body: Vec<u8> },
+    Raw {
+        typ: MultipartType,
+        body: Vec<u8>,
+    },
 }
 
 /// `ofp_desc`.
@@ -262,7 +276,11 @@ fn expect_empty(r: &Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
     if r.is_empty() {
         Ok(())
     } else {
-        Err(bad_len(what, r.remaining(), "this multipart type has no body"))
+        Err(bad_len(
+            what,
+            r.remaining(),
+            "this multipart type has no body",
+        ))
     }
 }
 
@@ -390,9 +408,10 @@ impl MultipartReply {
             (MultipartReply::Meter(a), MultipartReply::Meter(b)) => a.extend(b),
             (MultipartReply::MeterConfig(a), MultipartReply::MeterConfig(b)) => a.extend(b),
             (MultipartReply::PortDesc(a), MultipartReply::PortDesc(b)) => a.extend(b),
-            (MultipartReply::Raw { typ: ta, body: a }, MultipartReply::Raw { typ: tb, body: b }) if *ta == tb => {
-                a.extend(b)
-            }
+            (
+                MultipartReply::Raw { typ: ta, body: a },
+                MultipartReply::Raw { typ: tb, body: b },
+            ) if *ta == tb => a.extend(b),
             _ => return false,
         }
         true
@@ -569,7 +588,11 @@ impl MultipartReply {
                 while !r.is_empty() {
                     let len = r.peek_u16(4)? as usize;
                     if len < 40 {
-                        return Err(bad_len("ofp_meter_stats", len, "shorter than the fixed part"));
+                        return Err(bad_len(
+                            "ofp_meter_stats",
+                            len,
+                            "shorter than the fixed part",
+                        ));
                     }
                     let mut e = r.sub(len, "ofp_meter_stats")?;
                     let meter_id = e.u32()?;

@@ -96,7 +96,7 @@ fn name(header: &Header, msg: &Message) -> String {
                 }
                 s.push(c.to_ascii_uppercase());
             }
-            s.replace("OFPT_GET_CONFIG_REQUEST", "OFPT_GET_CONFIG_REQUEST")
+            s
         }
     }
 }
@@ -172,17 +172,28 @@ fn body(s: &mut String, msg: &Message, xid: u32) {
                 experimenter,
                 ..
             } => {
-                let _ = write!(s, " experimenter error {experimenter:#010x} code {exp_code}");
+                let _ = write!(
+                    s,
+                    " experimenter error {experimenter:#010x} code {exp_code}"
+                );
             }
         },
         Message::EchoRequest(d) | Message::EchoReply(d) => {
             let _ = write!(s, " {} bytes of payload", d.len());
         }
         Message::Experimenter(e) => {
-            let _ = write!(s, " experimenter={:#010x} exp_type={}", e.experimenter, e.exp_type);
+            let _ = write!(
+                s,
+                " experimenter={:#010x} exp_type={}",
+                e.experimenter, e.exp_type
+            );
         }
         Message::FeaturesReply(f) => {
-            let _ = write!(s, " dpid:{:016x}\nn_tables:{}, n_buffers:{}", f.datapath_id, f.n_tables, f.n_buffers);
+            let _ = write!(
+                s,
+                " dpid:{:016x}\nn_tables:{}, n_buffers:{}",
+                f.datapath_id, f.n_tables, f.n_buffers
+            );
             if f.auxiliary_id != 0 {
                 let _ = write!(s, ", auxiliary_id:{}", f.auxiliary_id);
             }
@@ -228,7 +239,11 @@ fn body(s: &mut String, msg: &Message, xid: u32) {
                 4 => "meter_delete".into(),
                 n => n.to_string(),
             };
-            let _ = write!(s, " {} reason={reason}", match_with_priority(&f.match_, f.priority));
+            let _ = write!(
+                s,
+                " {} reason={reason}",
+                match_with_priority(&f.match_, f.priority)
+            );
             if f.table_id != 255 {
                 let _ = write!(s, " table_id={}", f.table_id);
             }
@@ -315,7 +330,12 @@ fn body(s: &mut String, msg: &Message, xid: u32) {
                 1 => "MOD",
                 _ => "DEL",
             };
-            let _ = write!(s, "\n {cmd} group_id={},type={}", g.group_id, group_type(g.group_type));
+            let _ = write!(
+                s,
+                "\n {cmd} group_id={},type={}",
+                g.group_id,
+                group_type(g.group_type)
+            );
             buckets(s, &g.buckets);
         }
         Message::PortMod(p) => {
@@ -419,7 +439,12 @@ fn body(s: &mut String, msg: &Message, xid: u32) {
             bands(s, &m.bands);
         }
         Message::BundleControl(b) => {
-            let _ = write!(s, "\n bundle_id={:#x} type={}", b.bundle_id, b.ctrl_type.name());
+            let _ = write!(
+                s,
+                "\n bundle_id={:#x} type={}",
+                b.bundle_id,
+                b.ctrl_type.name()
+            );
             bundle_flags(s, b.flags);
         }
         Message::BundleAdd(b) => {
@@ -565,7 +590,12 @@ fn config_names(c: u32) -> String {
 }
 
 fn port_line(p: &super::Port) -> String {
-    format!("{}({}): addr:{}", port_name(p.port_no), p.name, mac(&p.hw_addr))
+    format!(
+        "{}({}): addr:{}",
+        port_name(p.port_no),
+        p.name,
+        mac(&p.hw_addr)
+    )
 }
 
 fn mp_request(s: &mut String, body: &MultipartRequest) {
@@ -604,7 +634,8 @@ fn mp_request(s: &mut String, body: &MultipartRequest) {
             };
             let _ = write!(s, " group_id={g}");
         }
-        MultipartRequest::Meter { meter_id: id } | MultipartRequest::MeterConfig { meter_id: id } => {
+        MultipartRequest::Meter { meter_id: id }
+        | MultipartRequest::MeterConfig { meter_id: id } => {
             let _ = write!(s, " meter={}", meter_id(*id));
         }
         _ => {}
@@ -728,19 +759,28 @@ fn mp_reply(s: &mut String, body: &MultipartReply) {
         }
         MultipartReply::GroupDesc(groups) => {
             for g in groups {
-                let _ = write!(s, "\n group_id={},type={}", g.group_id, group_type(g.group_type));
+                let _ = write!(
+                    s,
+                    "\n group_id={},type={}",
+                    g.group_id,
+                    group_type(g.group_type)
+                );
                 buckets(s, &g.buckets);
             }
         }
         MultipartReply::GroupFeatures(g) => {
-            let _ = write!(s, "\n Group table:\n    Types:  {:#x}\n    Capabilities:  {:#x}", g.types, g.capabilities);
+            let _ = write!(
+                s,
+                "\n Group table:\n    Types:  {:#x}\n    Capabilities:  {:#x}",
+                g.types, g.capabilities
+            );
         }
         MultipartReply::Meter(meters) => {
             s.push('\n');
             for m in meters {
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "meter:{} flow_count:{} packet_in_count:{} byte_in_count:{} duration:{}.{:09}s bands:\n",
+                    "meter:{} flow_count:{} packet_in_count:{} byte_in_count:{} duration:{}.{:09}s bands:",
                     meter_id(m.meter_id),
                     m.flow_count,
                     m.packet_in_count,
@@ -772,7 +812,10 @@ fn mp_reply(s: &mut String, body: &MultipartReply) {
                 .filter(|(b, _)| f.band_types & b != 0)
                 .map(|(_, n)| *n)
                 .collect();
-            let caps = flags_names(f.capabilities, &[(1u32, "kbps"), (2, "pktps"), (4, "burst"), (8, "stats")]);
+            let caps = flags_names(
+                f.capabilities,
+                &[(1u32, "kbps"), (2, "pktps"), (4, "burst"), (8, "stats")],
+            );
             let _ = write!(
                 s,
                 "\nmax_meter:{} max_bands:{} max_color:{}\nband_types: {}\ncapabilities: {}",
@@ -822,7 +865,7 @@ pub fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
     if let Some((i, c)) = digits.char_indices().find(|(_, c)| !c.is_ascii_hexdigit()) {
         return Err(format!("'{c}' at digit {i} is not a hex digit"));
     }
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", digits.len()));
     }
     Ok((0..digits.len())
@@ -837,7 +880,10 @@ mod tests {
 
     #[test]
     fn parses_hex_as_pasted() {
-        assert_eq!(parse_hex("0x04 00:00 08\n00000001").unwrap(), vec![4, 0, 0, 8, 0, 0, 0, 1]);
+        assert_eq!(
+            parse_hex("0x04 00:00 08\n00000001").unwrap(),
+            vec![4, 0, 0, 8, 0, 0, 0, 1]
+        );
         assert!(parse_hex("04 0").unwrap_err().contains("odd"));
         assert!(parse_hex("zz").unwrap_err().contains("not a hex digit"));
     }

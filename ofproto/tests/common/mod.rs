@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use ofproto::action::{Action, Ct, CtZone, FieldRange, Nat, NatAddrs, NatKind, NX_IN_PORT};
 use ofproto::instruction::Instruction;
-use ofproto::msg::{Bucket, FlowMod, GroupMod, GroupModCommand, GroupType, MeterBand, MeterMod, MeterModCommand};
+use ofproto::msg::{
+    Bucket, FlowMod, GroupMod, GroupModCommand, GroupType, MeterBand, MeterMod, MeterModCommand,
+};
 use ofproto::oxm::{ct_state, Field, Match, OFPVID_PRESENT};
 use ofproto::session::{Config, Event, Session};
 
@@ -34,7 +36,13 @@ fn apply(actions: Vec<Action>) -> Vec<Instruction> {
     vec![Instruction::ApplyActions(actions)]
 }
 
-fn flow(table: u8, priority: u16, cookie: u64, m: Match, instructions: Vec<Instruction>) -> FlowMod {
+fn flow(
+    table: u8,
+    priority: u16,
+    cookie: u64,
+    m: Match,
+    instructions: Vec<Instruction>,
+) -> FlowMod {
     let mut f = FlowMod::add(table, priority, m, instructions);
     f.cookie = cookie;
     f
@@ -54,14 +62,23 @@ pub fn group_and_meter() -> (GroupMod, MeterMod) {
             buckets: vec![
                 Bucket::new(vec![Action::output(1)]),
                 Bucket::new(vec![Action::output(2)]),
-                Bucket::new(vec![Action::PushVlan(0x8100), Action::set_field(Field::VlanVid, u128::from(OFPVID_PRESENT | 10)).unwrap(), Action::output(3)]),
+                Bucket::new(vec![
+                    Action::PushVlan(0x8100),
+                    Action::set_field(Field::VlanVid, u128::from(OFPVID_PRESENT | 10)).unwrap(),
+                    Action::output(3),
+                ]),
             ],
         },
         MeterMod {
             command: MeterModCommand::Add,
-            flags: ofproto::msg::meter_flags::KBPS | ofproto::msg::meter_flags::BURST | ofproto::msg::meter_flags::STATS,
+            flags: ofproto::msg::meter_flags::KBPS
+                | ofproto::msg::meter_flags::BURST
+                | ofproto::msg::meter_flags::STATS,
             meter_id: METER_ID,
-            bands: vec![MeterBand::Drop { rate: 1000, burst_size: 100 }],
+            bands: vec![MeterBand::Drop {
+                rate: 1000,
+                burst_size: 100,
+            }],
         },
     )
 }
@@ -86,7 +103,10 @@ pub fn flow_corpus() -> Vec<FlowMod> {
                 .with(Field::IpEcn, 1)
                 .reg_masked(3, 5, 0xff)
                 .with(Field::Reg(15), 0xffff_ffff)
-                .ct_state(ct_state::TRK | ct_state::NEW, ct_state::TRK | ct_state::NEW | ct_state::EST)
+                .ct_state(
+                    ct_state::TRK | ct_state::NEW,
+                    ct_state::TRK | ct_state::NEW | ct_state::EST,
+                )
                 .with(Field::CtZone, 9)
                 .with_masked(Field::CtMark, 1, 3)
                 .with_masked(Field::CtLabel, 0x10, 0xff)
@@ -95,8 +115,14 @@ pub fn flow_corpus() -> Vec<FlowMod> {
                 Instruction::Meter(METER_ID),
                 Instruction::ApplyActions(vec![
                     Action::set_field(Field::Reg(0), 0x5).unwrap(),
-                    Action::Load { dst: reg(1, 0, 8), value: 0x7 },
-                    Action::Move { src: reg(0, 0, 16), dst: reg(2, 16, 16) },
+                    Action::Load {
+                        dst: reg(1, 0, 8),
+                        value: 0x7,
+                    },
+                    Action::Move {
+                        src: reg(0, 0, 16),
+                        dst: reg(2, 16, 16),
+                    },
                     Action::Ct(Ct {
                         commit: true,
                         force: false,
@@ -106,7 +132,10 @@ pub fn flow_corpus() -> Vec<FlowMod> {
                         actions: vec![
                             Action::Nat(Nat {
                                 kind: NatKind::Src,
-                                addrs: NatAddrs::V4(Ipv4Addr::new(192, 0, 2, 1), Some(Ipv4Addr::new(192, 0, 2, 9))),
+                                addrs: NatAddrs::V4(
+                                    Ipv4Addr::new(192, 0, 2, 1),
+                                    Some(Ipv4Addr::new(192, 0, 2, 9)),
+                                ),
                                 ports: Some((1000, Some(2000))),
                                 persistent: false,
                                 hash: false,
@@ -116,7 +145,10 @@ pub fn flow_corpus() -> Vec<FlowMod> {
                         ],
                     }),
                 ]),
-                Instruction::WriteMetadata { value: 0x1, mask: 0xff },
+                Instruction::WriteMetadata {
+                    value: 0x1,
+                    mask: 0xff,
+                },
                 Instruction::GotoTable(5),
             ],
         ),
@@ -135,14 +167,26 @@ pub fn flow_corpus() -> Vec<FlowMod> {
                 .with(Field::EthSrc, mac(5))
                 .with_masked(Field::EthDst, 0x0100_0000_0000, 0x0100_0000_0000),
             apply(vec![
-                Action::Move { src: FieldRange::whole(Field::EthSrc), dst: FieldRange::whole(Field::EthDst) },
+                Action::Move {
+                    src: FieldRange::whole(Field::EthSrc),
+                    dst: FieldRange::whole(Field::EthDst),
+                },
                 Action::set_field(Field::EthSrc, mac(1)).unwrap(),
                 Action::set_field(Field::ArpOp, 2).unwrap(),
-                Action::Move { src: FieldRange::whole(Field::ArpSha), dst: FieldRange::whole(Field::ArpTha) },
-                Action::Move { src: FieldRange::whole(Field::ArpSpa), dst: FieldRange::whole(Field::ArpTpa) },
+                Action::Move {
+                    src: FieldRange::whole(Field::ArpSha),
+                    dst: FieldRange::whole(Field::ArpTha),
+                },
+                Action::Move {
+                    src: FieldRange::whole(Field::ArpSpa),
+                    dst: FieldRange::whole(Field::ArpTpa),
+                },
                 Action::set_field(Field::ArpSha, mac(1)).unwrap(),
                 Action::set_field(Field::ArpSpa, ip4(10, 1, 0, 1)).unwrap(),
-                Action::Output { port: 0xffff_fff8, max_len: 0 },
+                Action::Output {
+                    port: 0xffff_fff8,
+                    max_len: 0,
+                },
             ]),
         ),
         // VLAN tagging at the edge.
@@ -150,7 +194,10 @@ pub fn flow_corpus() -> Vec<FlowMod> {
             1,
             300,
             0x103,
-            Match::new().in_port(2).with(Field::VlanVid, u128::from(OFPVID_PRESENT | 100)).with(Field::VlanPcp, 3),
+            Match::new()
+                .in_port(2)
+                .with(Field::VlanVid, u128::from(OFPVID_PRESENT | 100))
+                .with(Field::VlanPcp, 3),
             apply(vec![Action::PopVlan, Action::resubmit(2)]),
         ),
         flow(
@@ -190,16 +237,26 @@ pub fn flow_corpus() -> Vec<FlowMod> {
                 .ip_proto(58)
                 .with(Field::Icmpv6Type, 136)
                 .with(Field::Ipv6NdTll, mac(10)),
-            apply(vec![Action::DecTtl { controller_ids: vec![1, 2] }]),
+            apply(vec![Action::DecTtl {
+                controller_ids: vec![1, 2],
+            }]),
         ),
         // UDP, SCTP, ICMP.
         flow(
             2,
             500,
             0x106,
-            Match::new().eth_type(0x0800).ip_proto(17).with(Field::UdpSrc, 68).with(Field::UdpDst, 67),
+            Match::new()
+                .eth_type(0x0800)
+                .ip_proto(17)
+                .with(Field::UdpSrc, 68)
+                .with(Field::UdpDst, 67),
             apply(vec![
-                Action::Controller { max_len: 128, controller_id: 0, reason: 0 },
+                Action::Controller {
+                    max_len: 128,
+                    controller_id: 0,
+                    reason: 0,
+                },
                 Action::SetQueue(1),
                 Action::output(3),
             ]),
@@ -208,23 +265,47 @@ pub fn flow_corpus() -> Vec<FlowMod> {
             2,
             501,
             0x107,
-            Match::new().eth_type(0x0800).ip_proto(132).with(Field::SctpSrc, 1000).with(Field::SctpDst, 2000),
-            apply(vec![Action::SetNwTtl(9), Action::DecNwTtl, Action::output(1)]),
+            Match::new()
+                .eth_type(0x0800)
+                .ip_proto(132)
+                .with(Field::SctpSrc, 1000)
+                .with(Field::SctpDst, 2000),
+            apply(vec![
+                Action::SetNwTtl(9),
+                Action::DecNwTtl,
+                Action::output(1),
+            ]),
         ),
         flow(
             2,
             502,
             0x108,
-            Match::new().eth_type(0x0800).ip_proto(1).with(Field::Icmpv4Type, 8).with(Field::Icmpv4Code, 0),
-            apply(vec![Action::Note(vec![0xde, 0xad, 0xbe, 0xef, 0, 1]), Action::output(1)]),
+            Match::new()
+                .eth_type(0x0800)
+                .ip_proto(1)
+                .with(Field::Icmpv4Type, 8)
+                .with(Field::Icmpv4Code, 0),
+            apply(vec![
+                Action::Note(vec![0xde, 0xad, 0xbe, 0xef, 0, 1]),
+                Action::output(1),
+            ]),
         ),
         // MPLS.
         flow(
             3,
             600,
             0x109,
-            Match::new().eth_type(0x8847).with(Field::MplsLabel, 1000).with(Field::MplsTc, 2).with(Field::MplsBos, 1),
-            apply(vec![Action::DecMplsTtl, Action::SetMplsTtl(10), Action::PopMpls(0x0800), Action::output(1)]),
+            Match::new()
+                .eth_type(0x8847)
+                .with(Field::MplsLabel, 1000)
+                .with(Field::MplsTc, 2)
+                .with(Field::MplsBos, 1),
+            apply(vec![
+                Action::DecMplsTtl,
+                Action::SetMplsTtl(10),
+                Action::PopMpls(0x0800),
+                Action::output(1),
+            ]),
         ),
         flow(
             3,
@@ -241,23 +322,40 @@ pub fn flow_corpus() -> Vec<FlowMod> {
             Match::new()
                 .with_masked(Field::NxmTunId, 0x64, 0xffff)
                 .with(Field::TunIpv4Src, ip4(192, 168, 7, 1))
-                .with_masked(Field::TunIpv4Dst, ip4(192, 168, 7, 0), ip4(255, 255, 255, 0))
+                .with_masked(
+                    Field::TunIpv4Dst,
+                    ip4(192, 168, 7, 0),
+                    ip4(255, 255, 255, 0),
+                )
                 .with_masked(Field::PktMark, 0x10, 0xf0)
                 .with(Field::XReg(3), 0x0000_0005_0000_0007),
-            apply(vec![
-                Action::Conjunction { id: 11, clause: 0, n_clauses: 2 },
-            ]),
+            apply(vec![Action::Conjunction {
+                id: 11,
+                clause: 0,
+                n_clauses: 2,
+            }]),
         ),
         flow(
             4,
             701,
             0x10c,
-            Match::new().with(Field::ConjId, 11).with(Field::TunnelId, 0x99),
+            Match::new()
+                .with(Field::ConjId, 11)
+                .with(Field::TunnelId, 0x99),
             vec![
                 Instruction::ApplyActions(vec![
-                    Action::OutputReg { src: reg(6, 0, 16), max_len: 0 },
-                    Action::Resubmit { in_port: NX_IN_PORT, table: Some(6) },
-                    Action::Resubmit { in_port: 1, table: None },
+                    Action::OutputReg {
+                        src: reg(6, 0, 16),
+                        max_len: 0,
+                    },
+                    Action::Resubmit {
+                        in_port: NX_IN_PORT,
+                        table: Some(6),
+                    },
+                    Action::Resubmit {
+                        in_port: 1,
+                        table: None,
+                    },
                     Action::CtClear,
                 ]),
                 Instruction::ClearActions,
@@ -275,9 +373,15 @@ pub struct Conn {
 
 impl Conn {
     pub fn connect(path: &Path) -> Conn {
-        let stream = UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
-        stream.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
-        let mut c = Conn { stream, session: Session::new(Instant::now(), Config::default()) };
+        let stream =
+            UnixStream::connect(path).unwrap_or_else(|e| panic!("connect {}: {e}", path.display()));
+        stream
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut c = Conn {
+            stream,
+            session: Session::new(Instant::now(), Config::default()),
+        };
         c.pump_until(|e| matches!(e, Event::Connected(_)));
         c
     }
@@ -299,11 +403,19 @@ impl Conn {
                     return seen;
                 }
             }
-            assert!(start.elapsed() < Duration::from_secs(10), "timed out; events so far: {seen:#?}");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "timed out; events so far: {seen:#?}"
+            );
             match self.stream.read(&mut buf) {
                 Ok(0) => panic!("switch closed the connection; events: {seen:#?}"),
                 Ok(n) => self.session.handle_input(&buf[..n], Instant::now()),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
                     self.session.handle_timeout(Instant::now())
                 }
                 Err(e) => panic!("read: {e}"),
