@@ -122,7 +122,8 @@ impl ContivIntent {
     pub fn convert(&self) -> Result<Converted, String> {
         let mut spec = Spec::default();
         let mut global = Global::default();
-        let (mut vlans, mut vxlans): (Vec<(u32, u32)>, Vec<(u32, u32)>) = (Vec::new(), Vec::new());
+        let mut vlans: Vec<(u32, u32)> = Vec::new();
+        let mut vxlans: Vec<(u32, u32)> = Vec::new();
         let mut placements = Vec::new();
         let mut existing = Vec::new();
         for t in &self.tenants {

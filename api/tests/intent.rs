@@ -155,8 +155,7 @@ fn references_must_exist() {
         ],
     );
     refused(
-        &r#"{"networks": [{"tenantName": "ghost", "networkName": "n", "subnet": "10.1.0.0/24"}]}"#
-            .to_string(),
+        r#"{"networks": [{"tenantName": "ghost", "networkName": "n", "subnet": "10.1.0.0/24"}]}"#,
         &["tenant \"ghost\" does not exist"],
     );
 }
@@ -205,7 +204,7 @@ fn unknown_fields_and_duplicates() {
         &["network \"blue:n\"", "named twice"],
     );
     refused(
-        &r#"{"tenants": [{"tenantName": "a:b"}]}"#.to_string(),
+        r#"{"tenants": [{"tenantName": "a:b"}]}"#,
         &["tenantName", "has ':'"],
     );
 }
