@@ -1,0 +1,217 @@
+//! The etcd backend: the store's operations map one to one onto etcd's KV, Watch and Lease APIs.
+
+use etcd_client::{
+    Client, Compare as ECompare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions, Txn,
+    TxnOp, TxnOpResponse, WatchOptions,
+};
+use tokio::sync::mpsc;
+
+use super::{Compare, KeyValue, Op, StoreError, TxnResult, WatchEvent, WatchStream};
+
+/// A connection to an etcd cluster (cheap to clone: clones share the channel).
+#[derive(Clone)]
+pub struct EtcdStore {
+    client: Client,
+}
+
+fn unavailable(e: etcd_client::Error) -> StoreError {
+    StoreError::Unavailable(format!("etcd: {e}"))
+}
+
+fn kv(k: &etcd_client::KeyValue) -> KeyValue {
+    KeyValue {
+        key: k.key().to_vec(),
+        value: k.value().to_vec(),
+        create_revision: k.create_revision(),
+        mod_revision: k.mod_revision(),
+        version: k.version(),
+        lease: k.lease(),
+    }
+}
+
+impl EtcdStore {
+    /// Connects to the given endpoints (`http://host:port`).
+    pub async fn connect(endpoints: &[String]) -> Result<EtcdStore, StoreError> {
+        let client = Client::connect(endpoints, None)
+            .await
+            .map_err(unavailable)?;
+        Ok(EtcdStore { client })
+    }
+
+    pub async fn get(&self, key: &[u8]) -> Result<Option<KeyValue>, StoreError> {
+        let r = self
+            .client
+            .clone()
+            .get(key, None)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.kvs().first().map(kv))
+    }
+
+    pub async fn range(&self, prefix: &[u8]) -> Result<(Vec<KeyValue>, i64), StoreError> {
+        let r = self
+            .client
+            .clone()
+            .get(prefix, Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(unavailable)?;
+        let rev = r.header().map(|h| h.revision()).unwrap_or(0);
+        Ok((r.kvs().iter().map(kv).collect(), rev))
+    }
+
+    pub async fn txn(
+        &self,
+        compares: Vec<Compare>,
+        success: Vec<Op>,
+        failure: Vec<Op>,
+    ) -> Result<TxnResult, StoreError> {
+        let cmps: Vec<ECompare> = compares
+            .into_iter()
+            .map(|c| match c {
+                Compare::Absent(k) => ECompare::version(k, CompareOp::Equal, 0),
+                Compare::ModRevision(k, r) => ECompare::mod_revision(k, CompareOp::Equal, r),
+                Compare::Version(k, v) => ECompare::version(k, CompareOp::Equal, v),
+                Compare::Value(k, v) => ECompare::value(k, CompareOp::Equal, v),
+            })
+            .collect();
+        let ops = |ops: Vec<Op>| -> Vec<TxnOp> {
+            ops.into_iter()
+                .map(|o| match o {
+                    Op::Put { key, value, lease } => {
+                        let opts = (lease != 0).then(|| PutOptions::new().with_lease(lease));
+                        TxnOp::put(key, value, opts)
+                    }
+                    Op::Delete(k) => TxnOp::delete(k, None),
+                    Op::DeletePrefix(k) => {
+                        TxnOp::delete(k, Some(DeleteOptions::new().with_prefix()))
+                    }
+                    Op::Get(k) => TxnOp::get(k, None),
+                })
+                .collect()
+        };
+        let txn = Txn::new()
+            .when(cmps)
+            .and_then(ops(success))
+            .or_else(ops(failure));
+        let r = self.client.clone().txn(txn).await.map_err(|e| match e {
+            etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found") => {
+                StoreError::LeaseNotFound(0)
+            }
+            e => unavailable(e),
+        })?;
+        let gets = r
+            .op_responses()
+            .into_iter()
+            .filter_map(|o| match o {
+                TxnOpResponse::Get(g) => Some(g.kvs().first().map(kv)),
+                _ => None,
+            })
+            .collect();
+        Ok(TxnResult {
+            succeeded: r.succeeded(),
+            revision: r.header().map(|h| h.revision()).unwrap_or(0),
+            gets,
+        })
+    }
+
+    pub async fn watch(
+        &self,
+        prefix: &[u8],
+        from_revision: i64,
+    ) -> Result<WatchStream, StoreError> {
+        let mut opts = WatchOptions::new().with_prefix();
+        if from_revision > 0 {
+            opts = opts.with_start_revision(from_revision);
+        }
+        let mut stream = self
+            .client
+            .clone()
+            .watch(prefix, Some(opts))
+            .await
+            .map_err(unavailable)?;
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(async move {
+            loop {
+                match stream.message().await {
+                    Ok(Some(resp)) => {
+                        if resp.compact_revision() > 0 && resp.canceled() {
+                            let _ = tx
+                                .send(Err(StoreError::Compacted {
+                                    requested: from_revision,
+                                    oldest: resp.compact_revision() + 1,
+                                }))
+                                .await;
+                            return;
+                        }
+                        if resp.canceled() {
+                            let _ = tx
+                                .send(Err(StoreError::Other(format!(
+                                    "watch canceled: {}",
+                                    resp.cancel_reason()
+                                ))))
+                                .await;
+                            return;
+                        }
+                        for ev in resp.events() {
+                            let Some(k) = ev.kv() else { continue };
+                            let e = match ev.event_type() {
+                                EventType::Put => WatchEvent::Put(kv(k)),
+                                EventType::Delete => WatchEvent::Delete {
+                                    key: k.key().to_vec(),
+                                    revision: k.mod_revision(),
+                                },
+                            };
+                            if tx.send(Ok(e)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Ok(None) => return,
+                    Err(e) => {
+                        let _ = tx.send(Err(unavailable(e))).await;
+                        return;
+                    }
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    pub async fn lease_grant(&self, ttl_seconds: i64) -> Result<i64, StoreError> {
+        let r = self
+            .client
+            .clone()
+            .lease_grant(ttl_seconds.max(1), None)
+            .await
+            .map_err(unavailable)?;
+        Ok(r.id())
+    }
+
+    pub async fn lease_keepalive(&self, id: i64) -> Result<i64, StoreError> {
+        let (mut keeper, mut stream) = self
+            .client
+            .clone()
+            .lease_keep_alive(id)
+            .await
+            .map_err(unavailable)?;
+        keeper.keep_alive().await.map_err(unavailable)?;
+        match stream.message().await.map_err(unavailable)? {
+            Some(r) if r.ttl() > 0 => Ok(r.ttl()),
+            _ => Err(StoreError::LeaseNotFound(id)),
+        }
+    }
+
+    pub async fn lease_revoke(&self, id: i64) -> Result<(), StoreError> {
+        self.client
+            .clone()
+            .lease_revoke(id)
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                etcd_client::Error::GRpcStatus(s) if s.message().contains("not found") => {
+                    StoreError::LeaseNotFound(id)
+                }
+                e => unavailable(e),
+            })
+    }
+}
