@@ -93,7 +93,7 @@ impl Pool {
     fn contains(&self, v: u32) -> bool {
         self.ranges
             .iter()
-            .any(|(a, b)| (*a..=*b).contains(&v) && (v - a) % self.step == 0)
+            .any(|(a, b)| (*a..=*b).contains(&v) && (v - a).is_multiple_of(self.step))
             && !self.exclude.contains(&v)
     }
 

@@ -72,7 +72,7 @@ async fn allocation_rules() {
         Err(AllocError::Exhausted { .. })
     ));
     // Release frees the value for someone else; releasing twice is fine.
-    assert_eq!(a.release(&net, "b").await.unwrap().is_some(), true);
+    assert!(a.release(&net, "b").await.unwrap().is_some());
     assert_eq!(a.release(&net, "b").await.unwrap(), None);
     assert!(a.allocate(&net, "d").await.is_ok());
     // Subnets of a tenant pool.
