@@ -132,7 +132,9 @@ async fn two_replicas_on_one_etcd_never_share_a_value() {
     let etcd = Etcd::start();
     let url = etcd.client_url().to_string();
     let r1 = Allocator::new(Store::Etcd(Box::new(
-        EtcdStore::connect(&[url.clone()]).await.unwrap(),
+        EtcdStore::connect(std::slice::from_ref(&url))
+            .await
+            .unwrap(),
     )));
     let r2 = Allocator::new(Store::Etcd(Box::new(
         EtcdStore::connect(&[url]).await.unwrap(),
