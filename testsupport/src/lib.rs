@@ -303,6 +303,18 @@ impl Drop for Ovs {
     }
 }
 
+/// Whether a process runs: it exists and is not a zombie. Daemons detach to PID 1, which in some
+/// sandboxes reaps late, so an exited daemon may linger as a zombie for a while.
+pub fn process_alive(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
 /// A free TCP port on the loopback address (bound once, then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")

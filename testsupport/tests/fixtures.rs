@@ -1,6 +1,5 @@
 //! The fixtures themselves: they start the real thing, run side by side, and leave nothing behind.
 
-use std::path::Path;
 use std::process::Command;
 
 use testsupport::{Etcd, Netns, Ovs};
