@@ -2,11 +2,16 @@
 //!
 //! # Layout
 //! - [`alloc`]: VLAN ids, VNIs, subnets and addresses, each allocation one compare-and-swap.
+//! - [`intent`]: the intent in the store; every change one validated transaction.
+//! - [`rest`]: the REST API (Contiv's paths), [`server`]: running it (`netmaster` binary).
 //! - [`store`]: the store interface with its two backends (embedded redb file, etcd), etcd's
 //!   semantics: revisions, compare-and-swap transactions, resumable prefix watches, leases.
 //!
-//! Still to come (issue 3): the REST API, the gRPC service for agents, the
-//! `netmaster` binary.
+//! Still to come (issue 3): the gRPC service for agents, inspect endpoints for operational
+//! state, OpenAPI, metrics.
 
 pub mod alloc;
+pub mod intent;
+pub mod rest;
+pub mod server;
 pub mod store;

@@ -1,0 +1,320 @@
+//! The REST API under `/api/v1/`, on Contiv's paths: `tenants/`, `networks/{tenant}:{name}/`,
+//! `endpointGroups/`, `netprofiles/`, `policys/`, `rules/`, `appProfiles/`, `globals/`; plus
+//! `POST /api/v1/intent` (a whole spec, or a Contiv intent file, applied at once) and
+//! `inspect/state/`. Errors are JSON `{"error": "..."}` with 400 (invalid input), 404, 409
+//! (in use, or concurrent writers) or 503 (store unreachable).
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State as AxState};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use weft_api::contiv::ContivIntent;
+use weft_api::*;
+
+use crate::intent::{Intent, IntentError};
+use crate::store::StoreError;
+
+/// An error as the API answers it.
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<IntentError> for ApiError {
+    fn from(e: IntentError) -> Self {
+        let status = match &e {
+            IntentError::Invalid(_) | IntentError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            IntentError::NotFound { .. } => StatusCode::NOT_FOUND,
+            IntentError::Conflict(_) => StatusCode::CONFLICT,
+            IntentError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            IntentError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+fn body<T: DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
+    serde_json::from_slice(b).map_err(|e| bad(format!("request body: {e}")))
+}
+
+/// An object kind served under `/api/v1/<PATH>/`.
+trait RestKind: Keyed + Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const PATH: &'static str;
+    fn map(s: &weft_api::State) -> &BTreeMap<String, Self>;
+    fn map_mut(s: &mut weft_api::State) -> &mut BTreeMap<String, Self>;
+}
+
+macro_rules! rest_kind {
+    ($t:ty, $path:literal, $field:ident) => {
+        impl RestKind for $t {
+            const PATH: &'static str = $path;
+            fn map(s: &weft_api::State) -> &BTreeMap<String, Self> {
+                &s.$field
+            }
+            fn map_mut(s: &mut weft_api::State) -> &mut BTreeMap<String, Self> {
+                &mut s.$field
+            }
+        }
+    };
+}
+
+rest_kind!(Tenant, "tenants", tenants);
+rest_kind!(Network, "networks", networks);
+rest_kind!(EndpointGroup, "endpointGroups", groups);
+rest_kind!(NetProfile, "netprofiles", netprofiles);
+rest_kind!(Policy, "policys", policies);
+rest_kind!(Rule, "rules", rules);
+rest_kind!(AppProfile, "appProfiles", app_profiles);
+
+async fn list<T: RestKind>(AxState(i): AxState<Intent>) -> Result<Json<Vec<T>>, ApiError> {
+    let (s, _) = i.load().await?;
+    Ok(Json(T::map(&s).values().cloned().collect()))
+}
+
+async fn get_one<T: RestKind>(
+    AxState(i): AxState<Intent>,
+    Path(key): Path<String>,
+) -> Result<Json<T>, ApiError> {
+    let (s, _) = i.load().await?;
+    T::map(&s)
+        .get(&key)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| IntentError::NotFound { kind: T::KIND, key }.into())
+}
+
+async fn put_one<T: RestKind>(
+    AxState(i): AxState<Intent>,
+    Path(key): Path<String>,
+    b: Bytes,
+) -> Result<Json<T>, ApiError> {
+    let obj: T = body(&b)?;
+    if obj.key() != key {
+        return Err(bad(format!(
+            "{} \"{}\" posted to the path of \"{key}\": the names in the body and the path must agree",
+            T::KIND,
+            obj.key()
+        )));
+    }
+    let (s, _) = i
+        .apply(|cur| {
+            let mut n = cur.clone();
+            T::map_mut(&mut n).insert(key.clone(), obj.clone());
+            Ok(n)
+        })
+        .await?;
+    Ok(Json(T::map(&s)[&key].clone()))
+}
+
+async fn delete_one<T: RestKind>(
+    AxState(i): AxState<Intent>,
+    Path(key): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    i.apply(|cur| {
+        let mut n = cur.clone();
+        if T::map_mut(&mut n).remove(&key).is_none() {
+            return Err(IntentError::NotFound {
+                kind: T::KIND,
+                key: key.clone(),
+            });
+        }
+        Ok(n)
+    })
+    .await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+fn kind_routes<T: RestKind>(r: Router<Intent>) -> Router<Intent> {
+    let base = format!("/api/v1/{}/", T::PATH);
+    let one = format!("/api/v1/{}/{{key}}/", T::PATH);
+    r.route(&base, get(list::<T>))
+        .route(&base[..base.len() - 1], get(list::<T>))
+        .route(
+            &one,
+            get(get_one::<T>)
+                .post(put_one::<T>)
+                .put(put_one::<T>)
+                .delete(delete_one::<T>),
+        )
+        .route(
+            &one[..one.len() - 1],
+            get(get_one::<T>)
+                .post(put_one::<T>)
+                .put(put_one::<T>)
+                .delete(delete_one::<T>),
+        )
+}
+
+async fn globals(AxState(i): AxState<Intent>) -> Result<Json<Vec<Global>>, ApiError> {
+    Ok(Json(vec![i.load().await?.0.global]))
+}
+
+async fn global_get(
+    AxState(i): AxState<Intent>,
+    Path(name): Path<String>,
+) -> Result<Json<Global>, ApiError> {
+    let g = i.load().await?.0.global;
+    if g.name != name {
+        return Err(IntentError::NotFound {
+            kind: "global",
+            key: name,
+        }
+        .into());
+    }
+    Ok(Json(g))
+}
+
+async fn global_put(
+    AxState(i): AxState<Intent>,
+    Path(name): Path<String>,
+    b: Bytes,
+) -> Result<Json<Global>, ApiError> {
+    let g: Global = body(&b)?;
+    if name != "global" || g.name != "global" {
+        return Err(bad("there is one global object, named \"global\""));
+    }
+    let (s, _) = i
+        .apply(|cur| {
+            let mut n = cur.clone();
+            n.global = g.clone();
+            Ok(n)
+        })
+        .await?;
+    Ok(Json(s.global))
+}
+
+#[derive(Deserialize)]
+struct IntentQuery {
+    #[serde(default)]
+    prune: bool,
+}
+
+#[derive(Serialize)]
+struct IntentReply {
+    changes: Vec<String>,
+    /// Containers a Contiv file places on hosts: `container@host: tenant/network`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    placements: Vec<String>,
+}
+
+fn describe(c: &Change) -> String {
+    match c {
+        Change::Create { kind, key } => format!("create {kind} {key}"),
+        Change::Update { kind, key } => format!("update {kind} {key}"),
+        Change::Delete { kind, key } => format!("delete {kind} {key}"),
+    }
+}
+
+async fn apply_intent(
+    AxState(i): AxState<Intent>,
+    Query(q): Query<IntentQuery>,
+    b: Bytes,
+) -> Result<Json<IntentReply>, ApiError> {
+    let doc: serde_json::Value = body(&b)?;
+    let (spec, placements, existing) = if ContivIntent::looks_like(&doc) {
+        if q.prune {
+            return Err(bad(
+                "Contiv intent files add to the intent; prune applies to Weft specs only",
+            ));
+        }
+        let c = ContivIntent::from_json(&String::from_utf8_lossy(&b))
+            .and_then(|ci| ci.convert())
+            .map_err(bad)?;
+        let placements = c
+            .placements
+            .iter()
+            .map(|p| format!("{}@{}: {}/{}", p.container, p.host, p.tenant, p.network))
+            .collect();
+        (c.spec, placements, c.existing_networks)
+    } else {
+        (
+            Spec::from_json(&String::from_utf8_lossy(&b)).map_err(bad)?,
+            vec![],
+            vec![],
+        )
+    };
+    let prune = q.prune;
+    let contiv = !placements.is_empty() || !existing.is_empty() || ContivIntent::looks_like(&doc);
+    let (_, changes) = i
+        .apply(|cur| {
+            for n in &existing {
+                if !cur.networks.contains_key(n) {
+                    return Err(IntentError::BadRequest(format!(
+                        "network \"{n}\" is used without a subnet or pool and does not exist yet"
+                    )));
+                }
+            }
+            let mut next = spec.apply_to(cur, prune).map_err(IntentError::Invalid)?;
+            if contiv {
+                // A Contiv file adds to what is there: its tenants' VLAN/VXLAN ranges widen the
+                // global ones rather than replace them, so networks already placed stay valid.
+                next.global.vlans = union(&cur.global.vlans, &next.global.vlans);
+                next.global.vxlans = union(&cur.global.vxlans, &next.global.vxlans);
+            }
+            Ok(next)
+        })
+        .await?;
+    Ok(Json(IntentReply {
+        changes: changes.iter().map(describe).collect(),
+        placements,
+    }))
+}
+
+fn union(a: &IdRanges, b: &IdRanges) -> IdRanges {
+    let mut v: Vec<(u32, u32)> = a.0.iter().chain(b.0.iter()).copied().collect();
+    v.sort_unstable();
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for (lo, hi) in v {
+        match out.last_mut() {
+            Some(last) if lo <= last.1.saturating_add(1) => last.1 = last.1.max(hi),
+            _ => out.push((lo, hi)),
+        }
+    }
+    IdRanges(out)
+}
+
+async fn inspect_state(AxState(i): AxState<Intent>) -> Result<Json<serde_json::Value>, ApiError> {
+    let (s, seq) = i.load().await?;
+    Ok(Json(serde_json::json!({ "revision": seq, "state": s })))
+}
+
+async fn healthz(AxState(i): AxState<Intent>) -> Response {
+    match i.store().get(b"/weft/meta/healthz").await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    }
+}
+
+/// The REST API over `intent`.
+pub fn router(intent: Intent) -> Router {
+    let mut r: Router<Intent> = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/globals/", get(globals))
+        .route(
+            "/api/v1/globals/{name}/",
+            get(global_get).post(global_put).put(global_put),
+        )
+        .route("/api/v1/intent", axum::routing::post(apply_intent))
+        .route("/api/v1/inspect/state/", get(inspect_state));
+    r = kind_routes::<Tenant>(r);
+    r = kind_routes::<Network>(r);
+    r = kind_routes::<EndpointGroup>(r);
+    r = kind_routes::<NetProfile>(r);
+    r = kind_routes::<Policy>(r);
+    r = kind_routes::<Rule>(r);
+    r = kind_routes::<AppProfile>(r);
+    r.with_state(intent)
+}

@@ -1,0 +1,294 @@
+//! The REST API against a live in-process netmaster on the embedded store: round trips per
+//! kind, validation failures that store nothing, the right statuses, intent apply and prune,
+//! every example spec and every Contiv intent file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use reqwest::{Client, StatusCode};
+use serde_json::{json, Value};
+use testsupport::TempDir;
+use tokio_util::sync::CancellationToken;
+use weft_controller::server::{run, Config};
+
+struct Netmaster {
+    base: String,
+    http: Client,
+    stop: CancellationToken,
+    _dir: TempDir,
+}
+
+impl Drop for Netmaster {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+async fn netmaster() -> Netmaster {
+    let dir = TempDir::new("weft-nm-");
+    let stop = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        etcd: vec![],
+        listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+    };
+    tokio::spawn(run(config, stop.clone(), Some(tx)));
+    let addr = rx.await.expect("netmaster started");
+    Netmaster {
+        base: format!("http://{addr}"),
+        http: Client::new(),
+        stop,
+        _dir: dir,
+    }
+}
+
+impl Netmaster {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+    async fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.send(reqwest::Method::DELETE, path, None).await
+    }
+    async fn raw(&self, path: &str, body: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_round_trip_on_contiv_paths() {
+    let nm = netmaster().await;
+    assert_eq!(nm.get("/healthz").await.0, StatusCode::OK);
+    let (s, _) = nm
+        .post("/api/v1/tenants/blue/", json!({"tenantName": "blue"}))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let net = json!({"tenantName": "blue", "networkName": "orange", "encap": "vxlan",
+                     "subnet": "10.1.0.0/24", "gateway": "10.1.0.1"});
+    let (s, stored) = nm.post("/api/v1/networks/blue:orange/", net).await;
+    assert_eq!(s, StatusCode::OK, "{stored}");
+    assert_eq!(
+        stored["pktTag"],
+        json!(1),
+        "a VNI was allocated from the global range"
+    );
+    let (_, list) = nm.get("/api/v1/networks/").await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    let (s, one) = nm.get("/api/v1/networks/blue:orange/").await;
+    assert_eq!((s, &one["subnet"]), (StatusCode::OK, &json!("10.1.0.0/24")));
+    // Groups, policies, rules.
+    assert_eq!(
+        nm.post(
+            "/api/v1/policys/blue:p/",
+            json!({"tenantName": "blue", "policyName": "p"})
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let grp = json!({"tenantName": "blue", "groupName": "web", "networkName": "orange", "policies": ["p"]});
+    assert_eq!(
+        nm.post("/api/v1/endpointGroups/blue:web/", grp).await.0,
+        StatusCode::OK
+    );
+    let rule = json!({"tenantName": "blue", "policyName": "p", "ruleId": "1", "priority": 10, "direction": "in",
+                      "fromEndpointGroup": "web", "protocol": "tcp", "port": 80, "action": "allow"});
+    assert_eq!(
+        nm.post("/api/v1/rules/blue:p:1/", rule).await.0,
+        StatusCode::OK
+    );
+    // Deleting a policy a group uses is refused, and nothing changes.
+    let (s, e) = nm.delete("/api/v1/policys/blue:p/").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(
+        e["error"]
+            .as_str()
+            .unwrap()
+            .contains("policy \"p\" does not exist"),
+        "{e}"
+    );
+    assert_eq!(nm.get("/api/v1/policys/blue:p/").await.0, StatusCode::OK);
+    // Delete in order works; deleting again is 404.
+    assert_eq!(nm.delete("/api/v1/rules/blue:p:1/").await.0, StatusCode::OK);
+    assert_eq!(
+        nm.delete("/api/v1/endpointGroups/blue:web/").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(nm.delete("/api/v1/policys/blue:p/").await.0, StatusCode::OK);
+    assert_eq!(
+        nm.delete("/api/v1/policys/blue:p/").await.0,
+        StatusCode::NOT_FOUND
+    );
+    // The global object.
+    let (s, g) = nm.get("/api/v1/globals/global/").await;
+    assert_eq!((s, &g["fwdMode"]), (StatusCode::OK, &json!("bridge")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_is_refused_clearly_and_stores_nothing() {
+    let nm = netmaster().await;
+    nm.post("/api/v1/tenants/blue/", json!({"tenantName": "blue"}))
+        .await;
+    let before = nm.get("/api/v1/inspect/state/").await.1;
+    let cases = [
+        (
+            "/api/v1/networks/blue:n/",
+            json!({"tenantName": "blue", "networkName": "n", "subnet": "11.1.0.0/33"}),
+            "not a valid IPv4 CIDR",
+        ),
+        (
+            "/api/v1/networks/blue:n/",
+            json!({"tenantName": "blue", "networkName": "n", "subnet": "10.1.0.0/24", "gateway": "10.2.0.1"}),
+            "gateway: 10.2.0.1 is outside subnet",
+        ),
+        (
+            "/api/v1/networks/blue:n/",
+            json!({"tenantName": "blue", "networkName": "n", "subnet": "10.1.0.0/24", "colour": 1}),
+            "unknown field `colour`",
+        ),
+        (
+            "/api/v1/networks/blue:x/",
+            json!({"tenantName": "blue", "networkName": "n", "subnet": "10.1.0.0/24"}),
+            "must agree",
+        ),
+        (
+            "/api/v1/networks/ghost:n/",
+            json!({"tenantName": "ghost", "networkName": "n", "subnet": "10.1.0.0/24"}),
+            "tenant \"ghost\" does not exist",
+        ),
+    ];
+    for (path, body, needle) in cases {
+        let (s, e) = nm.post(path, body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains(needle),
+            "{path}: {e} lacks {needle}"
+        );
+    }
+    let (s, e) = nm.raw("/api/v1/tenants/t/", "{not json").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert_eq!(
+        nm.get("/api/v1/inspect/state/").await.1,
+        before,
+        "nothing was stored"
+    );
+    assert_eq!(
+        nm.get("/api/v1/networks/blue:nope/").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn intent_applies_whole_specs_and_prunes() {
+    let nm = netmaster().await;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for f in [
+        "one-host-vlans.json",
+        "two-hosts-vxlan.json",
+        "two-tenants-overlapping.json",
+        "mixed-vlan-vxlan.json",
+        "groups-and-policy.json",
+    ] {
+        let text = std::fs::read_to_string(dir.join(f)).unwrap();
+        let (s, r) = nm.raw("/api/v1/intent?prune=true", &text).await;
+        assert_eq!(s, StatusCode::OK, "{f}: {r}");
+        assert!(!r["changes"].as_array().unwrap().is_empty(), "{f}");
+        // Applying the same spec again changes nothing.
+        let (_, r) = nm.raw("/api/v1/intent?prune=true", &text).await;
+        assert_eq!(r["changes"], json!([]), "{f}");
+    }
+    // The last spec pruned the others away.
+    let (_, nets) = nm.get("/api/v1/networks/").await;
+    let names: Vec<&str> = nets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["networkName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["main"]);
+    // A spec with one bad object is refused whole.
+    let bad = json!({"tenants": [{"tenantName": "shop"}],
+                     "networks": [{"tenantName": "shop", "networkName": "main", "encap": "vxlan", "subnet": "10.50.0.0/24"},
+                                  {"tenantName": "shop", "networkName": "other", "subnet": "10.50.0.0/25"}]});
+    let (s, e) = nm.post("/api/v1/intent", bad).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("overlaps"), "{e}");
+    assert_eq!(
+        nm.get("/api/v1/networks/shop:other/").await.0,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_contiv_intent_file_is_accepted() {
+    let nm = netmaster().await;
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/contiv-examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    // Files that only add endpoints to networks need those networks: apply the others first.
+    files.sort_by_key(|f| f.to_string_lossy().contains("add_del_ep"));
+    let mut expected = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        let (s, r) = nm.raw("/api/v1/intent", &text).await;
+        assert_eq!(s, StatusCode::OK, "{}: {r}", f.display());
+        let c = weft_api::contiv::ContivIntent::from_json(&text)
+            .unwrap()
+            .convert()
+            .unwrap();
+        expected.extend(
+            c.spec
+                .networks
+                .iter()
+                .map(|n| format!("{}:{}", n.tenant_name, n.network_name)),
+        );
+    }
+    let (_, nets) = nm.get("/api/v1/networks/").await;
+    let got: std::collections::BTreeSet<String> = nets
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            format!(
+                "{}:{}",
+                n["tenantName"].as_str().unwrap(),
+                n["networkName"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(got, expected);
+}
