@@ -13,6 +13,7 @@
 
 pub mod contiv;
 pub mod model;
+pub mod proto;
 pub mod state;
 pub mod validate;
 

@@ -2,15 +2,16 @@
 //!
 //! # Layout
 //! - [`alloc`]: VLAN ids, VNIs, subnets and addresses, each allocation one compare-and-swap.
+//! - [`grpc`]: the service for agents: nodes under leases, endpoint addresses, the watch.
 //! - [`intent`]: the intent in the store; every change one validated transaction.
 //! - [`rest`]: the REST API (Contiv's paths), [`server`]: running it (`netmaster` binary).
 //! - [`store`]: the store interface with its two backends (embedded redb file, etcd), etcd's
 //!   semantics: revisions, compare-and-swap transactions, resumable prefix watches, leases.
 //!
-//! Still to come (issue 3): the gRPC service for agents, inspect endpoints for operational
-//! state, OpenAPI, metrics.
+//! Still to come (issue 3): inspect endpoints for operational state, OpenAPI, metrics, netctl.
 
 pub mod alloc;
+pub mod grpc;
 pub mod intent;
 pub mod rest;
 pub mod server;

@@ -19,17 +19,28 @@ pub struct Config {
     pub etcd: Vec<String>,
     /// REST API address.
     pub listen: SocketAddr,
+    /// gRPC address for agents.
+    pub grpc_listen: SocketAddr,
+}
+
+/// Where netmaster ended up listening (the ports may have been 0).
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub rest: SocketAddr,
+    pub grpc: SocketAddr,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("REST API on {addr}: {err}")]
+    #[error("listening on {addr}: {err}")]
     Listen {
         addr: SocketAddr,
         err: std::io::Error,
     },
+    #[error("gRPC service: {0}")]
+    Grpc(#[from] tonic::transport::Error),
 }
 
 /// Opens the store the config names.
@@ -43,30 +54,46 @@ pub async fn open_store(config: &Config) -> Result<Store, StoreError> {
     }
 }
 
-/// Serves until `shutdown` is cancelled. `ready` gets the bound address (useful with port 0).
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|err| ServeError::Listen { addr, err })?;
+    let bound = l
+        .local_addr()
+        .map_err(|err| ServeError::Listen { addr, err })?;
+    Ok((l, bound))
+}
+
+/// Serves the REST API and the agents' gRPC service until `shutdown` is cancelled. `ready` gets
+/// the bound addresses (useful with port 0).
 pub async fn run(
     config: Config,
     shutdown: CancellationToken,
-    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    ready: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<(), ServeError> {
     let store = open_store(&config).await?;
-    let app = crate::rest::router(Intent::new(store));
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|err| ServeError::Listen {
-            addr: config.listen,
-            err,
-        })?;
-    let addr = listener.local_addr().map_err(|err| ServeError::Listen {
-        addr: config.listen,
-        err,
-    })?;
-    tracing::info!("netmaster REST API on http://{addr}");
+    let intent = Intent::new(store);
+    let (rest_l, rest) = bind(config.listen).await?;
+    let (grpc_l, grpc) = bind(config.grpc_listen).await?;
+    tracing::info!("netmaster: REST API on http://{rest}, agents' gRPC on {grpc}");
     if let Some(tx) = ready {
-        let _ = tx.send(addr);
+        let _ = tx.send(Bound { rest, grpc });
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(|err| ServeError::Listen { addr, err })
+    let app = crate::rest::router(intent.clone());
+    let s1 = shutdown.clone();
+    let rest_task =
+        axum::serve(rest_l, app).with_graceful_shutdown(async move { s1.cancelled().await });
+    let agents = weft_api::proto::agent::agent_service_server::AgentServiceServer::new(
+        crate::grpc::Agents::new(intent),
+    );
+    let grpc_task = tonic::transport::Server::builder()
+        .add_service(agents)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(grpc_l),
+            async move { shutdown.cancelled().await },
+        );
+    let (r, g) = tokio::join!(rest_task, grpc_task);
+    r.map_err(|err| ServeError::Listen { addr: rest, err })?;
+    g?;
+    Ok(())
 }

@@ -32,9 +32,10 @@ async fn netmaster() -> Netmaster {
         data_dir: dir.path().to_path_buf(),
         etcd: vec![],
         listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        grpc_listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
     };
     tokio::spawn(run(config, stop.clone(), Some(tx)));
-    let addr = rx.await.expect("netmaster started");
+    let addr = rx.await.expect("netmaster started").rest;
     Netmaster {
         base: format!("http://{addr}"),
         http: Client::new(),

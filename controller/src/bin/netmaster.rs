@@ -19,6 +19,9 @@ struct Args {
     /// REST API address.
     #[arg(long, default_value = "127.0.0.1:9999")]
     listen: SocketAddr,
+    /// gRPC address for netplugin agents.
+    #[arg(long, default_value = "127.0.0.1:9998")]
+    grpc_listen: SocketAddr,
 }
 
 #[tokio::main]
@@ -45,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir: args.data_dir,
             etcd: args.etcd,
             listen: args.listen,
+            grpc_listen: args.grpc_listen,
         },
         shutdown,
         None,

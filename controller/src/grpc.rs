@@ -1,0 +1,351 @@
+//! The gRPC service for netplugin agents (`api/proto/agent.proto`): nodes under leases, endpoint
+//! addresses, and the resumable watch of the desired state.
+//!
+//! Store layout beside the intent: `/weft/nodes/<name>` (a `Node`, attached to the node's
+//! lease) and `/weft/endpoints/<id>` (an `Endpoint`). The watch streams every object an agent
+//! needs — intent, nodes, endpoints — as JSON, each change with its store revision.
+
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status};
+use weft_api::proto::agent as pb;
+use weft_api::proto::agent::agent_service_server::AgentService;
+use weft_api::{Endpoint, Node};
+
+use crate::alloc::{AllocError, Allocator, Pool};
+use crate::intent::{Intent, IntentError, ENDPOINTS};
+use crate::store::{Compare, Op, StoreError, WatchEvent};
+
+/// Node records.
+pub const NODES: &str = "/weft/nodes/";
+const DEFAULT_TTL: u32 = 10;
+
+pub struct Agents {
+    intent: Intent,
+    alloc: Allocator,
+}
+
+impl Agents {
+    pub fn new(intent: Intent) -> Self {
+        let alloc = Allocator::new(intent.store().clone());
+        Agents { intent, alloc }
+    }
+}
+
+fn status(e: StoreError) -> Status {
+    match e {
+        StoreError::Unavailable(m) => Status::unavailable(m),
+        StoreError::Compacted { .. } => Status::out_of_range(e.to_string()),
+        StoreError::LeaseNotFound(_) => Status::not_found(e.to_string()),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+fn intent_status(e: IntentError) -> Status {
+    match e {
+        IntentError::Store(s) => status(s),
+        IntentError::NotFound { .. } => Status::not_found(e.to_string()),
+        IntentError::Conflict(_) => Status::aborted(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+fn alloc_status(e: AllocError) -> Status {
+    match e {
+        AllocError::Store(s) => status(s),
+        AllocError::Exhausted { .. } => Status::resource_exhausted(e.to_string()),
+        AllocError::Taken { .. } => Status::already_exists(e.to_string()),
+        _ => Status::invalid_argument(e.to_string()),
+    }
+}
+
+/// Which object a store key holds: (kind, key), or None for keys agents do not see.
+fn object_of(key: &[u8]) -> Option<(String, String)> {
+    let k = std::str::from_utf8(key).ok()?;
+    if let Some(rest) = k.strip_prefix("/weft/intent/") {
+        let (kind, key) = rest.split_once('/')?;
+        return Some((kind.to_string(), key.to_string()));
+    }
+    if let Some(name) = k.strip_prefix(NODES) {
+        return Some(("node".into(), name.to_string()));
+    }
+    k.strip_prefix(ENDPOINTS)
+        .map(|id| ("endpoint".into(), id.to_string()))
+}
+
+/// A MAC for an endpoint: locally administered, derived from its address so it is stable.
+fn mac_for(ip: Ipv4Addr) -> String {
+    let o = ip.octets();
+    format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for Agents {
+    async fn register_node(
+        &self,
+        req: Request<pb::RegisterNodeRequest>,
+    ) -> Result<Response<pb::RegisterNodeReply>, Status> {
+        let r = req.into_inner();
+        weft_api::validate::check_name(&r.name)
+            .map_err(|m| Status::invalid_argument(format!("node name: {m}")))?;
+        let vtep_ip: Ipv4Addr = r.vtep_ip.parse().map_err(|_| {
+            Status::invalid_argument(format!(
+                "node \"{}\": vtep_ip \"{}\" is not an IPv4 address",
+                r.name, r.vtep_ip
+            ))
+        })?;
+        let ttl = if r.lease_ttl_seconds == 0 {
+            DEFAULT_TTL
+        } else {
+            r.lease_ttl_seconds
+        };
+        let store = self.intent.store();
+        let lease = store.lease_grant(i64::from(ttl)).await.map_err(status)?;
+        let node = Node {
+            name: r.name.clone(),
+            vtep_ip,
+            uplink: r.uplink,
+        };
+        let value = serde_json::to_vec(&node).expect("nodes serialize");
+        store
+            .txn(
+                vec![],
+                vec![Op::Put {
+                    key: format!("{NODES}{}", r.name).into_bytes(),
+                    value,
+                    lease,
+                }],
+                vec![],
+            )
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::RegisterNodeReply {
+            lease_id: lease,
+            ttl_seconds: ttl,
+        }))
+    }
+
+    async fn keep_alive(
+        &self,
+        req: Request<pb::KeepAliveRequest>,
+    ) -> Result<Response<pb::KeepAliveReply>, Status> {
+        let ttl = self
+            .intent
+            .store()
+            .lease_keepalive(req.into_inner().lease_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::KeepAliveReply {
+            ttl_seconds: ttl as u32,
+        }))
+    }
+
+    async fn allocate_endpoint(
+        &self,
+        req: Request<pb::AllocateEndpointRequest>,
+    ) -> Result<Response<pb::AllocateEndpointReply>, Status> {
+        let r = req.into_inner();
+        if r.endpoint_id.is_empty() || r.endpoint_id.contains('/') {
+            return Err(Status::invalid_argument(
+                "endpoint_id must be non-empty and contain no '/'",
+            ));
+        }
+        let key = format!("{ENDPOINTS}{}", r.endpoint_id).into_bytes();
+        let store = self.intent.store();
+        if let Some(kv) = store.get(&key).await.map_err(status)? {
+            // Asked again: the same answer (idempotent), if it is the same request.
+            let ep: Endpoint =
+                serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
+            if ep.tenant_name != r.tenant || ep.network_name != r.network {
+                return Err(Status::already_exists(format!(
+                    "endpoint \"{}\" exists in network {}:{}",
+                    r.endpoint_id, ep.tenant_name, ep.network_name
+                )));
+            }
+            return Ok(Response::new(pb::AllocateEndpointReply {
+                endpoint_json: kv.value,
+            }));
+        }
+        let (state, _) = self.intent.load().await.map_err(intent_status)?;
+        let net_key = format!("{}:{}", r.tenant, r.network);
+        let net = state
+            .networks
+            .get(&net_key)
+            .ok_or_else(|| Status::not_found(format!("network \"{net_key}\" does not exist")))?;
+        if !r.group.is_empty()
+            && !state
+                .groups
+                .contains_key(&format!("{}:{}", r.tenant, r.group))
+        {
+            return Err(Status::not_found(format!(
+                "endpoint group \"{}:{}\" does not exist",
+                r.tenant, r.group
+            )));
+        }
+        let (first, last) = net.subnet.usable();
+        let pool = Pool::addresses(
+            &format!("ip/{net_key}"),
+            first,
+            last,
+            net.gateway.into_iter().collect(),
+        );
+        let ip = if r.requested_ipv4.is_empty() {
+            self.alloc.allocate(&pool, &r.endpoint_id).await
+        } else {
+            let want: Ipv4Addr = r.requested_ipv4.parse().map_err(|_| {
+                Status::invalid_argument(format!(
+                    "requested_ipv4 \"{}\" is not an IPv4 address",
+                    r.requested_ipv4
+                ))
+            })?;
+            self.alloc
+                .allocate_static(&pool, &r.endpoint_id, want.into())
+                .await
+        }
+        .map_err(alloc_status)?;
+        let ip = Ipv4Addr::from(ip);
+        let ep = Endpoint {
+            endpoint_id: r.endpoint_id.clone(),
+            container: r.container,
+            host: r.host,
+            tenant_name: r.tenant,
+            network_name: r.network,
+            group_name: r.group,
+            interface_name: r.interface_name,
+            mac: if r.mac.is_empty() { mac_for(ip) } else { r.mac },
+            ipv4: ip,
+            ipv6: None,
+            state: "allocated".into(),
+        };
+        let value = serde_json::to_vec(&ep).expect("endpoints serialize");
+        let stored = store
+            .txn(
+                vec![Compare::Absent(key.clone())],
+                vec![Op::put(key.clone(), value.clone())],
+                vec![Op::Get(key)],
+            )
+            .await
+            .map_err(status)?;
+        if !stored.succeeded {
+            // A concurrent identical request won: answer with what it stored.
+            if let Some(Some(kv)) = stored.gets.first() {
+                return Ok(Response::new(pb::AllocateEndpointReply {
+                    endpoint_json: kv.value.clone(),
+                }));
+            }
+        }
+        Ok(Response::new(pb::AllocateEndpointReply {
+            endpoint_json: value,
+        }))
+    }
+
+    async fn release_endpoint(
+        &self,
+        req: Request<pb::ReleaseEndpointRequest>,
+    ) -> Result<Response<pb::ReleaseEndpointReply>, Status> {
+        let id = req.into_inner().endpoint_id;
+        let key = format!("{ENDPOINTS}{id}").into_bytes();
+        let store = self.intent.store();
+        let Some(kv) = store.get(&key).await.map_err(status)? else {
+            return Ok(Response::new(pb::ReleaseEndpointReply { existed: false }));
+        };
+        let ep: Endpoint =
+            serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
+        let net_key = format!("{}:{}", ep.tenant_name, ep.network_name);
+        let pool = Pool::addresses(
+            &format!("ip/{net_key}"),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            vec![],
+        );
+        self.alloc.release(&pool, &id).await.map_err(alloc_status)?;
+        store
+            .txn(vec![], vec![Op::Delete(key)], vec![])
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ReleaseEndpointReply { existed: true }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let from = req.into_inner().from_revision;
+        let store = self.intent.store().clone();
+        let (tx, rx) = mpsc::channel::<Result<pb::WatchEvent, Status>>(256);
+        let mut snapshot = Vec::new();
+        let start = if from > 0 {
+            from
+        } else {
+            // Snapshot: every object at one revision, then the marker.
+            let (kvs, rev) = store.range(b"/weft/").await.map_err(status)?;
+            for kv in kvs {
+                if let Some((kind, key)) = object_of(&kv.key) {
+                    snapshot.push(pb::WatchEvent {
+                        kind: pb::watch_event::Kind::Put as i32,
+                        revision: kv.mod_revision,
+                        object_kind: kind,
+                        key,
+                        object_json: kv.value,
+                    });
+                }
+            }
+            snapshot.push(pb::WatchEvent {
+                kind: pb::watch_event::Kind::SnapshotEnd as i32,
+                revision: rev,
+                ..Default::default()
+            });
+            rev + 1
+        };
+        let mut changes = store.watch(b"/weft/", start).await.map_err(status)?;
+        // One task sends the snapshot and then the changes, so they can never interleave.
+        tokio::spawn(async move {
+            for e in snapshot {
+                if tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(item) = changes.recv().await {
+                let ev = match item {
+                    Err(e) => {
+                        let _ = tx.send(Err(status(e))).await;
+                        return;
+                    }
+                    Ok(ev) => ev,
+                };
+                let Some((object_kind, key)) = object_of(ev.key()) else {
+                    continue;
+                };
+                let msg = match ev {
+                    WatchEvent::Put(kv) => pb::WatchEvent {
+                        kind: pb::watch_event::Kind::Put as i32,
+                        revision: kv.mod_revision,
+                        object_kind,
+                        key,
+                        object_json: kv.value,
+                    },
+                    WatchEvent::Delete { revision, .. } => pb::WatchEvent {
+                        kind: pb::watch_event::Kind::Delete as i32,
+                        revision,
+                        object_kind,
+                        key,
+                        object_json: vec![],
+                    },
+                };
+                if tx.send(Ok(msg)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
