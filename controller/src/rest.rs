@@ -291,6 +291,35 @@ async fn inspect_state(AxState(i): AxState<Intent>) -> Result<Json<serde_json::V
     Ok(Json(serde_json::json!({ "revision": seq, "state": s })))
 }
 
+/// Operational objects under a store prefix (`/weft/nodes/`, `/weft/endpoints/`), as JSON.
+async fn inspect_prefix(
+    i: &Intent,
+    prefix: &str,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let (kvs, _) = i
+        .store()
+        .range(prefix.as_bytes())
+        .await
+        .map_err(IntentError::from)?;
+    Ok(Json(
+        kvs.iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect(),
+    ))
+}
+
+async fn inspect_nodes(
+    AxState(i): AxState<Intent>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    inspect_prefix(&i, crate::grpc::NODES).await
+}
+
+async fn inspect_endpoints(
+    AxState(i): AxState<Intent>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    inspect_prefix(&i, crate::intent::ENDPOINTS).await
+}
+
 async fn healthz(AxState(i): AxState<Intent>) -> Response {
     match i.store().get(b"/weft/meta/healthz").await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
@@ -308,7 +337,9 @@ pub fn router(intent: Intent) -> Router {
             get(global_get).post(global_put).put(global_put),
         )
         .route("/api/v1/intent", axum::routing::post(apply_intent))
-        .route("/api/v1/inspect/state/", get(inspect_state));
+        .route("/api/v1/inspect/state/", get(inspect_state))
+        .route("/api/v1/inspect/nodes/", get(inspect_nodes))
+        .route("/api/v1/inspect/endpoints/", get(inspect_endpoints));
     r = kind_routes::<Tenant>(r);
     r = kind_routes::<Network>(r);
     r = kind_routes::<EndpointGroup>(r);

@@ -1,3 +1,780 @@
-//! netctl: the command line for Weft
+//! netctl: the command line for Weft, with Contiv's commands and flags. Talks to netmaster's
+//! REST API (`--netmaster` or `NETMASTER`, default http://127.0.0.1:9999). Tables for people,
+//! `--json` for scripts.
 
-fn main() {}
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "netctl",
+    version,
+    about = "Drive Weft: tenants, networks, groups, policies, intent files"
+)]
+struct Cli {
+    /// netmaster's REST address.
+    #[arg(
+        long,
+        env = "NETMASTER",
+        default_value = "http://127.0.0.1:9999",
+        global = true
+    )]
+    netmaster: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Tenants.
+    Tenant {
+        #[command(subcommand)]
+        op: NameOp,
+    },
+    /// Networks.
+    #[command(alias = "network")]
+    Net {
+        #[command(subcommand)]
+        op: NetOp,
+    },
+    /// Endpoint groups.
+    Group {
+        #[command(subcommand)]
+        op: GroupOp,
+    },
+    /// Policies and their rules.
+    Policy {
+        #[command(subcommand)]
+        op: PolicyOp,
+    },
+    /// Network profiles (bandwidth, DSCP).
+    Netprofile {
+        #[command(subcommand)]
+        op: NetprofileOp,
+    },
+    /// Global settings.
+    Global {
+        #[command(subcommand)]
+        op: GlobalOp,
+    },
+    /// Endpoints (operational state).
+    Endpoint {
+        #[command(subcommand)]
+        op: LsOnly,
+    },
+    /// Nodes (operational state).
+    Node {
+        #[command(subcommand)]
+        op: LsOnly,
+    },
+    /// Apply an intent file: Weft's spec format or a Contiv intent file, detected automatically.
+    Apply {
+        /// The file.
+        #[arg(short = 'f', long = "file")]
+        file: String,
+        /// Delete what the spec no longer names (Weft specs only).
+        #[arg(long)]
+        prune: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum NameOp {
+    Create {
+        name: String,
+    },
+    #[command(alias = "delete")]
+    Rm {
+        name: String,
+    },
+    Ls,
+}
+
+#[derive(Subcommand)]
+enum LsOnly {
+    Ls,
+}
+
+#[derive(Subcommand)]
+enum NetOp {
+    Create {
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+        /// vlan or vxlan.
+        #[arg(short = 'e', long = "encap", default_value = "vxlan")]
+        encap: String,
+        /// VLAN id or VNI; left out, netmaster allocates one.
+        #[arg(short = 'p', long = "pkt-tag")]
+        pkt_tag: Option<u32>,
+        /// IPv4 subnet, optionally with a range: 10.1.0.0/24 or 10.1.0.10-10.1.0.99/24.
+        #[arg(short = 's', long = "subnet")]
+        subnet: String,
+        #[arg(short = 'g', long = "gateway")]
+        gateway: Option<String>,
+        #[arg(long = "subnetv6")]
+        subnet_v6: Option<String>,
+        #[arg(long = "gatewayv6")]
+        gateway_v6: Option<String>,
+        /// data or infra.
+        #[arg(short = 'n', long = "nw-type", default_value = "data")]
+        nw_type: String,
+    },
+    #[command(alias = "delete")]
+    Rm {
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+    },
+    Ls {
+        #[arg(short = 't', long = "tenant")]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupOp {
+    Create {
+        /// Network, then group name (Contiv's order).
+        network: String,
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+        #[arg(short = 'p', long = "policy")]
+        policy: Vec<String>,
+        #[arg(short = 'r', long = "networkprofile")]
+        netprofile: Option<String>,
+        #[arg(short = 'i', long = "ip-pool")]
+        ip_pool: Option<String>,
+        /// Only what rules allow reaches this group.
+        #[arg(long)]
+        default_deny: bool,
+    },
+    #[command(alias = "delete")]
+    Rm {
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+    },
+    Ls {
+        #[arg(short = 't', long = "tenant")]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyOp {
+    Create {
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+    },
+    #[command(alias = "delete")]
+    Rm {
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+    },
+    Ls {
+        #[arg(short = 't', long = "tenant")]
+        tenant: Option<String>,
+    },
+    /// Add a rule: `netctl policy rule-add POLICY RULE-ID -d in -g GROUP -l tcp -P 80 -j allow`.
+    RuleAdd {
+        policy: String,
+        rule_id: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+        #[arg(short = 'o', long = "priority", default_value_t = 1)]
+        priority: u32,
+        /// in or out.
+        #[arg(short = 'd', long = "direction", default_value = "in")]
+        direction: String,
+        /// Peer endpoint group (from-group for in, to-group for out).
+        #[arg(short = 'g', long = "group")]
+        group: Option<String>,
+        /// Peer network.
+        #[arg(short = 'n', long = "network")]
+        network: Option<String>,
+        /// Peer address or CIDR.
+        #[arg(short = 'S', long = "ip-address")]
+        ip: Option<String>,
+        /// tcp, udp, icmp or a number.
+        #[arg(short = 'l', long = "protocol", default_value = "")]
+        protocol: String,
+        /// Port, or a range a-b.
+        #[arg(short = 'P', long = "port")]
+        port: Option<String>,
+        /// allow or deny.
+        #[arg(short = 'j', long = "action", default_value = "allow")]
+        action: String,
+    },
+    RuleRm {
+        policy: String,
+        rule_id: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+    },
+    RuleLs {
+        policy: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NetprofileOp {
+    Create {
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+        /// Like 10Mbps.
+        #[arg(short = 'b', long = "bandwidth")]
+        bandwidth: Option<String>,
+        /// Burst in kilobytes.
+        #[arg(short = 's', long = "burst", default_value_t = 0)]
+        burst: u32,
+        #[arg(short = 'd', long = "dscp", default_value_t = 0)]
+        dscp: u32,
+    },
+    #[command(alias = "delete")]
+    Rm {
+        name: String,
+        #[arg(short = 't', long = "tenant", default_value = "default")]
+        tenant: String,
+    },
+    Ls,
+}
+
+#[derive(Subcommand)]
+enum GlobalOp {
+    /// Change global settings; what is not given stays.
+    Set {
+        #[arg(long = "vlan-range")]
+        vlans: Option<String>,
+        #[arg(long = "vxlan-range")]
+        vxlans: Option<String>,
+        #[arg(long = "fwd-mode")]
+        fwd_mode: Option<String>,
+        #[arg(long = "arp-mode")]
+        arp_mode: Option<String>,
+        #[arg(long = "private-subnet")]
+        private_subnet: Option<String>,
+    },
+    #[command(alias = "info")]
+    Get,
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let mut req = self.http.request(method.clone(), &url);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach netmaster at {} (set --netmaster or NETMASTER)",
+                self.base
+            )
+        })?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if !status.is_success() {
+            let msg = v
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string());
+            bail!("{msg} ({method} {path}: {status})");
+        }
+        Ok(v)
+    }
+    async fn get(&self, path: &str) -> Result<Value> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+    async fn post(&self, path: &str, body: &Value) -> Result<Value> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+    async fn delete(&self, path: &str) -> Result<Value> {
+        self.call(reqwest::Method::DELETE, path, None).await
+    }
+}
+
+/// Prints rows as an aligned table under `headers`, or the JSON as it is.
+fn table(json_out: bool, value: &Value, headers: &[&str], fields: &[&str]) {
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(value).expect("JSON prints")
+        );
+        return;
+    }
+    let rows: Vec<Vec<String>> = value
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|o| {
+            fields
+                .iter()
+                .map(|f| match &o[*f] {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|x| x.as_str().map(str::to_string).unwrap_or(x.to_string()))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].len())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    line(widths.iter().map(|w| "-".repeat(*w)).collect());
+    for r in rows {
+        line(r);
+    }
+}
+
+fn filter_tenant(v: Value, tenant: &Option<String>) -> Value {
+    match (v, tenant) {
+        (Value::Array(a), Some(t)) => Value::Array(
+            a.into_iter()
+                .filter(|o| o["tenantName"] == json!(t))
+                .collect(),
+        ),
+        (v, _) => v,
+    }
+}
+
+fn port_range(p: &Option<String>) -> Result<(u32, u32)> {
+    let Some(p) = p else { return Ok((0, 0)) };
+    let (a, b) = p.split_once('-').unwrap_or((p, ""));
+    let a: u32 = a
+        .parse()
+        .with_context(|| format!("port \"{p}\" is not a number or a range a-b"))?;
+    let b: u32 = if b.is_empty() {
+        0
+    } else {
+        b.parse().with_context(|| format!("port range \"{p}\""))?
+    };
+    Ok((a, b))
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let api = Api {
+        base: cli.netmaster.clone(),
+        http: reqwest::Client::new(),
+    };
+    let j = cli.json;
+    let done = |what: String| {
+        if !j {
+            println!("{what}");
+        }
+    };
+    match cli.cmd {
+        Cmd::Tenant { op } => match op {
+            NameOp::Create { name } => {
+                api.post(
+                    &format!("/api/v1/tenants/{name}/"),
+                    &json!({"tenantName": name}),
+                )
+                .await?;
+                done(format!("tenant {name} created"));
+            }
+            NameOp::Rm { name } => {
+                api.delete(&format!("/api/v1/tenants/{name}/")).await?;
+                done(format!("tenant {name} removed"));
+            }
+            NameOp::Ls => table(
+                j,
+                &api.get("/api/v1/tenants/").await?,
+                &["Name"],
+                &["tenantName"],
+            ),
+        },
+        Cmd::Net { op } => match op {
+            NetOp::Create {
+                name,
+                tenant,
+                encap,
+                pkt_tag,
+                subnet,
+                gateway,
+                subnet_v6,
+                gateway_v6,
+                nw_type,
+            } => {
+                let mut body = json!({"tenantName": tenant, "networkName": name, "encap": encap,
+                                      "subnet": subnet, "nwType": nw_type});
+                if let Some(t) = pkt_tag {
+                    body["pktTag"] = json!(t);
+                }
+                if let Some(g) = gateway {
+                    body["gateway"] = json!(g);
+                }
+                if let Some(s) = subnet_v6 {
+                    body["ipv6Subnet"] = json!(s);
+                }
+                if let Some(g) = gateway_v6 {
+                    body["ipv6Gateway"] = json!(g);
+                }
+                let stored = api
+                    .post(&format!("/api/v1/networks/{tenant}:{name}/"), &body)
+                    .await?;
+                if j {
+                    println!("{stored}");
+                }
+                done(format!(
+                    "network {tenant}:{name} created ({} {})",
+                    stored["encap"].as_str().unwrap_or(""),
+                    stored["pktTag"]
+                ));
+            }
+            NetOp::Rm { name, tenant } => {
+                api.delete(&format!("/api/v1/networks/{tenant}:{name}/"))
+                    .await?;
+                done(format!("network {tenant}:{name} removed"));
+            }
+            NetOp::Ls { tenant } => table(
+                j,
+                &filter_tenant(api.get("/api/v1/networks/").await?, &tenant),
+                &[
+                    "Tenant", "Network", "Nw Type", "Encap", "Tag", "Subnet", "Gateway",
+                ],
+                &[
+                    "tenantName",
+                    "networkName",
+                    "nwType",
+                    "encap",
+                    "pktTag",
+                    "subnet",
+                    "gateway",
+                ],
+            ),
+        },
+        Cmd::Group { op } => match op {
+            GroupOp::Create {
+                network,
+                name,
+                tenant,
+                policy,
+                netprofile,
+                ip_pool,
+                default_deny,
+            } => {
+                let mut body = json!({"tenantName": tenant, "groupName": name, "networkName": network,
+                                      "policies": policy, "defaultDeny": default_deny});
+                if let Some(p) = netprofile {
+                    body["netProfile"] = json!(p);
+                }
+                if let Some(p) = ip_pool {
+                    body["ipPool"] = json!(p);
+                }
+                api.post(&format!("/api/v1/endpointGroups/{tenant}:{name}/"), &body)
+                    .await?;
+                done(format!("group {tenant}:{name} created"));
+            }
+            GroupOp::Rm { name, tenant } => {
+                api.delete(&format!("/api/v1/endpointGroups/{tenant}:{name}/"))
+                    .await?;
+                done(format!("group {tenant}:{name} removed"));
+            }
+            GroupOp::Ls { tenant } => table(
+                j,
+                &filter_tenant(api.get("/api/v1/endpointGroups/").await?, &tenant),
+                &["Tenant", "Group", "Network", "Policies", "Netprofile"],
+                &[
+                    "tenantName",
+                    "groupName",
+                    "networkName",
+                    "policies",
+                    "netProfile",
+                ],
+            ),
+        },
+        Cmd::Policy { op } => match op {
+            PolicyOp::Create { name, tenant } => {
+                api.post(
+                    &format!("/api/v1/policys/{tenant}:{name}/"),
+                    &json!({"tenantName": tenant, "policyName": name}),
+                )
+                .await?;
+                done(format!("policy {tenant}:{name} created"));
+            }
+            PolicyOp::Rm { name, tenant } => {
+                api.delete(&format!("/api/v1/policys/{tenant}:{name}/"))
+                    .await?;
+                done(format!("policy {tenant}:{name} removed"));
+            }
+            PolicyOp::Ls { tenant } => table(
+                j,
+                &filter_tenant(api.get("/api/v1/policys/").await?, &tenant),
+                &["Tenant", "Policy"],
+                &["tenantName", "policyName"],
+            ),
+            PolicyOp::RuleAdd {
+                policy,
+                rule_id,
+                tenant,
+                priority,
+                direction,
+                group,
+                network,
+                ip,
+                protocol,
+                port,
+                action,
+            } => {
+                let (port, port_end) = port_range(&port)?;
+                let side = if direction == "out" { "to" } else { "from" };
+                let mut body = json!({"tenantName": tenant, "policyName": policy, "ruleId": rule_id,
+                                      "priority": priority, "direction": direction, "protocol": protocol,
+                                      "port": port, "portEnd": port_end, "action": action});
+                if let Some(g) = group {
+                    body[format!("{side}EndpointGroup")] = json!(g);
+                }
+                if let Some(n) = network {
+                    body[format!("{side}Network")] = json!(n);
+                }
+                if let Some(a) = ip {
+                    body[format!("{side}IpAddress")] = json!(a);
+                }
+                api.post(
+                    &format!("/api/v1/rules/{tenant}:{policy}:{rule_id}/"),
+                    &body,
+                )
+                .await?;
+                done(format!("rule {rule_id} added to policy {tenant}:{policy}"));
+            }
+            PolicyOp::RuleRm {
+                policy,
+                rule_id,
+                tenant,
+            } => {
+                api.delete(&format!("/api/v1/rules/{tenant}:{policy}:{rule_id}/"))
+                    .await?;
+                done(format!(
+                    "rule {rule_id} removed from policy {tenant}:{policy}"
+                ));
+            }
+            PolicyOp::RuleLs { policy, tenant } => {
+                let all = api.get("/api/v1/rules/").await?;
+                let rules = Value::Array(
+                    all.as_array()
+                        .map(|a| a.as_slice())
+                        .unwrap_or_default()
+                        .iter()
+                        .filter(|r| {
+                            r["tenantName"] == json!(tenant) && r["policyName"] == json!(policy)
+                        })
+                        .cloned()
+                        .collect(),
+                );
+                table(
+                    j,
+                    &rules,
+                    &[
+                        "Rule",
+                        "Priority",
+                        "Direction",
+                        "From Group",
+                        "To Group",
+                        "From Net",
+                        "To Net",
+                        "From IP",
+                        "To IP",
+                        "Protocol",
+                        "Port",
+                        "Action",
+                    ],
+                    &[
+                        "ruleId",
+                        "priority",
+                        "direction",
+                        "fromEndpointGroup",
+                        "toEndpointGroup",
+                        "fromNetwork",
+                        "toNetwork",
+                        "fromIpAddress",
+                        "toIpAddress",
+                        "protocol",
+                        "port",
+                        "action",
+                    ],
+                );
+            }
+        },
+        Cmd::Netprofile { op } => match op {
+            NetprofileOp::Create {
+                name,
+                tenant,
+                bandwidth,
+                burst,
+                dscp,
+            } => {
+                let mut body = json!({"tenantName": tenant, "profileName": name, "burst": burst, "DSCP": dscp});
+                if let Some(b) = bandwidth {
+                    body["bandwidth"] = json!(b);
+                }
+                api.post(&format!("/api/v1/netprofiles/{tenant}:{name}/"), &body)
+                    .await?;
+                done(format!("netprofile {tenant}:{name} created"));
+            }
+            NetprofileOp::Rm { name, tenant } => {
+                api.delete(&format!("/api/v1/netprofiles/{tenant}:{name}/"))
+                    .await?;
+                done(format!("netprofile {tenant}:{name} removed"));
+            }
+            NetprofileOp::Ls => table(
+                j,
+                &api.get("/api/v1/netprofiles/").await?,
+                &["Tenant", "Name", "Bandwidth", "Burst", "DSCP"],
+                &["tenantName", "profileName", "bandwidth", "burst", "DSCP"],
+            ),
+        },
+        Cmd::Global { op } => match op {
+            GlobalOp::Get => {
+                let g = api.get("/api/v1/globals/global/").await?;
+                table(
+                    j,
+                    &Value::Array(vec![g]),
+                    &["VLANs", "VXLANs", "Fwd Mode", "ARP Mode", "Private Subnet"],
+                    &["vlans", "vxlans", "fwdMode", "arpMode", "pvtSubnet"],
+                );
+            }
+            GlobalOp::Set {
+                vlans,
+                vxlans,
+                fwd_mode,
+                arp_mode,
+                private_subnet,
+            } => {
+                let mut g = api.get("/api/v1/globals/global/").await?;
+                for (k, v) in [
+                    ("vlans", vlans),
+                    ("vxlans", vxlans),
+                    ("fwdMode", fwd_mode),
+                    ("arpMode", arp_mode),
+                    ("pvtSubnet", private_subnet),
+                ] {
+                    if let Some(v) = v {
+                        g[k] = json!(v);
+                    }
+                }
+                api.post("/api/v1/globals/global/", &g).await?;
+                done("global settings updated".into());
+            }
+        },
+        Cmd::Endpoint { op: LsOnly::Ls } => table(
+            j,
+            &api.get("/api/v1/inspect/endpoints/").await?,
+            &[
+                "Endpoint",
+                "Container",
+                "Host",
+                "Tenant",
+                "Network",
+                "Group",
+                "IPv4",
+                "MAC",
+            ],
+            &[
+                "endpointId",
+                "container",
+                "host",
+                "tenantName",
+                "networkName",
+                "groupName",
+                "ipv4",
+                "mac",
+            ],
+        ),
+        Cmd::Node { op: LsOnly::Ls } => table(
+            j,
+            &api.get("/api/v1/inspect/nodes/").await?,
+            &["Node", "VTEP", "Uplink"],
+            &["name", "vtepIp", "uplink"],
+        ),
+        Cmd::Apply { file, prune } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+            let body: Value =
+                serde_json::from_str(&text).with_context(|| format!("{file} is not JSON"))?;
+            let kind = if weft_api::contiv::ContivIntent::looks_like(&body) {
+                "Contiv intent file"
+            } else {
+                "Weft spec"
+            };
+            let r = api
+                .post(
+                    &format!("/api/v1/intent{}", if prune { "?prune=true" } else { "" }),
+                    &body,
+                )
+                .await?;
+            if j {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+            } else {
+                let changes = r["changes"].as_array().cloned().unwrap_or_default();
+                println!("applied {file} ({kind}): {} change(s)", changes.len());
+                for c in changes {
+                    println!("  {}", c.as_str().unwrap_or_default());
+                }
+                for p in r["placements"].as_array().cloned().unwrap_or_default() {
+                    println!("  place {}", p.as_str().unwrap_or_default());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
