@@ -45,6 +45,7 @@ fn key_of(kind: &str, key: &str) -> Vec<u8> {
 #[derive(Clone)]
 pub struct Intent {
     store: Store,
+    metrics: crate::metrics::Metrics,
 }
 
 fn objects<T: Keyed + Serialize>(map: &BTreeMap<String, T>, out: &mut BTreeMap<Vec<u8>, Vec<u8>>) {
@@ -135,7 +136,14 @@ fn resolve_tags(current: &State, new: &mut State) -> Result<(), IntentError> {
 
 impl Intent {
     pub fn new(store: Store) -> Self {
-        Intent { store }
+        Intent {
+            store,
+            metrics: crate::metrics::Metrics::new(),
+        }
+    }
+
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     pub fn store(&self) -> &Store {
@@ -214,6 +222,7 @@ impl Intent {
                 Compare::ModRevision(SEQ.to_vec(), seq)
             };
             if self.store.txn(vec![guard], ops, vec![]).await?.succeeded {
+                self.metrics.objects_committed.inc_by(changes.len() as u64);
                 return Ok((new, changes));
             }
         }

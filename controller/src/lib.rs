@@ -8,11 +8,13 @@
 //! - [`store`]: the store interface with its two backends (embedded redb file, etcd), etcd's
 //!   semantics: revisions, compare-and-swap transactions, resumable prefix watches, leases.
 //!
-//! Still to come (issue 3): inspect endpoints for operational state, OpenAPI, metrics, netctl.
+//! - [`metrics`]: Prometheus `/metrics`; [`openapi`]: the OpenAPI document of the REST API.
 
 pub mod alloc;
 pub mod grpc;
 pub mod intent;
+pub mod metrics;
+pub mod openapi;
 pub mod rest;
 pub mod server;
 pub mod store;

@@ -329,7 +329,12 @@ async fn healthz(AxState(i): AxState<Intent>) -> Response {
 
 /// The REST API over `intent`.
 pub fn router(intent: Intent) -> Router {
+    let metrics = intent.metrics().clone();
     let mut r: Router<Intent> = Router::new()
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
         .route("/healthz", get(healthz))
         .route("/api/v1/globals/", get(globals))
         .route(
@@ -348,4 +353,23 @@ pub fn router(intent: Intent) -> Router {
     r = kind_routes::<Rule>(r);
     r = kind_routes::<AppProfile>(r);
     r.with_state(intent)
+        .route(
+            "/metrics",
+            get(crate::metrics::serve).with_state(metrics.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
 }
+
+/// The object kinds and their REST paths (for the OpenAPI document).
+pub const KINDS: [(&str, &str); 7] = [
+    ("tenants", Tenant::KIND),
+    ("networks", Network::KIND),
+    ("endpointGroups", EndpointGroup::KIND),
+    ("netprofiles", NetProfile::KIND),
+    ("policys", Policy::KIND),
+    ("rules", Rule::KIND),
+    ("appProfiles", AppProfile::KIND),
+];

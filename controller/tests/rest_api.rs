@@ -293,3 +293,88 @@ async fn every_contiv_intent_file_is_accepted() {
         .collect();
     assert_eq!(got, expected);
 }
+
+/// The same API on etcd; and 503 when etcd goes away.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_etcd_and_unavailable_when_it_is_gone() {
+    let mut etcd = testsupport::Etcd::start();
+    let stop = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let dir = TempDir::new("weft-nm-");
+    tokio::spawn(run(
+        Config {
+            data_dir: dir.path().to_path_buf(),
+            etcd: vec![etcd.client_url().to_string()],
+            listen: any,
+            grpc_listen: any,
+        },
+        stop.clone(),
+        Some(tx),
+    ));
+    let nm = Netmaster {
+        base: format!("http://{}", rx.await.unwrap().rest),
+        http: Client::new(),
+        stop,
+        _dir: dir,
+    };
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/mixed-vlan-vxlan.json"),
+    )
+    .unwrap();
+    let (s, r) = nm.raw("/api/v1/intent", &text).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, net) = nm.get("/api/v1/networks/acme:cloud/").await;
+    assert_eq!((s, &net["pktTag"]), (StatusCode::OK, &json!(30001)));
+    etcd.stop();
+    let (s, e) = nm.get("/api/v1/networks/").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("etcd"), "{e}");
+    assert_eq!(nm.get("/healthz").await.0, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_names_every_route_and_metrics_count_requests() {
+    let nm = netmaster().await;
+    let (s, doc) = nm.get("/api/v1/openapi.json").await;
+    assert_eq!(s, StatusCode::OK);
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/tenants/{key}/",
+        "/api/v1/networks/",
+        "/api/v1/policys/{key}/",
+        "/api/v1/rules/{key}/",
+        "/api/v1/intent",
+        "/metrics",
+    ] {
+        assert!(
+            paths.contains_key(p),
+            "{p} missing from the OpenAPI document"
+        );
+    }
+    // Every documented GET path without parameters answers (not 404).
+    for (p, item) in paths {
+        if !p.contains('{') && item.get("get").is_some() {
+            assert_ne!(nm.get(p).await.0, StatusCode::NOT_FOUND, "{p}");
+        }
+    }
+    nm.post("/api/v1/tenants/blue/", json!({"tenantName": "blue"}))
+        .await;
+    let text = nm
+        .http
+        .get(format!("{}/metrics", nm.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains("weft_netmaster_intent_objects_committed_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"route="/api/v1/tenants/{key}/""#) && text.contains("status=\"200\""),
+        "{text}"
+    );
+}
