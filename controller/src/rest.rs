@@ -36,6 +36,7 @@ impl From<IntentError> for ApiError {
             IntentError::NotFound { .. } => StatusCode::NOT_FOUND,
             IntentError::Conflict(_) => StatusCode::CONFLICT,
             IntentError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            IntentError::Store(StoreError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             IntentError::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())

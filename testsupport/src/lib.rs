@@ -356,6 +356,9 @@ impl Etcd {
                 &peer_url,
             ])
             .args(["--initial-cluster", &format!("default={peer_url}")])
+            // Weft commits a whole intent change in one transaction; etcd's default of 128
+            // operations per transaction is too few for large specs.
+            .args(["--max-txn-ops", "100000", "--max-request-bytes", "33554432"])
             .stdout(log.try_clone().expect("clone log handle"))
             .stderr(log);
         let child = cmd.spawn().unwrap_or_else(|e| {

@@ -27,7 +27,10 @@ fn two_switches_side_by_side_and_nothing_left_after() {
     let pid = std::fs::read_to_string(a.dir().join("ovs-vswitchd.pid")).unwrap();
     let (dir, ns) = (a.dir().to_path_buf(), a.netns().name().to_string());
     drop(a);
-    assert!(!testsupport::process_alive(pid.trim()), "vswitchd still running");
+    assert!(
+        !testsupport::process_alive(pid.trim()),
+        "vswitchd still running"
+    );
     assert!(!dir.exists(), "directory left behind");
     assert!(!netns_exists(&ns), "namespace left behind");
 }

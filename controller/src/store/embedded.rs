@@ -344,6 +344,37 @@ impl Embedded {
         Ok(*ttl)
     }
 
+    pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
+        self.blocking(move |i| {
+            let _w = i.writer.lock().expect("writer lock");
+            let w = i.db.begin_write().map_err(err)?;
+            {
+                let mut meta = w.open_table(META).map_err(err)?;
+                let get = |m: &redb::Table<'_, &str, u64>, k| -> Result<u64, StoreError> {
+                    Ok(m.get(k).map_err(err)?.map(|v| v.value()).unwrap_or(0))
+                };
+                let (current, compacted) = (get(&meta, "revision")?, get(&meta, "compacted")?);
+                if revision < 1 || revision as u64 > current {
+                    return Err(StoreError::Other(format!(
+                        "cannot compact to revision {revision}: the store is at revision {current}"
+                    )));
+                }
+                // "compacted" is the last revision whose history is gone.
+                let new_compacted = revision as u64 - 1;
+                if new_compacted <= compacted {
+                    return Ok(());
+                }
+                w.open_table(HISTORY)
+                    .map_err(err)?
+                    .retain_in(compacted..=new_compacted, |_, _| false)
+                    .map_err(err)?;
+                meta.insert("compacted", new_compacted).map_err(err)?;
+            }
+            w.commit().map_err(err)
+        })
+        .await
+    }
+
     pub async fn lease_revoke(&self, id: i64) -> Result<(), StoreError> {
         self.blocking(move |i| {
             let _w = i.writer.lock().expect("writer lock");

@@ -1,8 +1,8 @@
 //! The etcd backend: the store's operations map one to one onto etcd's KV, Watch and Lease APIs.
 
 use etcd_client::{
-    Client, Compare as ECompare, CompareOp, DeleteOptions, EventType, GetOptions, PutOptions, Txn,
-    TxnOp, TxnOpResponse, WatchOptions,
+    Client, CompactionOptions, Compare as ECompare, CompareOp, DeleteOptions, EventType,
+    GetOptions, PutOptions, Txn, TxnOp, TxnOpResponse, WatchOptions,
 };
 use tokio::sync::mpsc;
 
@@ -97,6 +97,14 @@ impl EtcdStore {
             etcd_client::Error::GRpcStatus(s) if s.message().contains("lease not found") => {
                 StoreError::LeaseNotFound(0)
             }
+            etcd_client::Error::GRpcStatus(s)
+                if s.message().contains("too many operations") || s.message().contains("request is too large") =>
+            {
+                StoreError::TooLarge(format!(
+                    "etcd refused a change this large ({}); run etcd with a higher --max-txn-ops and --max-request-bytes, or apply the change in smaller specs",
+                    s.message()
+                ))
+            }
             e => unavailable(e),
         })?;
         let gets = r
@@ -138,7 +146,8 @@ impl EtcdStore {
                             let _ = tx
                                 .send(Err(StoreError::Compacted {
                                     requested: from_revision,
-                                    oldest: resp.compact_revision() + 1,
+                                    // etcd reports the oldest revision still watchable.
+                                    oldest: resp.compact_revision(),
                                 }))
                                 .await;
                             return;
@@ -175,6 +184,30 @@ impl EtcdStore {
             }
         });
         Ok(rx)
+    }
+
+    pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
+        let r = self
+            .client
+            .clone()
+            .compact(revision, Some(CompactionOptions::new().with_physical()))
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // Already compacted that far: nothing to do, as on the embedded store.
+            Err(etcd_client::Error::GRpcStatus(s))
+                if s.message().contains("required revision has been compacted") =>
+            {
+                Ok(())
+            }
+            Err(etcd_client::Error::GRpcStatus(s)) if s.code() == tonic::Code::OutOfRange => {
+                Err(StoreError::Other(format!(
+                    "cannot compact to revision {revision}: {}",
+                    s.message()
+                )))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     pub async fn lease_grant(&self, ttl_seconds: i64) -> Result<i64, StoreError> {

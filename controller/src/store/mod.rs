@@ -109,6 +109,9 @@ pub enum StoreError {
     /// A watch could not keep up with the changes and was dropped.
     #[error("watch fell behind after revision {0}; resume from there")]
     Lagged(i64),
+    /// A transaction larger than the store accepts.
+    #[error("{0}")]
+    TooLarge(String),
     #[error("lease {0} not found (expired or revoked)")]
     LeaseNotFound(i64),
     #[error("store: {0}")]
@@ -177,6 +180,13 @@ impl Store {
     /// Ends a lease now, deleting its keys.
     pub async fn lease_revoke(&self, id: i64) -> Result<(), StoreError> {
         dispatch!(self, s => s.lease_revoke(id).await)
+    }
+
+    /// Drops the history before `revision`: watches may start at `revision` or later, earlier
+    /// ones fail with [`StoreError::Compacted`]. Compacting to an already compacted revision
+    /// does nothing.
+    pub async fn compact(&self, revision: i64) -> Result<(), StoreError> {
+        dispatch!(self, s => s.compact(revision).await)
     }
 
     /// Convenience: an unconditional put.
