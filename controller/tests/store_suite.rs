@@ -244,6 +244,47 @@ async fn leases(s: &Store) {
     assert!(matches!(e, Err(StoreError::LeaseNotFound(_))), "{e:?}");
 }
 
+/// Opens a watch that must fail because its start revision was compacted away; the error may
+/// come from `watch` itself or as the stream's first item, depending on the backend.
+async fn watch_error(s: &Store, prefix: &[u8], from: i64) -> StoreError {
+    match s.watch(prefix, from).await {
+        Err(e) => e,
+        Ok(mut w) => timeout(Duration::from_secs(10), w.recv())
+            .await
+            .expect("an answer within 10 s")
+            .expect("an error, not a closed watch")
+            .expect_err("an error, not an event"),
+    }
+}
+
+async fn compaction(s: &Store) {
+    let r1 = s.put(b"/c/a", b"1").await.unwrap();
+    let r2 = s.put(b"/c/a", b"2").await.unwrap();
+    let r3 = s.put(b"/c/b", b"3").await.unwrap();
+    s.compact(r2).await.unwrap();
+    s.compact(r1).await.unwrap(); // already compacted past it: nothing to do
+    let e = watch_error(s, b"/c/", r1).await;
+    assert_eq!(
+        e,
+        StoreError::Compacted {
+            requested: r1,
+            oldest: r2
+        }
+    );
+    assert!(e.to_string().contains("compacted"), "{e}");
+    // From the compaction revision on, history is still there.
+    let mut w = s.watch(b"/c/", r2).await.unwrap();
+    let (a, b) = (next(&mut w).await, next(&mut w).await);
+    assert_eq!((a.revision(), b.revision()), (r2, r3));
+    assert!(matches!(&a, WatchEvent::Put(kv) if kv.value == b"2"));
+    // The current state is untouched by compaction.
+    assert_eq!(s.get(b"/c/a").await.unwrap().unwrap().version, 2);
+    assert!(
+        s.compact(r3 + 100).await.is_err(),
+        "no compaction into the future"
+    );
+}
+
 macro_rules! suite {
     ($($name:ident),*) => {
         mod embedded_backend {
@@ -270,7 +311,8 @@ suite!(
     transactions_are_atomic,
     ranges_and_revisions,
     watch_replays_then_follows_and_resumes,
-    leases
+    leases,
+    compaction
 );
 
 #[tokio::test(flavor = "multi_thread")]
@@ -302,6 +344,25 @@ async fn embedded_survives_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn etcd_state_outlives_the_client() {
+    let (s, b) = etcd().await;
+    let Backing::Etcd(e) = &b else { unreachable!() };
+    let rev = s.put(b"/p/a", b"1").await.unwrap();
+    drop(s);
+    // A new netmaster (a new client) finds everything and the revision goes on.
+    let s = Store::Etcd(Box::new(
+        EtcdStore::connect(&[e.client_url().to_string()])
+            .await
+            .unwrap(),
+    ));
+    let kv = s.get(b"/p/a").await.unwrap().unwrap();
+    assert_eq!((kv.value.as_slice(), kv.mod_revision), (&b"1"[..], rev));
+    assert!(s.put(b"/p/b", b"x").await.unwrap() > rev);
+    let mut w = s.watch(b"/p/", rev).await.unwrap();
+    assert_eq!(next(&mut w).await.key(), b"/p/a");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn etcd_unreachable_is_unavailable() {
     let (s, b) = etcd().await;
     s.put(b"/u", b"1").await.unwrap();
@@ -313,4 +374,24 @@ async fn etcd_unreachable_is_unavailable() {
         .await
         .expect("fails within 30 s");
     assert!(matches!(r, Err(StoreError::Unavailable(_))), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embedded_watch_from_a_compacted_revision_is_refused() {
+    let dir = TempDir::new("weft-store-");
+    let s = Store::Embedded(Embedded::open_keeping(dir.path(), 10).await.unwrap());
+    for i in 0..30 {
+        s.put(format!("/c/{i}").as_bytes(), b"v").await.unwrap();
+    }
+    match s.watch(b"/c/", 1).await {
+        Err(StoreError::Compacted {
+            requested: 1,
+            oldest,
+        }) => assert!(oldest > 1 && oldest <= 21, "{oldest}"),
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(_) => panic!("a compacted revision was accepted"),
+    }
+    // Recent history is still there.
+    let mut w = s.watch(b"/c/", 25).await.unwrap();
+    assert_eq!(next(&mut w).await.revision(), 25);
 }

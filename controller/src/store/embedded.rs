@@ -36,6 +36,8 @@ pub struct Embedded {
 
 struct Inner {
     db: Database,
+    /// Revisions of history kept (normally [`HISTORY_KEPT`]).
+    history_kept: u64,
     /// Held across a write transaction's commit and its notification.
     writer: Mutex<()>,
     events: broadcast::Sender<Arc<Vec<WatchEvent>>>,
@@ -112,6 +114,12 @@ fn decode_events(mut b: &[u8]) -> Vec<WatchEvent> {
 impl Embedded {
     /// Opens (or creates) the store in `dir/weft.redb`, and starts lease expiry.
     pub async fn open(dir: &Path) -> Result<Embedded, StoreError> {
+        Self::open_keeping(dir, HISTORY_KEPT).await
+    }
+
+    /// Like [`Embedded::open`], keeping `history_kept` revisions of history (tests use a small
+    /// number to see compaction).
+    pub async fn open_keeping(dir: &Path, history_kept: u64) -> Result<Embedded, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
         let path = dir.join("weft.redb");
         let db = tokio::task::spawn_blocking(move || -> Result<Database, StoreError> {
@@ -132,6 +140,7 @@ impl Embedded {
         let (events, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             db,
+            history_kept: history_kept.max(1),
             writer: Mutex::new(()),
             events,
             deadlines: Mutex::new(HashMap::new()),
@@ -546,8 +555,9 @@ impl Inner {
                 .map_err(err)?
                 .map(|v| v.value())
                 .unwrap_or(0);
-            if rev as u64 > compacted + HISTORY_KEPT + HISTORY_KEPT / 10 {
-                let new_compacted = rev as u64 - HISTORY_KEPT;
+            let kept = self.history_kept;
+            if rev as u64 > compacted + kept + kept / 10 {
+                let new_compacted = rev as u64 - kept;
                 history
                     .retain_in(compacted..=new_compacted, |_, _| false)
                     .map_err(err)?;
