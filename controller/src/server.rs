@@ -97,3 +97,44 @@ pub async fn run(
     g?;
     Ok(())
 }
+
+/// A netmaster running in this process (embedded in another program, or in tests); it stops
+/// when dropped.
+pub struct Running {
+    pub bound: Bound,
+    stop: CancellationToken,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts netmaster in the background and returns once it listens.
+pub async fn spawn(config: Config) -> Result<Running, ServeError> {
+    let stop = CancellationToken::new();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run(config, stop.clone(), Some(tx)));
+    match rx.await {
+        Ok(bound) => Ok(Running { bound, stop }),
+        // It stopped before listening: report why.
+        Err(_) => match task.await {
+            Ok(Err(e)) => Err(e),
+            _ => Err(ServeError::Store(StoreError::Other(
+                "netmaster stopped while starting".into(),
+            ))),
+        },
+    }
+}
+
+/// A config for an embedded store in `data_dir`, listening on free loopback ports.
+pub fn local_config(data_dir: &std::path::Path) -> Config {
+    let any: SocketAddr = "127.0.0.1:0".parse().expect("a socket address");
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        etcd: vec![],
+        listen: any,
+        grpc_listen: any,
+    }
+}

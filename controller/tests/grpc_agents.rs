@@ -1,53 +1,34 @@
 //! The agents' gRPC service against a live in-process netmaster: nodes under leases, endpoint
 //! allocation (idempotent, static, release), and the watch: snapshot, changes, resume.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde_json::json;
 use testsupport::TempDir;
 use tokio::time::timeout;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
 use weft_api::proto::agent as pb;
 use weft_api::proto::agent::agent_service_client::AgentServiceClient;
-use weft_controller::server::{run, Bound, Config};
+use weft_controller::server::{local_config, spawn, Bound, Running};
 
 struct Netmaster {
     bound: Bound,
-    stop: CancellationToken,
+    _running: Running,
     _dir: TempDir,
-}
-
-impl Drop for Netmaster {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 async fn netmaster() -> (Netmaster, AgentServiceClient<tonic::transport::Channel>) {
     let dir = TempDir::new("weft-nm-");
-    let stop = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    tokio::spawn(run(
-        Config {
-            data_dir: dir.path().to_path_buf(),
-            etcd: vec![],
-            listen: any,
-            grpc_listen: any,
-        },
-        stop.clone(),
-        Some(tx),
-    ));
-    let bound = rx.await.unwrap();
+    let running = spawn(local_config(dir.path())).await.unwrap();
+    let bound = running.bound;
     let client = AgentServiceClient::connect(format!("http://{}", bound.grpc))
         .await
         .unwrap();
     (
         Netmaster {
             bound,
-            stop,
+            _running: running,
             _dir: dir,
         },
         client,

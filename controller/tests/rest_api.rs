@@ -2,46 +2,34 @@
 //! kind, validation failures that store nothing, the right statuses, intent apply and prune,
 //! every example spec and every Contiv intent file.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use reqwest::{Client, StatusCode};
 use serde_json::{json, Value};
 use testsupport::TempDir;
-use tokio_util::sync::CancellationToken;
-use weft_controller::server::{run, Config};
+use weft_controller::server::{local_config, spawn, Config, Running};
 
 struct Netmaster {
     base: String,
     http: Client,
-    stop: CancellationToken,
+    _running: Running,
     _dir: TempDir,
 }
 
-impl Drop for Netmaster {
-    fn drop(&mut self) {
-        self.stop.cancel();
+async fn netmaster_with(dir: TempDir, config: Config) -> Netmaster {
+    let running = spawn(config).await.expect("netmaster started");
+    Netmaster {
+        base: format!("http://{}", running.bound.rest),
+        http: Client::new(),
+        _running: running,
+        _dir: dir,
     }
 }
 
 async fn netmaster() -> Netmaster {
     let dir = TempDir::new("weft-nm-");
-    let stop = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let config = Config {
-        data_dir: dir.path().to_path_buf(),
-        etcd: vec![],
-        listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        grpc_listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-    };
-    tokio::spawn(run(config, stop.clone(), Some(tx)));
-    let addr = rx.await.expect("netmaster started").rest;
-    Netmaster {
-        base: format!("http://{addr}"),
-        http: Client::new(),
-        stop,
-        _dir: dir,
-    }
+    let config = local_config(dir.path());
+    netmaster_with(dir, config).await
 }
 
 impl Netmaster {
@@ -298,26 +286,12 @@ async fn every_contiv_intent_file_is_accepted() {
 #[tokio::test(flavor = "multi_thread")]
 async fn on_etcd_and_unavailable_when_it_is_gone() {
     let mut etcd = testsupport::Etcd::start();
-    let stop = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let dir = TempDir::new("weft-nm-");
-    tokio::spawn(run(
-        Config {
-            data_dir: dir.path().to_path_buf(),
-            etcd: vec![etcd.client_url().to_string()],
-            listen: any,
-            grpc_listen: any,
-        },
-        stop.clone(),
-        Some(tx),
-    ));
-    let nm = Netmaster {
-        base: format!("http://{}", rx.await.unwrap().rest),
-        http: Client::new(),
-        stop,
-        _dir: dir,
+    let config = Config {
+        etcd: vec![etcd.client_url().to_string()],
+        ..local_config(dir.path())
     };
+    let nm = netmaster_with(dir, config).await;
     let text = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/mixed-vlan-vxlan.json"),
     )

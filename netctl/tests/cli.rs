@@ -1,45 +1,24 @@
 //! netctl, the built binary, against a live in-process netmaster.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 use testsupport::TempDir;
-use tokio_util::sync::CancellationToken;
-use weft_controller::server::{run, Config};
+use weft_controller::server::{local_config, spawn, Running};
 
 struct Netmaster {
     url: String,
-    stop: CancellationToken,
+    _running: Running,
     _dir: TempDir,
-}
-
-impl Drop for Netmaster {
-    fn drop(&mut self) {
-        self.stop.cancel();
-    }
 }
 
 async fn netmaster() -> Netmaster {
     let dir = TempDir::new("weft-nm-");
-    let stop = CancellationToken::new();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
-    tokio::spawn(run(
-        Config {
-            data_dir: dir.path().to_path_buf(),
-            etcd: vec![],
-            listen: any,
-            grpc_listen: any,
-        },
-        stop.clone(),
-        Some(tx),
-    ));
-    let b = rx.await.unwrap();
+    let running = spawn(local_config(dir.path())).await.unwrap();
     Netmaster {
-        url: format!("http://{}", b.rest),
-        stop,
+        url: format!("http://{}", running.bound.rest),
+        _running: running,
         _dir: dir,
     }
 }
