@@ -19,15 +19,25 @@ use ofproto::session::{Config, Event, Session};
 /// value, and forwarding only ever matches within that network.
 fn pipeline() -> Vec<Message> {
     let classify = |port: u32, net: u32| {
-        FlowMod::add(0, 100, Match::new().in_port(port), vec![
-            Instruction::ApplyActions(vec![Action::set_field(Field::Reg(6), net.into()).unwrap()]),
-            Instruction::GotoTable(10),
-        ])
+        FlowMod::add(
+            0,
+            100,
+            Match::new().in_port(port),
+            vec![
+                Instruction::ApplyActions(vec![
+                    Action::set_field(Field::Reg(6), net.into()).unwrap()
+                ]),
+                Instruction::GotoTable(10),
+            ],
+        )
     };
     let forward = |net: u32, ip: Ipv4Addr, port: u32| {
-        FlowMod::add(10, 200, Match::new().reg(6, net).eth_type(0x0800).ipv4_dst(ip, 32), vec![
-            Instruction::ApplyActions(vec![Action::output(port)]),
-        ])
+        FlowMod::add(
+            10,
+            200,
+            Match::new().reg(6, net).eth_type(0x0800).ipv4_dst(ip, 32),
+            vec![Instruction::ApplyActions(vec![Action::output(port)])],
+        )
     };
     let mut flows = vec![
         classify(1, 1),
@@ -59,40 +69,51 @@ fn main() -> ExitCode {
 
 fn run(path: &str) -> Result<(), String> {
     let mut stream = UnixStream::connect(path).map_err(|e| format!("connect {path}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_millis(50))).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .map_err(|e| e.to_string())?;
     let mut session = Session::new(Instant::now(), Config::default());
-    let mut pump = |session: &mut Session, done: &mut dyn FnMut(&Event) -> bool| -> Result<(), String> {
-        let start = Instant::now();
-        let mut buf = vec![0u8; 65536];
-        loop {
-            while let Some(b) = session.poll_transmit() {
-                stream.write_all(&b).map_err(|e| e.to_string())?;
-            }
-            while let Some(e) = session.poll_event() {
-                if let Event::Closed(r) = &e {
-                    return Err(format!("session closed: {r:?}"));
+    let mut pump =
+        |session: &mut Session, done: &mut dyn FnMut(&Event) -> bool| -> Result<(), String> {
+            let start = Instant::now();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                while let Some(b) = session.poll_transmit() {
+                    stream.write_all(&b).map_err(|e| e.to_string())?;
                 }
-                if done(&e) {
-                    return Ok(());
+                while let Some(e) = session.poll_event() {
+                    if let Event::Closed(r) = &e {
+                        return Err(format!("session closed: {r:?}"));
+                    }
+                    if done(&e) {
+                        return Ok(());
+                    }
+                }
+                if start.elapsed() > Duration::from_secs(10) {
+                    return Err("no answer from the switch within 10 s".into());
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) => return Err("the switch closed the connection".into()),
+                    Ok(n) => session.handle_input(&buf[..n], Instant::now()),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        session.handle_timeout(Instant::now())
+                    }
+                    Err(e) => return Err(e.to_string()),
                 }
             }
-            if start.elapsed() > Duration::from_secs(10) {
-                return Err("no answer from the switch within 10 s".into());
-            }
-            match stream.read(&mut buf) {
-                Ok(0) => return Err("the switch closed the connection".into()),
-                Ok(n) => session.handle_input(&buf[..n], Instant::now()),
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                    session.handle_timeout(Instant::now())
-                }
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    };
+        };
 
     pump(&mut session, &mut |e| {
         if let Event::Connected(f) = e {
-            println!("connected: datapath {:016x}, {} tables", f.datapath_id, f.n_tables);
+            println!(
+                "connected: datapath {:016x}, {} tables",
+                f.datapath_id, f.n_tables
+            );
             true
         } else {
             false
@@ -115,12 +136,22 @@ fn run(path: &str) -> Result<(), String> {
     if !outcome.is_ok() {
         return Err(format!("bundle refused: {outcome:?}"));
     }
-    println!("installed {n} flows in one atomic bundle in {:?}", started.elapsed());
+    println!(
+        "installed {n} flows in one atomic bundle in {:?}",
+        started.elapsed()
+    );
 
     let xid = session.send_request(MultipartRequest::Flow(FlowStatsRequest::all()));
     let mut dumped = Vec::new();
     pump(&mut session, &mut |e| match e {
-        Event::Reply { xid: x, message: Message::MultipartReply { body: MultipartReply::Flow(f), .. } } if *x == xid => {
+        Event::Reply {
+            xid: x,
+            message:
+                Message::MultipartReply {
+                    body: MultipartReply::Flow(f),
+                    ..
+                },
+        } if *x == xid => {
             dumped = f.clone();
             true
         }
