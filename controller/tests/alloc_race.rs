@@ -99,7 +99,7 @@ async fn futures_join(a: &Allocator, p: &Pool, owners: &[&str]) -> Vec<Ipv4Addr>
 async fn race(r1: Allocator, r2: Allocator, pool: Pool, per_replica: usize, tasks: usize) {
     let start = Instant::now();
     let mut handles = Vec::new();
-    for (ri, alloc) in [r1, r2].into_iter().enumerate() {
+    for (ri, alloc) in [r1.clone(), r2.clone()].into_iter().enumerate() {
         for t in 0..tasks {
             let (alloc, pool) = (alloc.clone(), pool.clone());
             handles.push(tokio::spawn(async move {
@@ -119,6 +119,13 @@ async fn race(r1: Allocator, r2: Allocator, pool: Pool, per_replica: usize, task
     assert_eq!(all.len(), 2 * per_replica);
     let values: HashSet<u32> = all.iter().map(|(_, v)| *v).collect();
     assert_eq!(values.len(), all.len(), "a value was handed out twice");
+    // All accounted for: each replica's store records every owner's value, whichever replica
+    // handed it out.
+    for (owner, v) in &all {
+        for r in [&r1, &r2] {
+            assert_eq!(r.held(&pool, owner).await.unwrap(), Some(*v), "{owner}");
+        }
+    }
     eprintln!(
         "{}: {} allocations by two replicas in {:?}",
         pool.name,
