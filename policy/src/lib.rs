@@ -1,0 +1,1 @@
+//! The flow compiler. See docs/pipeline.md.
