@@ -1,1 +1,14 @@
-//! The flow compiler. See docs/pipeline.md.
+//! The flow compiler: one host's desired state in, the exact flows and groups out.
+//!
+//! Pure and deterministic (no I/O, no clock): [`compile`] turns a [`HostState`] into a
+//! [`FlowSet`]; [`diff`] turns the set a switch holds into the messages that make it hold
+//! another. The table and register layout is in [`layout`] and `docs/pipeline.md`.
+
+pub mod flowset;
+pub mod layout;
+pub mod model;
+pub mod pipeline;
+
+pub use flowset::{diff, Diff, Flow, FlowKey, FlowSet, Group};
+pub use model::{fmt_mac, parse_mac, Endpoint, HostState, Network, Problem, Segment};
+pub use pipeline::{compile, Compiled};

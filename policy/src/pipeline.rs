@@ -1,0 +1,363 @@
+//! The compiler: [`HostState`] in, [`FlowSet`] out. See `docs/pipeline.md` for the layout.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ofproto::action::{Action, FieldRange};
+use ofproto::instruction::Instruction;
+use ofproto::msg::group_meter::{Bucket, GroupType};
+use ofproto::oxm::{Field, Match};
+
+use crate::flowset::{Flow, FlowSet, Group};
+use crate::layout::*;
+use crate::model::{Endpoint, HostState, Network, Problem};
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_ARP: u16 = 0x0806;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_VLAN: u16 = 0x8100;
+const VID_PRESENT: u16 = 0x1000;
+const ARP_REQUEST: u128 = 1;
+const ARP_REPLY: u128 = 2;
+const MULTICAST_BIT: u128 = 0x0100_0000_0000;
+
+/// The compiled flows and groups, plus what was left out and why.
+#[derive(Debug, Clone, Default)]
+pub struct Compiled {
+    pub flows: FlowSet,
+    pub problems: Vec<Problem>,
+    /// Cookie → the object it names (`network blue:web`), for explaining any flow.
+    pub owners: BTreeMap<u64, String>,
+}
+
+fn goto(t: u8) -> Instruction {
+    Instruction::GotoTable(t)
+}
+
+fn apply(actions: Vec<Action>) -> Instruction {
+    Instruction::ApplyActions(actions)
+}
+
+fn set_f(field: Field, v: u128) -> Action {
+    Action::set_field(field, v).expect("pipeline values fit their fields")
+}
+
+fn mac_u(m: &[u8; 6]) -> u128 {
+    m.iter().fold(0u128, |a, b| (a << 8) | u128::from(*b))
+}
+
+fn mv(src: Field, dst: Field) -> Action {
+    Action::Move {
+        src: FieldRange::whole(src),
+        dst: FieldRange::whole(dst),
+    }
+}
+
+/// Compiles one host's desired state. Pure and deterministic: the same state gives the same set,
+/// whatever the order of its lists. Inconsistent parts (an endpoint of an unknown network, a MAC
+/// or address used twice in one network, a port used twice) are left out and reported; the
+/// rest compiles.
+pub fn compile(state: &HostState) -> Compiled {
+    let mut out = Compiled::default();
+    let pipe = cookie(CookieKind::Pipeline, "pipeline");
+    out.owners.insert(pipe, "pipeline".into());
+
+    // The skeleton: every table's default.
+    let set = &mut out.flows;
+    set.insert_flow(Flow::new(CLASSIFIER, 0, pipe, Match::new(), vec![]));
+    set.insert_flow(Flow::new(SPOOF_GUARD, 0, pipe, Match::new(), vec![]));
+    set.insert_flow(Flow::new(
+        ARP_RESPONDER,
+        0,
+        pipe,
+        Match::new(),
+        vec![goto(EGRESS_POLICY)],
+    ));
+    set.insert_flow(Flow::new(
+        EGRESS_POLICY,
+        0,
+        pipe,
+        Match::new(),
+        vec![goto(L3)],
+    ));
+    set.insert_flow(Flow::new(L3, 0, pipe, Match::new(), vec![goto(L2_FORWARD)]));
+    set.insert_flow(Flow::new(L2_FORWARD, 0, pipe, Match::new(), vec![]));
+    set.insert_flow(Flow::new(
+        INGRESS_POLICY,
+        0,
+        pipe,
+        Match::new(),
+        vec![goto(OUTPUT)],
+    ));
+    set.insert_flow(Flow::new(
+        OUTPUT,
+        0,
+        pipe,
+        Match::new(),
+        vec![apply(vec![Action::OutputReg {
+            src: FieldRange::whole(reg(REG_OUT_PORT)),
+            max_len: 0,
+        }])],
+    ));
+
+    // Networks, sorted by key, first one wins on conflicts.
+    let mut networks: Vec<&Network> = state.networks.iter().collect();
+    networks.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut by_key: BTreeMap<&str, &Network> = BTreeMap::new();
+    let mut by_segment: HashMap<u32, &str> = HashMap::new();
+    for n in networks {
+        if by_key.contains_key(n.key.as_str()) {
+            out.problems.push(Problem::DuplicateNetwork {
+                network: n.key.clone(),
+            });
+            continue;
+        }
+        if let Some(other) = by_segment.get(&n.segment.id()) {
+            out.problems.push(Problem::SegmentInUse {
+                network: n.key.clone(),
+                other: other.to_string(),
+            });
+            continue;
+        }
+        by_segment.insert(n.segment.id(), &n.key);
+        by_key.insert(&n.key, n);
+    }
+
+    // Endpoints, sorted by key; conflicts leave the later one out.
+    let mut endpoints: Vec<&Endpoint> = state.endpoints.iter().collect();
+    endpoints.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut ports: HashMap<u32, &str> = HashMap::new();
+    let mut macs: HashMap<(&str, [u8; 6]), &str> = HashMap::new();
+    let mut addrs: HashMap<(&str, String), &str> = HashMap::new();
+    let mut members: BTreeMap<&str, Vec<&Endpoint>> = BTreeMap::new();
+    'eps: for ep in endpoints {
+        if !by_key.contains_key(ep.network.as_str()) {
+            out.problems.push(Problem::UnknownNetwork {
+                endpoint: ep.key.clone(),
+                network: ep.network.clone(),
+            });
+            continue;
+        }
+        if let Some(other) = ports.get(&ep.ofport) {
+            out.problems.push(Problem::PortInUse {
+                endpoint: ep.key.clone(),
+                other: other.to_string(),
+                ofport: ep.ofport,
+            });
+            continue;
+        }
+        if let Some(other) = macs.get(&(ep.network.as_str(), ep.mac)) {
+            out.problems.push(Problem::MacInUse {
+                endpoint: ep.key.clone(),
+                other: other.to_string(),
+            });
+            continue;
+        }
+        let addr_list: Vec<String> = ep
+            .ipv4
+            .iter()
+            .map(|a| a.to_string())
+            .chain(ep.ipv6.iter().map(|a| a.to_string()))
+            .collect();
+        for a in &addr_list {
+            if let Some(other) = addrs.get(&(ep.network.as_str(), a.clone())) {
+                out.problems.push(Problem::AddressInUse {
+                    endpoint: ep.key.clone(),
+                    other: other.to_string(),
+                    address: a.clone(),
+                });
+                continue 'eps;
+            }
+        }
+        ports.insert(ep.ofport, &ep.key);
+        macs.insert((&ep.network, ep.mac), &ep.key);
+        for a in addr_list {
+            addrs.insert((&ep.network, a), &ep.key);
+        }
+        members.entry(ep.network.as_str()).or_default().push(ep);
+    }
+
+    for (key, eps) in &members {
+        let net = by_key[key];
+        network_flows(&mut out, net, eps, state.uplink_port);
+        for ep in eps {
+            endpoint_flows(&mut out, net, ep);
+        }
+    }
+    out
+}
+
+fn network_flows(out: &mut Compiled, net: &Network, eps: &[&Endpoint], uplink: Option<u32>) {
+    let c = cookie(CookieKind::Network, &net.key);
+    out.owners.insert(c, format!("network {}", net.key));
+    let seg = net.segment.id();
+    let on_net = || Match::new().reg(REG_NETWORK, seg);
+    let set = &mut out.flows;
+
+    // Flooding: every local port of the network, and the uplink (tagged) for VLAN networks.
+    // OpenFlow never outputs a packet to the port it came in on, so no bucket echoes it back.
+    let mut buckets: Vec<Bucket> = eps
+        .iter()
+        .map(|e| Bucket::new(vec![Action::output(e.ofport)]))
+        .collect();
+    let uplink_tagging = match (net.segment, uplink) {
+        (crate::Segment::Vlan(tag), Some(port)) => Some(vec![
+            Action::PushVlan(ETH_VLAN),
+            set_f(Field::VlanVid, u128::from(VID_PRESENT | tag)),
+            Action::output(port),
+        ]),
+        _ => None,
+    };
+    if let Some(tagging) = &uplink_tagging {
+        buckets.push(Bucket::new(tagging.clone()));
+    }
+    buckets.sort_by_key(|b| format!("{:?}", b.actions));
+    set.insert_group(Group::new(seg, GroupType::All, buckets));
+    set.insert_flow(Flow::new(
+        L2_FORWARD,
+        100,
+        c,
+        on_net().with_masked(Field::EthDst, MULTICAST_BIT, MULTICAST_BIT),
+        vec![apply(vec![Action::Group(seg)])],
+    ));
+
+    if let (Some(tagging), Some(port), crate::Segment::Vlan(tag)) =
+        (&uplink_tagging, uplink, net.segment)
+    {
+        // Frames of this VLAN from the physical network join the network untagged.
+        set.insert_flow(Flow::new(
+            CLASSIFIER,
+            100,
+            c,
+            Match::new()
+                .in_port(port)
+                .with(Field::VlanVid, u128::from(VID_PRESENT | tag)),
+            vec![
+                apply(vec![
+                    Action::PopVlan,
+                    set_reg(REG_NETWORK, seg),
+                    set_reg(REG_ORIGIN, FROM_UPLINK),
+                ]),
+                goto(L2_FORWARD),
+            ],
+        ));
+        // Unknown unicast from a local endpoint goes to the physical network, which may know it.
+        set.insert_flow(Flow::new(
+            L2_FORWARD,
+            50,
+            c,
+            on_net().reg(REG_ORIGIN, FROM_LOCAL),
+            vec![apply(tagging.clone())],
+        ));
+    }
+
+    if let Some(gw) = net.gateway {
+        set.insert_flow(arp_answer(c, seg, gw, &GATEWAY_MAC));
+    }
+}
+
+fn set_reg(n: u8, v: u32) -> Action {
+    set_f(reg(n), u128::from(v))
+}
+
+/// Turns an ARP request for `ip` into the reply `mac` would send, back out of the port it came in.
+fn arp_answer(c: u64, seg: u32, ip: Ipv4Addr, mac: &[u8; 6]) -> Flow {
+    Flow::new(
+        ARP_RESPONDER,
+        100,
+        c,
+        Match::new()
+            .reg(REG_NETWORK, seg)
+            .eth_type(ETH_ARP)
+            .with(Field::ArpOp, ARP_REQUEST)
+            .with(Field::ArpTpa, u128::from(u32::from(ip))),
+        vec![apply(vec![
+            mv(Field::EthSrc, Field::EthDst),
+            set_f(Field::EthSrc, mac_u(mac)),
+            set_f(Field::ArpOp, ARP_REPLY),
+            mv(Field::ArpSha, Field::ArpTha),
+            set_f(Field::ArpSha, mac_u(mac)),
+            mv(Field::ArpSpa, Field::ArpTpa),
+            set_f(Field::ArpSpa, u128::from(u32::from(ip))),
+            Action::output(IN_PORT),
+        ])],
+    )
+}
+
+fn endpoint_flows(out: &mut Compiled, net: &Network, ep: &Endpoint) {
+    let c = cookie(CookieKind::Endpoint, &ep.key);
+    out.owners.insert(c, format!("endpoint {}", ep.key));
+    let seg = net.segment.id();
+    let mac = mac_u(&ep.mac);
+    let set = &mut out.flows;
+
+    // Classifier: the port names the network.
+    set.insert_flow(Flow::new(
+        CLASSIFIER,
+        100,
+        c,
+        Match::new().in_port(ep.ofport),
+        vec![
+            apply(vec![
+                set_reg(REG_NETWORK, seg),
+                set_reg(REG_ORIGIN, FROM_LOCAL),
+            ]),
+            goto(SPOOF_GUARD),
+        ],
+    ));
+
+    // Spoof guard: its own MAC, with its own addresses; ARP must name both truthfully.
+    let from_ep = || Match::new().in_port(ep.ofport).eth_src(ep.mac);
+    for a in &ep.ipv4 {
+        let a = u128::from(u32::from(*a));
+        set.insert_flow(Flow::new(
+            SPOOF_GUARD,
+            100,
+            c,
+            from_ep().eth_type(ETH_IPV4).with(Field::Ipv4Src, a),
+            vec![goto(ARP_RESPONDER)],
+        ));
+        set.insert_flow(Flow::new(
+            SPOOF_GUARD,
+            100,
+            c,
+            from_ep()
+                .eth_type(ETH_ARP)
+                .with(Field::ArpSpa, a)
+                .with(Field::ArpSha, mac),
+            vec![goto(ARP_RESPONDER)],
+        ));
+        set.insert_flow(arp_answer(c, seg, Ipv4Addr::from(a as u32), &ep.mac));
+    }
+    if !ep.ipv6.is_empty() {
+        // Its addresses, its link-local addresses, and the unspecified address (duplicate
+        // address detection).
+        let mut v6: Vec<(u128, Option<u128>)> =
+            ep.ipv6.iter().map(|a| (u128::from(*a), None)).collect();
+        v6.push((
+            u128::from(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0)),
+            Some(!0u128 << 118),
+        ));
+        v6.push((0, None));
+        for (a, mask) in v6 {
+            let m = from_ep().eth_type(ETH_IPV6);
+            let m = match mask {
+                Some(mask) => m.with_masked(Field::Ipv6Src, a, mask),
+                None => m.with(Field::Ipv6Src, a),
+            };
+            set.insert_flow(Flow::new(SPOOF_GUARD, 100, c, m, vec![goto(ARP_RESPONDER)]));
+        }
+    }
+
+    // Forwarding: this MAC in this network is this port.
+    set.insert_flow(Flow::new(
+        L2_FORWARD,
+        200,
+        c,
+        Match::new().reg(REG_NETWORK, seg).eth_dst(ep.mac),
+        vec![
+            apply(vec![set_reg(REG_OUT_PORT, ep.ofport)]),
+            goto(INGRESS_POLICY),
+        ],
+    ));
+}
