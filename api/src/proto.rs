@@ -5,3 +5,9 @@ pub mod agent {
     #![allow(clippy::all, missing_docs, rust_2018_idioms)]
     tonic::include_proto!("weft.agent.v1");
 }
+
+/// netplugin's endpoint service for runtimes (`api/proto/endpoint.proto`).
+pub mod endpoint {
+    #![allow(clippy::all, missing_docs, rust_2018_idioms)]
+    tonic::include_proto!("weft.endpoint.v1");
+}
