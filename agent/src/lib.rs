@@ -1,1 +1,6 @@
-//! netplugin.
+//! netplugin: the per-host agent. It makes this host's Open vSwitch and kernel do what netmaster
+//! says: the watch of desired state, the OpenFlow driver and reconciler, OVSDB for bridges and
+//! ports, netlink for container interfaces, and the endpoint service runtimes call.
+
+pub mod ofdriver;
+pub mod reconcile;

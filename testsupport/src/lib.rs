@@ -191,7 +191,13 @@ impl Ovs {
         c.envs(env);
         run(&mut c);
         ovs.vsctl(&["--no-wait", "init"]);
-        let mut c = ovs.netns.command(&[
+        ovs.start_vswitchd();
+        ovs
+    }
+
+    fn start_vswitchd(&self) {
+        let d = self.dir.path().to_string_lossy().into_owned();
+        let mut c = self.netns.command(&[
             "ovs-vswitchd",
             &format!("unix:{d}/db.sock"),
             &format!("--unixctl={d}/ovs-vswitchd.ctl"),
@@ -199,9 +205,30 @@ impl Ovs {
             &format!("--log-file={d}/ovs-vswitchd.log"),
             "--detach",
         ]);
-        c.envs(env);
+        c.envs([
+            ("OVS_RUNDIR", d.as_str()),
+            ("OVS_LOGDIR", d.as_str()),
+            ("OVS_DBDIR", d.as_str()),
+        ]);
         run(&mut c);
-        ovs
+    }
+
+    /// Stops ovs-vswitchd (as a crash would: flows are lost, the database stays).
+    pub fn stop_vswitchd(&self) {
+        if let Ok(pid) = std::fs::read_to_string(self.dir().join("ovs-vswitchd.pid")) {
+            let pid = pid.trim().to_string();
+            let _ = Command::new("kill").args(["-9", &pid]).output();
+            let start = Instant::now();
+            while process_alive(&pid) && start.elapsed() < Duration::from_secs(5) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        let _ = std::fs::remove_file(self.dir().join("ovs-vswitchd.pid"));
+    }
+
+    /// Starts ovs-vswitchd again after [`Ovs::stop_vswitchd`].
+    pub fn start_vswitchd_again(&self) {
+        self.start_vswitchd();
     }
 
     pub fn dir(&self) -> &Path {

@@ -1,0 +1,337 @@
+//! The OpenFlow driver: one task owns the connection to a bridge's management socket and drives
+//! `ofproto`'s sans-IO session with real time and real bytes. It reconnects with backoff when
+//! Open vSwitch goes away; every connection gets a new generation number so that the reconciler
+//! knows to read the switch again.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use ofproto::msg::multipart::{FlowStats, FlowStatsRequest, GroupDesc};
+use ofproto::msg::{Message, MultipartReply, MultipartRequest};
+use ofproto::session::{Config, Event, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+/// Why a request to the switch did not succeed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum OfError {
+    #[error("not connected to the switch at {0}")]
+    Disconnected(String),
+    #[error("the switch refused the change: {0}")]
+    Refused(String),
+    #[error("the switch sent an unexpected reply: {0}")]
+    Unexpected(String),
+}
+
+/// What the switch holds: every flow and every group.
+#[derive(Debug, Clone, Default)]
+pub struct Dump {
+    pub flows: Vec<FlowStats>,
+    pub groups: Vec<GroupDesc>,
+}
+
+enum Cmd {
+    Bundle {
+        messages: Vec<Message>,
+        reply: oneshot::Sender<Result<(), OfError>>,
+    },
+    Dump {
+        reply: oneshot::Sender<Result<Dump, OfError>>,
+    },
+}
+
+/// A handle on the driver task. Cheap to clone.
+#[derive(Clone)]
+pub struct OfDriver {
+    cmd: mpsc::Sender<Cmd>,
+    generation: watch::Receiver<u64>,
+}
+
+impl OfDriver {
+    /// Starts the task for the management socket at `socket` (`RUNDIR/br-int.mgmt`).
+    pub fn spawn(socket: PathBuf, cancel: CancellationToken) -> OfDriver {
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (gen_tx, gen_rx) = watch::channel(0);
+        tokio::spawn(run(socket, cmd_rx, gen_tx, cancel));
+        OfDriver {
+            cmd: cmd_tx,
+            generation: gen_rx,
+        }
+    }
+
+    /// Changes the current connection's number each time the driver (re)connects; 0 while it is
+    /// not connected.
+    pub fn generation(&self) -> watch::Receiver<u64> {
+        self.generation.clone()
+    }
+
+    /// Sends `messages` as one atomic bundle and waits until the switch committed it. If any
+    /// message is refused, nothing of the bundle is applied.
+    pub async fn bundle(&self, messages: Vec<Message>) -> Result<(), OfError> {
+        let (reply, rx) = oneshot::channel();
+        self.call(Cmd::Bundle { messages, reply }, rx).await
+    }
+
+    /// Reads every flow and group from the switch.
+    pub async fn dump(&self) -> Result<Dump, OfError> {
+        let (reply, rx) = oneshot::channel();
+        self.call(Cmd::Dump { reply }, rx).await
+    }
+
+    async fn call<T>(
+        &self,
+        cmd: Cmd,
+        rx: oneshot::Receiver<Result<T, OfError>>,
+    ) -> Result<T, OfError> {
+        let gone = || OfError::Disconnected("the OpenFlow driver stopped".into());
+        self.cmd.send(cmd).await.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(20);
+const BACKOFF_MAX: Duration = Duration::from_millis(250);
+
+async fn run(
+    socket: PathBuf,
+    mut cmds: mpsc::Receiver<Cmd>,
+    generation: watch::Sender<u64>,
+    cancel: CancellationToken,
+) {
+    let where_ = socket.display().to_string();
+    let mut next_gen = 1u64;
+    let mut backoff = BACKOFF_MIN;
+    let mut logged_down = false;
+    loop {
+        if cancel.is_cancelled() {
+            return;
+        }
+        match UnixStream::connect(&socket).await {
+            Ok(stream) => {
+                backoff = BACKOFF_MIN;
+                logged_down = false;
+                debug!(socket = %where_, "connected to the switch");
+                let why =
+                    connection(stream, &mut cmds, &generation, next_gen, &cancel, &where_).await;
+                next_gen += 1;
+                generation.send_replace(0);
+                match why {
+                    Ended::Cancelled | Ended::NoMoreCommands => return,
+                    Ended::Lost(why) => {
+                        warn!(socket = %where_, %why, "lost the switch; reconnecting")
+                    }
+                }
+            }
+            Err(e) => {
+                if !logged_down {
+                    info!(socket = %where_, error = %e, "switch not reachable; retrying");
+                    logged_down = true;
+                }
+            }
+        }
+        // While down, refuse requests at once (callers retry when a new generation appears).
+        let sleep = tokio::time::sleep(backoff);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = &mut sleep => break,
+                _ = cancel.cancelled() => return,
+                cmd = cmds.recv() => match cmd {
+                    None => return,
+                    Some(cmd) => refuse(cmd, &where_),
+                },
+            }
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+fn refuse(cmd: Cmd, where_: &str) {
+    let e = OfError::Disconnected(where_.to_string());
+    match cmd {
+        Cmd::Bundle { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
+        Cmd::Dump { reply } => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+enum Ended {
+    Cancelled,
+    NoMoreCommands,
+    Lost(String),
+}
+
+/// A dump waits for two replies: flows and groups.
+struct DumpInProgress {
+    flows_xid: u32,
+    groups_xid: u32,
+    dump: Dump,
+    got: u8,
+    reply: oneshot::Sender<Result<Dump, OfError>>,
+}
+
+async fn connection(
+    stream: UnixStream,
+    cmds: &mut mpsc::Receiver<Cmd>,
+    generation: &watch::Sender<u64>,
+    this_gen: u64,
+    cancel: &CancellationToken,
+    where_: &str,
+) -> Ended {
+    let (mut rd, mut wr) = stream.into_split();
+    // The writer runs apart so that a large bundle being written never stops us reading.
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let writer = tokio::spawn(async move {
+        while let Some(b) = out_rx.recv().await {
+            if let Err(e) = wr.write_all(&b).await {
+                return Err(e.to_string());
+            }
+        }
+        Ok(())
+    });
+    let mut session = Session::new(Instant::now(), Config::default());
+    let mut bundles: HashMap<u32, oneshot::Sender<Result<(), OfError>>> = HashMap::new();
+    let mut dumps: Vec<DumpInProgress> = Vec::new();
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    let why = loop {
+        while let Some(b) = session.poll_transmit() {
+            if out_tx.send(b).is_err() {
+                break;
+            }
+        }
+        if writer.is_finished() {
+            break Ended::Lost("writing to the switch failed".into());
+        }
+        let mut closed = None;
+        while let Some(ev) = session.poll_event() {
+            match ev {
+                Event::Connected(_) => {
+                    generation.send_replace(this_gen);
+                }
+                Event::Bundle(outcome) => {
+                    if let Some(reply) = bundles.remove(&outcome.bundle_id) {
+                        let r = if outcome.is_ok() {
+                            Ok(())
+                        } else {
+                            let mut why: Vec<String> = outcome
+                                .message_errors
+                                .iter()
+                                .map(|e| format!("message xid {}: {:?}", e.xid, e.error))
+                                .collect();
+                            if let Some(e) = &outcome.error {
+                                why.push(format!("bundle: {e:?}"));
+                            }
+                            Err(OfError::Refused(why.join("; ")))
+                        };
+                        let _ = reply.send(r);
+                    }
+                }
+                Event::Reply { xid, message } => {
+                    if let Some(i) = dumps
+                        .iter()
+                        .position(|d| d.flows_xid == xid || d.groups_xid == xid)
+                    {
+                        let d = &mut dumps[i];
+                        match message {
+                            Message::MultipartReply {
+                                body: MultipartReply::Flow(f),
+                                ..
+                            } => d.dump.flows = f,
+                            Message::MultipartReply {
+                                body: MultipartReply::GroupDesc(g),
+                                ..
+                            } => d.dump.groups = g,
+                            other => {
+                                let d = dumps.remove(i);
+                                let _ =
+                                    d.reply.send(Err(OfError::Unexpected(format!("{other:?}"))));
+                                continue;
+                            }
+                        }
+                        d.got += 1;
+                        if d.got == 2 {
+                            let d = dumps.remove(i);
+                            let _ = d.reply.send(Ok(d.dump));
+                        }
+                    }
+                }
+                Event::Error(e) => {
+                    if let Some(i) = dumps
+                        .iter()
+                        .position(|d| d.flows_xid == e.xid || d.groups_xid == e.xid)
+                    {
+                        let d = dumps.remove(i);
+                        let _ = d
+                            .reply
+                            .send(Err(OfError::Refused(format!("{:?}", e.error))));
+                    } else {
+                        warn!(xid = e.xid, error = ?e.error, "the switch refused a request");
+                    }
+                }
+                Event::Closed(why) => closed = Some(format!("{why:?}")),
+                Event::Undecodable { xid, error } => {
+                    warn!(xid, %error, "undecodable message from the switch")
+                }
+                Event::Barrier { .. } | Event::Async { .. } => {}
+            }
+        }
+        if let Some(why) = closed {
+            break Ended::Lost(why);
+        }
+        let deadline = session.poll_timeout();
+        tokio::select! {
+            _ = cancel.cancelled() => break Ended::Cancelled,
+            n = rd.read_buf(&mut buf) => match n {
+                Ok(0) => break Ended::Lost("the switch closed the connection".into()),
+                Ok(_) => {
+                    session.handle_input(&buf, Instant::now());
+                    buf.clear();
+                }
+                Err(e) => break Ended::Lost(e.to_string()),
+            },
+            cmd = cmds.recv() => match cmd {
+                None => break Ended::NoMoreCommands,
+                Some(Cmd::Bundle { messages, reply }) => {
+                    let id = session.send_bundle(messages);
+                    bundles.insert(id, reply);
+                }
+                Some(Cmd::Dump { reply }) => {
+                    let flows_xid = session.send_request(Message::MultipartRequest {
+                        flags: 0,
+                        body: MultipartRequest::Flow(FlowStatsRequest::all()),
+                    });
+                    let groups_xid = session.send_request(Message::MultipartRequest {
+                        flags: 0,
+                        body: MultipartRequest::GroupDesc,
+                    });
+                    dumps.push(DumpInProgress { flows_xid, groups_xid, dump: Dump::default(), got: 0, reply });
+                }
+            },
+            _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
+        }
+    };
+    writer.abort();
+    let e = OfError::Disconnected(where_.to_string());
+    for (_, reply) in bundles {
+        let _ = reply.send(Err(e.clone()));
+    }
+    for d in dumps {
+        let _ = d.reply.send(Err(e.clone()));
+    }
+    why
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,182 @@
+//! The OpenFlow driver and the reconciler against a real (userspace) Open vSwitch: the switch
+//! ends up holding exactly the compiled set, a second reconciler (an agent restart) finds nothing
+//! to change, drift is repaired, and a restarted ovs-vswitchd is refilled.
+
+use std::time::{Duration, Instant};
+
+use testsupport::Ovs;
+use tokio_util::sync::CancellationToken;
+use weft_agent::ofdriver::OfDriver;
+use weft_agent::reconcile::Reconciler;
+use weft_policy::{compile, parse_mac, Endpoint, FlowSet, HostState, Network, Segment};
+
+fn state(n: u32) -> HostState {
+    HostState {
+        uplink_port: Some(1),
+        networks: vec![
+            Network {
+                key: "blue:web".into(),
+                segment: Segment::Vlan(100),
+                gateway: Some("10.1.0.1".parse().unwrap()),
+            },
+            Network {
+                key: "red:db".into(),
+                segment: Segment::Vxlan(5000),
+                gateway: None,
+            },
+        ],
+        endpoints: (0..n)
+            .map(|i| Endpoint {
+                key: format!("ep{i}"),
+                network: if i % 2 == 0 { "blue:web" } else { "red:db" }.into(),
+                ofport: 10 + i,
+                mac: parse_mac(&format!("02:00:00:00:{:02x}:{:02x}", i / 256, i % 256)).unwrap(),
+                ipv4: vec![format!("10.1.{}.{}", i / 200, i % 200 + 2).parse().unwrap()],
+                ipv6: if i == 1 {
+                    vec!["fd00::1".parse().unwrap()]
+                } else {
+                    vec![]
+                },
+            })
+            .collect(),
+    }
+}
+
+/// What `ovs-ofctl dump-flows` shows, without counters, sorted.
+fn switch_flows(ovs: &Ovs) -> Vec<String> {
+    let out = ovs.ofctl("dump-flows", "br-int", &["--no-stats"]);
+    let mut v: Vec<String> = out
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn applied_quietly(r: &Reconciler, version: u64) {
+    assert!(
+        r.wait_applied(version, Duration::from_secs(10)).await,
+        "the switch did not take version {version}: {:?}",
+        *r.applied().borrow()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switch_holds_exactly_the_compiled_set_and_restarts_change_nothing() {
+    let ovs = Ovs::start();
+    ovs.add_bridge("br-int");
+    // Something stale that must go, and nothing of ours yet.
+    ovs.ofctl(
+        "add-flow",
+        "br-int",
+        &["table=33,priority=5,cookie=0x99,actions=drop"],
+    );
+
+    let cancel = CancellationToken::new();
+    let driver = OfDriver::spawn(ovs.mgmt_socket("br-int"), cancel.clone());
+    let rec = Reconciler::spawn(driver.clone(), cancel.clone());
+    let want = compile(&state(6)).flows;
+    let v = rec.set(want.clone());
+    applied_quietly(&rec, v).await;
+
+    // Read back through our own driver: equal to what we compiled, in normal form.
+    let dump = driver.dump().await.unwrap();
+    let have = FlowSet::from_switch(&dump.flows, &dump.groups);
+    assert_eq!(
+        have.flows.len(),
+        want.flows.len(),
+        "{}",
+        weft_policy::diff(&have, &want)
+    );
+    assert!(
+        weft_policy::diff(&have, &want).is_empty(),
+        "{}",
+        weft_policy::diff(&have, &want)
+    );
+    let text = switch_flows(&ovs);
+    assert!(
+        !text.iter().any(|l| l.contains("table=33")),
+        "stale flow kept: {text:#?}"
+    );
+    assert!(text.iter().any(|l| l.contains("arp_tpa=10.1.0.1")));
+    let groups = ovs.ofctl("dump-groups", "br-int", &[]);
+    assert!(groups.contains("group_id=16777316,type=all"), "{groups}");
+
+    // An agent restart: a new driver and reconciler with the same desired set change nothing.
+    cancel.cancel();
+    let before = switch_flows(&ovs);
+    let cancel = CancellationToken::new();
+    let driver = OfDriver::spawn(ovs.mgmt_socket("br-int"), cancel.clone());
+    let rec = Reconciler::spawn(driver.clone(), cancel.clone());
+    let v = rec.set(want.clone());
+    applied_quietly(&rec, v).await;
+    let a = rec.applied().borrow().clone();
+    assert_eq!(
+        a.bundles, 0,
+        "a restart with the same state must send nothing: {a:?}"
+    );
+    assert_eq!(a.dumps, 1);
+    assert_eq!(switch_flows(&ovs), before);
+
+    // A change is a small diff.
+    let more = compile(&state(7)).flows;
+    let v = rec.set(more.clone());
+    applied_quietly(&rec, v).await;
+    let a = rec.applied().borrow().clone();
+    assert!(a.last_changes > 0 && a.last_changes < 10, "{a:?}");
+
+    // ovs-vswitchd restarts: its flows are gone, and come back within a second of it being back.
+    ovs.stop_vswitchd();
+    ovs.start_vswitchd_again();
+    let back = Instant::now();
+    let sock = ovs.mgmt_socket("br-int");
+    loop {
+        let flows = std::process::Command::new("ovs-ofctl")
+            .args(["-O", "OpenFlow13", "dump-flows", "--no-stats"])
+            .arg(format!("unix:{}", sock.display()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&flows.stdout);
+        if text.lines().filter(|l| l.contains("cookie=")).count() == more.flows.len() {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(10),
+            "not repaired: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!(
+        "flows back {:?} after ovs-vswitchd was started again",
+        back.elapsed()
+    );
+    let dump = driver.dump().await.unwrap();
+    let have = FlowSet::from_switch(&dump.flows, &dump.groups);
+    assert!(weft_policy::diff(&have, &more).is_empty());
+    cancel.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_bundle_changes_nothing_and_is_reported() {
+    let ovs = Ovs::start();
+    ovs.add_bridge("br-int");
+    let cancel = CancellationToken::new();
+    let driver = OfDriver::spawn(ovs.mgmt_socket("br-int"), cancel.clone());
+    let mut gen = driver.generation();
+    tokio::time::timeout(Duration::from_secs(10), gen.wait_for(|g| *g > 0))
+        .await
+        .unwrap()
+        .unwrap();
+    let good = compile(&state(2)).flows;
+    let mut msgs = weft_policy::diff(&FlowSet::default(), &good).messages();
+    // A flow in a table that does not exist (255) makes the switch refuse the whole bundle.
+    let mut bad = good.flows.values().next().unwrap().add();
+    bad.table_id = 255;
+    msgs.push(ofproto::msg::Message::FlowMod(bad));
+    let err = driver.bundle(msgs).await.unwrap_err();
+    assert!(err.to_string().contains("refused"), "{err}");
+    let dump = driver.dump().await.unwrap();
+    assert!(dump.flows.is_empty() && dump.groups.is_empty(), "{dump:?}");
+    cancel.cancel();
+}
