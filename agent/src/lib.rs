@@ -2,5 +2,13 @@
 //! says: the watch of desired state, the OpenFlow driver and reconciler, OVSDB for bridges and
 //! ports, netlink for container interfaces, and the endpoint service runtimes call.
 
+pub mod agent;
+pub mod bridge;
+pub mod client;
+pub mod kernel;
+pub mod netmaster;
 pub mod ofdriver;
 pub mod reconcile;
+pub mod service;
+
+pub use agent::{Agent, Config, LocalPort};

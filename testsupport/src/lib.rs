@@ -139,6 +139,14 @@ impl Netns {
     pub fn try_exec(&self, args: &[&str]) -> bool {
         output(&mut self.command(args)).status.success()
     }
+
+    /// Moves the calling thread into the namespace (threads it starts later inherit it). For
+    /// running a tokio runtime, and the agent in it, "on" a simulated host. The thread stays
+    /// there: use it on a thread of its own (each test runs on one).
+    pub fn enter_current_thread(&self) {
+        let f = std::fs::File::open(self.path()).expect("namespace file");
+        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+    }
 }
 
 impl Default for Netns {

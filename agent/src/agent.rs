@@ -1,0 +1,350 @@
+//! The agent's core: what this host has (local ports, from OVSDB and attaches), what netmaster
+//! wants (the watched [`View`]), and the step that compiles both into the desired flow set.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+use weft_api::model::{Encap, Endpoint, Network, Node, PktTag};
+use weft_policy::{compile, HostState, Segment};
+
+use crate::netmaster::{Netmaster, View};
+use crate::ofdriver::OfDriver;
+use crate::reconcile::Reconciler;
+
+/// How netplugin is set up on one host.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This host's name, as netmaster knows it.
+    pub host: String,
+    /// netmaster's gRPC address, `http://HOST:PORT`.
+    pub netmaster: String,
+    /// OVSDB remote: `unix:/var/run/openvswitch/db.sock` or `tcp:HOST:PORT`.
+    pub ovsdb: String,
+    /// Where ovs-vswitchd puts `BRIDGE.mgmt`.
+    pub ovs_rundir: PathBuf,
+    /// The integration bridge.
+    pub bridge: String,
+    /// `system` (kernel datapath) or `netdev` (userspace).
+    pub datapath: String,
+    /// The interface towards the physical network, added to the bridge as a trunk.
+    pub uplink: Option<String>,
+    /// This host's underlay address (VXLAN tunnel endpoint).
+    pub vtep_ip: Ipv4Addr,
+    /// The endpoint service's unix socket (mode 0600).
+    pub socket: PathBuf,
+    /// The endpoint service on TCP too, when given.
+    pub listen_tcp: Option<SocketAddr>,
+    /// Lease of this host's registration.
+    pub lease_ttl: u32,
+    /// How long an attach waits for the switch to confirm its flows.
+    pub confirm_timeout: Duration,
+}
+
+/// A container interface this host holds. Kept in the port's `external_ids` so that a restarted
+/// agent knows it again without asking anyone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LocalPort {
+    pub endpoint_id: String,
+    pub container_id: String,
+    pub interface_name: String,
+    pub host_interface: String,
+    pub netns: String,
+    /// The bridge the port is on (the integration bridge, or a bare bridge).
+    pub bridge: String,
+    /// netmaster's record (tenant, network, group, MAC, address); None on a bare bridge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Endpoint>,
+    /// Bare-bridge mode: the port's VLAN tag (0: none).
+    #[serde(default)]
+    pub vlan: u16,
+    pub mac: String,
+    /// With prefix length.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ipv4: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gateway: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6: Vec<String>,
+    pub mtu: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<(String, String)>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Not stored: read from OVSDB.
+    #[serde(skip)]
+    pub ofport: u32,
+}
+
+/// `external_ids` keys on ports the agent made.
+pub const EXT_ENDPOINT: &str = "weft-endpoint";
+pub const EXT_RECORD: &str = "weft-record";
+
+pub(crate) struct Inner {
+    pub cfg: Config,
+    pub netmaster: Netmaster,
+    pub ovsdb: ovsdb::Client,
+    pub reconciler: Reconciler,
+    pub view: watch::Receiver<View>,
+    pub local: Mutex<BTreeMap<String, LocalPort>>,
+    pub uplink_port: Mutex<Option<u32>>,
+    /// Serialises compile-and-publish so versions follow state.
+    publish_lock: Mutex<()>,
+    /// One attach or detach at a time per endpoint id.
+    pub ep_locks: Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub driver: OfDriver,
+}
+
+/// A running agent. Dropping it stops its tasks (the switch keeps its flows).
+pub struct Agent {
+    pub(crate) inner: Arc<Inner>,
+    cancel: CancellationToken,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("OVSDB at {remote}: {error}")]
+    Ovsdb { remote: String, error: String },
+    #[error("{0}")]
+    Config(String),
+    #[error("endpoint service socket {path}: {error}")]
+    Socket { path: String, error: String },
+}
+
+impl Agent {
+    /// Sets up the bridge, learns the ports this host already has, starts the watch, the
+    /// OpenFlow driver, the reconciler and the endpoint service.
+    pub async fn start(cfg: Config) -> Result<Agent, StartError> {
+        let cancel = CancellationToken::new();
+        let ovsdb_err = |e: ovsdb::Error| StartError::Ovsdb {
+            remote: cfg.ovsdb.clone(),
+            error: e.to_string(),
+        };
+        let db = ovsdb::Client::connect(&cfg.ovsdb)
+            .await
+            .map_err(ovsdb_err)?;
+        crate::bridge::ensure_integration_bridge(&db, &cfg)
+            .await
+            .map_err(ovsdb_err)?;
+        let uplink_port = match &cfg.uplink {
+            Some(u) => Some(
+                crate::bridge::ensure_uplink(&db, &cfg.bridge, u)
+                    .await
+                    .map_err(ovsdb_err)?,
+            ),
+            None => None,
+        };
+        let local = crate::bridge::local_ports(&db, &cfg.bridge)
+            .await
+            .map_err(ovsdb_err)?;
+        info!(ports = local.len(), bridge = %cfg.bridge, "known local endpoints");
+
+        let netmaster = Netmaster::new(&cfg.netmaster).map_err(StartError::Config)?;
+        netmaster.spawn_registration(
+            Node {
+                name: cfg.host.clone(),
+                vtep_ip: cfg.vtep_ip,
+                uplink: cfg.uplink.clone().unwrap_or_default(),
+            },
+            cfg.lease_ttl,
+            cancel.clone(),
+        );
+        let view = netmaster.spawn_watch(cfg.host.clone(), cancel.clone());
+        let mgmt = cfg.ovs_rundir.join(format!("{}.mgmt", cfg.bridge));
+        let driver = OfDriver::spawn(mgmt, cancel.clone());
+        let reconciler = Reconciler::spawn(driver.clone(), cancel.clone());
+        let inner = Arc::new(Inner {
+            cfg,
+            netmaster,
+            ovsdb: db,
+            reconciler,
+            view,
+            local: Mutex::new(local),
+            uplink_port: Mutex::new(uplink_port),
+            publish_lock: Mutex::new(()),
+            ep_locks: Mutex::new(BTreeMap::new()),
+            driver,
+        });
+        tokio::spawn(follow_view(inner.clone(), cancel.clone()));
+        tokio::spawn(follow_switch(inner.clone(), cancel.clone()));
+        crate::service::serve(inner.clone(), cancel.clone()).await?;
+        Ok(Agent { inner, cancel })
+    }
+
+    /// The reconciler (tests and benchmarks wait on it).
+    pub fn reconciler(&self) -> &Reconciler {
+        &self.inner.reconciler
+    }
+
+    pub fn view(&self) -> View {
+        self.inner.view.borrow().clone()
+    }
+
+    pub fn local_ports(&self) -> Vec<LocalPort> {
+        self.inner
+            .local
+            .lock()
+            .expect("lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Waits until netmaster's snapshot has arrived and the switch holds what it implies.
+    pub async fn ready(&self, timeout: Duration) -> bool {
+        let mut view = self.inner.view.clone();
+        let ok = tokio::time::timeout(timeout, view.wait_for(|v| v.complete)).await;
+        if !matches!(ok, Ok(Ok(_))) {
+            return false;
+        }
+        let v = self.inner.publish();
+        v > 0 && self.inner.reconciler.wait_applied(v, timeout).await
+    }
+}
+
+impl Inner {
+    /// The pipeline's input: this host's ports joined with netmaster's networks.
+    pub fn host_state(&self, view: &View) -> HostState {
+        let local = self.local.lock().expect("lock");
+        let mut state = HostState {
+            uplink_port: *self.uplink_port.lock().expect("lock"),
+            ..HostState::default()
+        };
+        let mut nets = BTreeMap::new();
+        for p in local.values() {
+            let Some(ep) = &p.endpoint else { continue };
+            if p.bridge != self.cfg.bridge || p.ofport == 0 {
+                continue;
+            }
+            let key = format!("{}:{}", ep.tenant_name, ep.network_name);
+            let Some(net) = view.networks.get(&key) else {
+                continue;
+            };
+            let Some(segment) = segment_of(net) else {
+                continue;
+            };
+            nets.entry(key.clone())
+                .or_insert_with(|| weft_policy::Network {
+                    key: key.clone(),
+                    segment,
+                    gateway: net.gateway,
+                });
+            let Some(mac) = weft_policy::parse_mac(&ep.mac) else {
+                warn!(endpoint = %p.endpoint_id, mac = %ep.mac, "unreadable MAC; endpoint left out");
+                continue;
+            };
+            state.endpoints.push(weft_policy::Endpoint {
+                key: p.endpoint_id.clone(),
+                network: key,
+                ofport: p.ofport,
+                mac,
+                ipv4: vec![ep.ipv4],
+                ipv6: p
+                    .ipv6
+                    .iter()
+                    .filter_map(|a| a.split('/').next()?.parse().ok())
+                    .collect(),
+            });
+        }
+        state.networks = nets.into_values().collect();
+        state
+    }
+
+    /// Compiles the current state and hands it to the reconciler. Returns the version to wait
+    /// for, or 0 while netmaster's snapshot has not arrived (nothing is published then: the
+    /// switch keeps what it has).
+    pub fn publish(&self) -> u64 {
+        let _g = self.publish_lock.lock().expect("lock");
+        let view = self.view.borrow().clone();
+        if !view.complete {
+            return 0;
+        }
+        let compiled = compile(&self.host_state(&view));
+        for p in &compiled.problems {
+            warn!(problem = %p, "left out of the pipeline");
+        }
+        self.reconciler.set(compiled.flows)
+    }
+
+    pub fn ep_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.ep_locks
+            .lock()
+            .expect("lock")
+            .entry(id.to_string())
+            .or_default()
+            .clone()
+    }
+}
+
+/// The segment a network's frames carry, once netmaster has allocated its tag.
+pub fn segment_of(net: &Network) -> Option<Segment> {
+    match (net.encap, &net.pkt_tag) {
+        (Encap::Vlan, PktTag::Tag(t)) => u16::try_from(*t).ok().map(Segment::Vlan),
+        (Encap::Vxlan, PktTag::Tag(t)) => Some(Segment::Vxlan(*t)),
+        (_, PktTag::Allocate) => None,
+    }
+}
+
+/// Recompiles whenever netmaster's view changes.
+async fn follow_view(inner: Arc<Inner>, cancel: CancellationToken) {
+    let mut view = inner.view.clone();
+    loop {
+        tokio::select! {
+            r = view.changed() => if r.is_err() { return },
+            _ = cancel.cancelled() => return,
+        }
+        inner.publish();
+    }
+}
+
+/// After Open vSwitch comes back, port numbers may have changed: read them again.
+async fn follow_switch(inner: Arc<Inner>, cancel: CancellationToken) {
+    let mut gen = inner.driver.generation();
+    let mut seen_first = false;
+    loop {
+        tokio::select! {
+            r = gen.changed() => if r.is_err() { return },
+            _ = cancel.cancelled() => return,
+        }
+        if *gen.borrow_and_update() == 0 {
+            continue;
+        }
+        if !seen_first {
+            seen_first = true;
+            continue;
+        }
+        match crate::bridge::local_ports(&inner.ovsdb, &inner.cfg.bridge).await {
+            Ok(fresh) => {
+                let mut changed = false;
+                {
+                    let mut local = inner.local.lock().expect("lock");
+                    for (id, p) in local.iter_mut() {
+                        if let Some(f) = fresh.get(id) {
+                            if f.ofport != p.ofport {
+                                p.ofport = f.ofport;
+                                changed = true;
+                            }
+                        }
+                    }
+                }
+                if changed {
+                    info!("port numbers changed after Open vSwitch restarted; recompiling");
+                    inner.publish();
+                }
+            }
+            Err(e) => warn!(error = %e, "reading ports after reconnect failed"),
+        }
+    }
+}

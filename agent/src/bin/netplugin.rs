@@ -1,0 +1,89 @@
+//! netplugin: Weft's agent for one host.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use weft_agent::{Agent, Config};
+
+/// Makes this host's Open vSwitch and kernel do what netmaster says, and serves the endpoint
+/// service that the CNI plugin, the Docker driver and `netctl endpoint` use.
+#[derive(Parser, Debug)]
+#[command(version)]
+struct Args {
+    /// This host's name (default: the kernel's hostname).
+    #[arg(long, env = "WEFT_HOST")]
+    host: Option<String>,
+    /// netmaster's gRPC address.
+    #[arg(long, env = "WEFT_NETMASTER", default_value = "http://127.0.0.1:9998")]
+    netmaster: String,
+    /// OVSDB remote (unix:PATH or tcp:HOST:PORT).
+    #[arg(long, default_value = "unix:/var/run/openvswitch/db.sock")]
+    ovsdb: String,
+    /// Directory where ovs-vswitchd puts BRIDGE.mgmt.
+    #[arg(long, default_value = "/var/run/openvswitch")]
+    ovs_rundir: PathBuf,
+    /// The integration bridge.
+    #[arg(long, default_value = "br-int")]
+    bridge: String,
+    /// Datapath of the bridge: system (kernel module) or netdev (userspace).
+    #[arg(long, default_value = "system", value_parser = ["system", "netdev"])]
+    datapath: String,
+    /// Interface to the physical network, added to the bridge as a VLAN trunk.
+    #[arg(long)]
+    uplink: Option<String>,
+    /// This host's underlay address for VXLAN.
+    #[arg(long, default_value = "127.0.0.1")]
+    vtep_ip: Ipv4Addr,
+    /// The endpoint service's unix socket.
+    #[arg(long, default_value = "/run/weft/netplugin.sock")]
+    socket: PathBuf,
+    /// Also serve the endpoint service on this TCP address.
+    #[arg(long)]
+    listen_tcp: Option<SocketAddr>,
+    /// Lease of this host's registration, in seconds.
+    #[arg(long, default_value_t = 10)]
+    lease_ttl: u32,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let a = Args::parse();
+    let cfg = Config {
+        host: a.host.unwrap_or_else(hostname),
+        netmaster: a.netmaster,
+        ovsdb: a.ovsdb,
+        ovs_rundir: a.ovs_rundir,
+        bridge: a.bridge,
+        datapath: a.datapath,
+        uplink: a.uplink,
+        vtep_ip: a.vtep_ip,
+        socket: a.socket,
+        listen_tcp: a.listen_tcp,
+        lease_ttl: a.lease_ttl,
+        confirm_timeout: Duration::from_secs(10),
+    };
+    let agent = Agent::start(cfg).await?;
+    tracing::info!("netplugin running");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping; the switch keeps its flows");
+    drop(agent);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    Ok(())
+}

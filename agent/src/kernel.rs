@@ -1,0 +1,340 @@
+//! Container interfaces over rtnetlink (no `ip` commands): the veth pair, the container end moved
+//! into the container's namespace, named, addressed and routed.
+//!
+//! Work inside a container's namespace runs on a short-lived OS thread that enters the namespace
+//! (`setns`) and opens its own netlink socket there, so the agent's other threads stay in the
+//! host namespace.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use futures::TryStreamExt;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::route::RouteScope;
+use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+
+/// One container interface to make.
+#[derive(Debug, Clone)]
+pub struct IfaceSpec {
+    /// The veth end that stays on the host (and goes on the bridge).
+    pub host_if: String,
+    /// The other end's name until it is renamed inside the container.
+    pub temp_peer: String,
+    /// The container's network namespace (`/var/run/netns/NAME`, `/proc/PID/ns/net`).
+    pub netns: PathBuf,
+    /// Its name inside the container (`eth0`, `net1`, ...).
+    pub name: String,
+    pub mac: [u8; 6],
+    pub mtu: u32,
+    pub ipv4: Option<Ipv4Net>,
+    pub ipv6: Vec<Ipv6Net>,
+    /// Default route via this gateway, when given.
+    pub default_gateway: Option<Ipv4Addr>,
+    /// Extra routes: via a gateway, or straight out of the interface when the gateway is None.
+    pub routes: Vec<(IpNet, Option<IpAddr>)>,
+}
+
+/// What a container interface looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub mac: String,
+    pub up: bool,
+    pub mtu: u32,
+    pub addrs: Vec<IpNet>,
+}
+
+fn connect() -> Result<Handle, String> {
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| format!("opening a netlink socket: {e}"))?;
+    tokio::spawn(conn);
+    Ok(handle)
+}
+
+async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, String> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(Some(m)) => Ok(Some(m.header.index)),
+        Ok(None) => Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
+        Err(e) => Err(format!("looking up {name}: {e}")),
+    }
+}
+
+const fn libc_enodev() -> i32 {
+    19
+}
+
+/// Whether a host interface exists.
+pub async fn exists(name: &str) -> Result<bool, String> {
+    let h = connect()?;
+    Ok(index_of(&h, name).await?.is_some())
+}
+
+/// Removes a host interface (deleting one end of a veth pair removes both). Absent is fine.
+pub async fn remove(name: &str) -> Result<bool, String> {
+    let h = connect()?;
+    let Some(idx) = index_of(&h, name).await? else {
+        return Ok(false);
+    };
+    match h.link().del(idx).execute().await {
+        Ok(()) => Ok(true),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(false),
+        Err(e) => Err(format!("deleting {name}: {e}")),
+    }
+}
+
+/// Makes the interface, all or nothing: when a step fails, the veth pair is deleted (with it,
+/// whatever was set on the container end) and the error names the step.
+pub async fn create(spec: &IfaceSpec) -> Result<(), String> {
+    let ns = std::fs::File::open(&spec.netns)
+        .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?;
+    let h = connect()?;
+    // A leftover from a crashed attach under the same names goes first.
+    let _ = remove(&spec.host_if).await;
+    let _ = remove(&spec.temp_peer).await;
+    h.link()
+        .add(
+            LinkVeth::new(&spec.host_if, &spec.temp_peer)
+                .mtu(spec.mtu)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| format!("creating veth {}: {e}", spec.host_if))?;
+    let r = finish(&h, spec, &ns).await;
+    if r.is_err() {
+        let _ = remove(&spec.host_if).await;
+    }
+    r
+}
+
+async fn finish(h: &Handle, spec: &IfaceSpec, ns: &std::fs::File) -> Result<(), String> {
+    let peer = index_of(h, &spec.temp_peer)
+        .await?
+        .ok_or_else(|| format!("veth peer {} vanished", spec.temp_peer))?;
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(peer)
+                .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(ns))
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| {
+            format!(
+                "moving {} into {}: {e}",
+                spec.temp_peer,
+                spec.netns.display()
+            )
+        })?;
+    // The host end only carries frames to and from the bridge: no IPv6 of its own, so its
+    // kernel sends no router solicitations or MLD reports into the container.
+    let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.host_if);
+    if std::path::Path::new(&sysctl).exists() {
+        std::fs::write(&sysctl, "1")
+            .map_err(|e| format!("disabling IPv6 on {}: {e}", spec.host_if))?;
+    }
+    let host = index_of(h, &spec.host_if)
+        .await?
+        .ok_or_else(|| format!("veth {} vanished", spec.host_if))?;
+    h.link()
+        .set(LinkUnspec::new_with_index(host).up().build())
+        .execute()
+        .await
+        .map_err(|e| format!("bringing {} up: {e}", spec.host_if))?;
+    let spec2 = spec.clone();
+    in_netns(&spec.netns, move |h| async move {
+        configure_inside(&h, &spec2).await
+    })
+    .await
+}
+
+async fn configure_inside(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
+    let idx = index_of(h, &spec.temp_peer)
+        .await?
+        .ok_or_else(|| format!("{} did not arrive in the namespace", spec.temp_peer))?;
+    if index_of(h, &spec.name).await?.is_some() {
+        return Err(format!(
+            "the container already has an interface named {}",
+            spec.name
+        ));
+    }
+    h.link()
+        .set(
+            LinkUnspec::new_with_index(idx)
+                .name(spec.name.clone())
+                .address(spec.mac.to_vec())
+                .mtu(spec.mtu)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(|e| format!("naming {} with MAC and MTU: {e}", spec.name))?;
+    if let Some(a) = spec.ipv4 {
+        h.address()
+            .add(idx, IpAddr::V4(a.addr()), a.prefix_len())
+            .execute()
+            .await
+            .map_err(|e| format!("adding {a} to {}: {e}", spec.name))?;
+    }
+    for a in &spec.ipv6 {
+        let mut req = h.address().add(idx, IpAddr::V6(a.addr()), a.prefix_len());
+        // No duplicate address detection: the address is ours by allocation, and a tentative
+        // address would not be usable for a second or so.
+        req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
+        req.message_mut()
+            .attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        req.execute()
+            .await
+            .map_err(|e| format!("adding {a} to {}: {e}", spec.name))?;
+    }
+    h.link()
+        .set(LinkUnspec::new_with_index(idx).up().build())
+        .execute()
+        .await
+        .map_err(|e| format!("bringing {} up: {e}", spec.name))?;
+    if let Some(lo) = index_of(h, "lo").await? {
+        h.link()
+            .set(LinkUnspec::new_with_index(lo).up().build())
+            .execute()
+            .await
+            .map_err(|e| format!("bringing lo up: {e}"))?;
+    }
+    if let Some(gw) = spec.default_gateway {
+        let r = RouteMessageBuilder::<Ipv4Addr>::new()
+            .gateway(gw)
+            .output_interface(idx)
+            .build();
+        h.route()
+            .add(r)
+            .execute()
+            .await
+            .map_err(|e| format!("default route via {gw} on {}: {e}", spec.name))?;
+    }
+    for (dst, gw) in &spec.routes {
+        let msg = match (dst, gw) {
+            (IpNet::V4(d), gw) => {
+                let b = RouteMessageBuilder::<Ipv4Addr>::new()
+                    .destination_prefix(d.network(), d.prefix_len())
+                    .output_interface(idx);
+                match gw {
+                    Some(IpAddr::V4(g)) => b.gateway(*g).build(),
+                    None => b.scope(RouteScope::Link).build(),
+                    Some(IpAddr::V6(g)) => {
+                        return Err(format!("route {dst}: gateway {g} is not IPv4"))
+                    }
+                }
+            }
+            (IpNet::V6(d), gw) => {
+                let b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                    .destination_prefix(d.network(), d.prefix_len())
+                    .output_interface(idx);
+                match gw {
+                    Some(IpAddr::V6(g)) => b.gateway(*g).build(),
+                    None => b.scope(RouteScope::Link).build(),
+                    Some(IpAddr::V4(g)) => {
+                        return Err(format!("route {dst}: gateway {g} is not IPv6"))
+                    }
+                }
+            }
+        };
+        let via = gw.map_or("the interface".to_string(), |g| g.to_string());
+        h.route()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| format!("route {dst} via {via} on {}: {e}", spec.name))?;
+    }
+    Ok(())
+}
+
+/// Reads an interface inside a namespace; None when it is not there.
+pub async fn inspect(netns: &Path, name: &str) -> Result<Option<Seen>, String> {
+    let name = name.to_string();
+    in_netns(netns, move |h| async move {
+        let mut links = h.link().get().match_name(name.clone()).execute();
+        let link: LinkMessage = match links.try_next().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return Ok(None),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
+                return Ok(None)
+            }
+            Err(e) => return Err(format!("looking up {name}: {e}")),
+        };
+        let mut mac = String::new();
+        let mut mtu = 0;
+        for a in &link.attributes {
+            match a {
+                LinkAttribute::Address(b) if b.len() == 6 => {
+                    mac = weft_policy::fmt_mac(&[b[0], b[1], b[2], b[3], b[4], b[5]]);
+                }
+                LinkAttribute::Mtu(m) => mtu = *m,
+                _ => {}
+            }
+        }
+        let up = link.header.flags.contains(LinkFlags::Up);
+        let mut addrs = vec![];
+        let mut list = h
+            .address()
+            .get()
+            .set_link_index_filter(link.header.index)
+            .execute();
+        while let Some(m) = list
+            .try_next()
+            .await
+            .map_err(|e| format!("addresses: {e}"))?
+        {
+            for a in &m.attributes {
+                if let AddressAttribute::Address(ip) = a {
+                    if let Ok(n) = IpNet::new(*ip, m.header.prefix_len) {
+                        addrs.push(n);
+                    }
+                }
+            }
+        }
+        Ok(Some(Seen {
+            mac,
+            up,
+            mtu,
+            addrs,
+        }))
+    })
+    .await
+}
+
+/// Runs `f` with a netlink handle inside the namespace at `netns`, on a thread of its own.
+async fn in_netns<F, Fut, T>(netns: &Path, f: F) -> Result<T, String>
+where
+    F: FnOnce(Handle) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, String>>,
+    T: Send + 'static,
+{
+    let ns = std::fs::File::open(netns)
+        .map_err(|e| format!("opening namespace {}: {e}", netns.display()))?;
+    let where_ = netns.display().to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("weft-netns".into())
+        .spawn(move || {
+            let r = (|| {
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("entering namespace {where_}: {e}"))?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("runtime: {e}"))?;
+                rt.block_on(async move {
+                    let h = connect()?;
+                    f(h).await
+                })
+            })();
+            let _ = tx.send(r);
+        })
+        .map_err(|e| format!("starting a thread: {e}"))?;
+    rx.await
+        .map_err(|_| "the namespace thread died".to_string())?
+}
