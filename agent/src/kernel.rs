@@ -209,11 +209,13 @@ async fn configure_inside(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
             .gateway(gw)
             .output_interface(idx)
             .build();
-        h.route()
-            .add(r)
-            .execute()
-            .await
-            .map_err(|e| format!("default route via {gw} on {}: {e}", spec.name))?;
+        // The container's first interface with a gateway gets the default route; a later one
+        // (another network) leaves it alone unless asked for routes of its own.
+        match h.route().add(r).execute().await {
+            Ok(()) => {}
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => {}
+            Err(e) => return Err(format!("default route via {gw} on {}: {e}", spec.name)),
+        }
     }
     for (dst, gw) in &spec.routes {
         let msg = match (dst, gw) {

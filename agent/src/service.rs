@@ -304,7 +304,7 @@ impl Service {
                 return Ok(lp);
             }
             warn!(endpoint = %id, ?problems, "attach again: the old interface is broken; recreating");
-            self.detach_one(&lp).await?;
+            self.detach_one(&lp, false).await?;
         }
 
         let mut undo = Undo::default();
@@ -512,7 +512,8 @@ impl Service {
         }
     }
 
-    async fn detach_one(&self, lp: &LocalPort) -> Result<(), Status> {
+    /// Removes an interface: flows, port, veth, and (when `release`) netmaster's record and address.
+    async fn detach_one(&self, lp: &LocalPort, release: bool) -> Result<(), Status> {
         let inner = &self.inner;
         inner.local.lock().expect("lock").remove(&lp.endpoint_id);
         let v = inner.publish();
@@ -528,7 +529,7 @@ impl Service {
         kernel::remove(&lp.host_interface)
             .await
             .map_err(|e| Status::internal(format!("removing {}: {e}", lp.host_interface)))?;
-        if lp.endpoint.is_some() {
+        if release && lp.endpoint.is_some() {
             inner
                 .netmaster
                 .release(&lp.endpoint_id)
@@ -628,7 +629,7 @@ impl EndpointService for Service {
         for lp in ports {
             let lock = self.inner.ep_lock(&lp.endpoint_id);
             let _g = lock.lock().await;
-            self.detach_one(&lp).await?;
+            self.detach_one(&lp, true).await?;
             removed.push(lp.endpoint_id.clone());
         }
         // Not known here (an agent that lost its record, or a half-made attach): remove what
