@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tokio::net::UnixListener;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
@@ -67,7 +67,10 @@ pub(crate) async fn serve(inner: Arc<Inner>, cancel: CancellationToken) -> Resul
         tokio::spawn(async move {
             let r = tonic::transport::Server::builder()
                 .add_service(EndpointServiceServer::new(svc))
-                .serve_with_incoming_shutdown(TcpListenerStream::new(l), c.cancelled())
+                .serve_with_incoming_shutdown(
+                    tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true)),
+                    c.cancelled(),
+                )
                 .await;
             if let Err(e) = r {
                 warn!(error = %e, "endpoint service (tcp) stopped");
@@ -344,6 +347,7 @@ impl Service {
         undo: &mut Undo,
     ) -> Result<LocalPort, Status> {
         let inner = &self.inner;
+        let t = Instant::now();
         let mut labels: BTreeMap<String, String> = r.labels.clone().into_iter().collect();
         for (k, v) in [
             ("pod_name", &r.pod_name),
@@ -417,6 +421,7 @@ impl Service {
             )
         };
 
+        let t_alloc = t.elapsed();
         let host_if = host_interface(id);
         let spec = IfaceSpec {
             host_if: host_if.clone(),
@@ -430,7 +435,6 @@ impl Service {
             default_gateway: if r.no_default_route { None } else { default_gw },
             routes: routes.clone(),
         };
-        let t = Instant::now();
         kernel::create(&spec).await.map_err(|e| {
             Status::internal(format!(
                 "setting up {} in {}: {e}",
@@ -487,7 +491,7 @@ impl Service {
                 )));
             }
         }
-        info!(endpoint = %id, ofport = lp.ofport, ipv4 = %lp.ipv4, kernel = ?t_kernel, port = ?t_port,
+        info!(endpoint = %id, ofport = lp.ofport, ipv4 = %lp.ipv4, alloc = ?t_alloc, kernel = ?t_kernel, port = ?t_port,
             total = ?t.elapsed(), "attached");
         Ok(lp)
     }
