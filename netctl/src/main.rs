@@ -8,6 +8,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
+mod endpoint;
+
 #[derive(Parser)]
 #[command(
     name = "netctl",
@@ -26,6 +28,14 @@ struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// This host's netplugin endpoint service (for `endpoint attach|detach|local|check`).
+    #[arg(
+        long,
+        env = "WEFT_AGENT_SOCKET",
+        default_value = "/run/weft/netplugin.sock",
+        global = true
+    )]
+    agent_socket: std::path::PathBuf,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -63,10 +73,10 @@ enum Cmd {
         #[command(subcommand)]
         op: GlobalOp,
     },
-    /// Endpoints (operational state).
+    /// Endpoints: netmaster's records (ls), and this host's interfaces through netplugin.
     Endpoint {
         #[command(subcommand)]
-        op: LsOnly,
+        op: EndpointOp,
     },
     /// Nodes (operational state).
     Node {
@@ -94,6 +104,28 @@ enum NameOp {
         name: String,
     },
     Ls,
+}
+
+#[derive(Subcommand)]
+enum EndpointOp {
+    /// Every endpoint netmaster knows.
+    Ls,
+    /// Give a container an interface on a network (through this host's netplugin).
+    Attach(endpoint::AttachArgs),
+    /// Remove a container's interface (all of them without --ifname).
+    Detach {
+        container: String,
+        #[arg(long)]
+        ifname: Option<String>,
+    },
+    /// The interfaces this host's netplugin holds.
+    Local { container: Option<String> },
+    /// Whether a container's interfaces are as attached.
+    Check {
+        container: String,
+        #[arg(long)]
+        ifname: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -702,7 +734,7 @@ async fn run(cli: Cli) -> Result<()> {
                 done("global settings updated".into());
             }
         },
-        Cmd::Endpoint { op: LsOnly::Ls } => table(
+        Cmd::Endpoint { op: EndpointOp::Ls } => table(
             j,
             &api.get("/api/v1/inspect/endpoints/").await?,
             &[
@@ -726,6 +758,104 @@ async fn run(cli: Cli) -> Result<()> {
                 "mac",
             ],
         ),
+        Cmd::Endpoint { op } => {
+            let mut c = endpoint::client(&cli.agent_socket).await?;
+            match op {
+                EndpointOp::Ls => unreachable!("handled above"),
+                EndpointOp::Attach(a) => {
+                    let req = endpoint::attach_request(a)?;
+                    let r = c.attach(req).await.map_err(endpoint::status)?.into_inner();
+                    let i = r.interface.unwrap_or_default();
+                    if j {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&endpoint::interface_json(&i))?
+                        );
+                    } else {
+                        println!(
+                            "attached {} {} in {}: {} {} (port {}, host side {})",
+                            i.container_id,
+                            i.interface_name,
+                            i.netns,
+                            i.ipv4,
+                            i.mac,
+                            i.ofport,
+                            i.host_interface
+                        );
+                    }
+                }
+                EndpointOp::Detach { container, ifname } => {
+                    let r = c
+                        .detach(weft_api::proto::endpoint::DetachRequest {
+                            container_id: container.clone(),
+                            interface_name: ifname.unwrap_or_default(),
+                        })
+                        .await
+                        .map_err(endpoint::status)?
+                        .into_inner();
+                    if j {
+                        println!("{}", json!({"removed": r.removed}));
+                    } else if r.removed.is_empty() {
+                        println!("nothing attached for {container}");
+                    } else {
+                        println!("detached {}", r.removed.join(", "));
+                    }
+                }
+                EndpointOp::Local { container } => {
+                    let r = c
+                        .list(weft_api::proto::endpoint::ListRequest {
+                            container_id: container.unwrap_or_default(),
+                        })
+                        .await
+                        .map_err(endpoint::status)?
+                        .into_inner();
+                    let v =
+                        Value::Array(r.interfaces.iter().map(endpoint::interface_json).collect());
+                    table(
+                        j,
+                        &v,
+                        &[
+                            "Container",
+                            "Interface",
+                            "Tenant",
+                            "Network",
+                            "IPv4",
+                            "MAC",
+                            "Port",
+                            "Host side",
+                        ],
+                        &[
+                            "container",
+                            "interface",
+                            "tenant",
+                            "network",
+                            "ipv4",
+                            "mac",
+                            "ofport",
+                            "hostInterface",
+                        ],
+                    );
+                }
+                EndpointOp::Check { container, ifname } => {
+                    let r = c
+                        .check(weft_api::proto::endpoint::CheckRequest {
+                            container_id: container.clone(),
+                            interface_name: ifname.unwrap_or_default(),
+                        })
+                        .await
+                        .map_err(endpoint::status)?
+                        .into_inner();
+                    if j {
+                        println!("{}", json!({"ok": r.ok, "problems": r.problems}));
+                    } else if r.ok {
+                        println!("{container}: ok");
+                    }
+                    if !r.ok {
+                        bail!("{container}: {}", r.problems.join("; "));
+                    }
+                }
+            }
+        }
         Cmd::Node { op: LsOnly::Ls } => table(
             j,
             &api.get("/api/v1/inspect/nodes/").await?,
