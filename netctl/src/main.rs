@@ -111,7 +111,7 @@ enum EndpointOp {
     /// Every endpoint netmaster knows.
     Ls,
     /// Give a container an interface on a network (through this host's netplugin).
-    Attach(endpoint::AttachArgs),
+    Attach(Box<endpoint::AttachArgs>),
     /// Remove a container's interface (all of them without --ifname).
     Detach {
         container: String,
@@ -763,7 +763,7 @@ async fn run(cli: Cli) -> Result<()> {
             match op {
                 EndpointOp::Ls => unreachable!("handled above"),
                 EndpointOp::Attach(a) => {
-                    let req = endpoint::attach_request(a)?;
+                    let req = endpoint::attach_request(*a)?;
                     let r = c.attach(req).await.map_err(endpoint::status)?.into_inner();
                     let i = r.interface.unwrap_or_default();
                     if j {
