@@ -278,6 +278,17 @@ impl Inner {
         self.reconciler.set(compiled.flows)
     }
 
+    /// Drops a local port from the state and waits (bounded) until its flows are gone.
+    pub async fn forget_local(&self, id: &str) {
+        self.local.lock().expect("lock").remove(id);
+        let v = self.publish();
+        if v > 0 {
+            self.reconciler
+                .wait_applied(v, self.cfg.confirm_timeout)
+                .await;
+        }
+    }
+
     pub fn ep_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.ep_locks
             .lock()

@@ -20,6 +20,8 @@ use weft_api::proto::agent as nm;
 use weft_api::proto::endpoint as pb;
 use weft_api::proto::endpoint::endpoint_service_server::{EndpointService, EndpointServiceServer};
 
+use weft_policy::layout::fnv1a as fnv;
+
 use crate::agent::{Inner, LocalPort, StartError};
 use crate::kernel::{self, IfaceSpec};
 
@@ -103,15 +105,6 @@ pub fn host_interface(endpoint_id: &str) -> String {
 
 fn temp_peer(endpoint_id: &str) -> String {
     format!("wp{:012x}", fnv(endpoint_id) & 0xffff_ffff_ffff)
-}
-
-fn fnv(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 fn check_ifname(name: &str) -> Result<(), Status> {
@@ -203,14 +196,7 @@ impl Service {
     async fn undo(&self, u: Undo) {
         let inner = &self.inner;
         if let Some(id) = u.local {
-            inner.local.lock().expect("lock").remove(&id);
-            let v = inner.publish();
-            if v > 0 {
-                inner
-                    .reconciler
-                    .wait_applied(v, inner.cfg.confirm_timeout)
-                    .await;
-            }
+            inner.forget_local(&id).await;
         }
         if let Some((bridge, port)) = u.port {
             if let Err(e) = crate::bridge::remove_port(&inner.ovsdb, &bridge, &port).await {
@@ -519,14 +505,7 @@ impl Service {
     /// Removes an interface: flows, port, veth, and (when `release`) netmaster's record and address.
     async fn detach_one(&self, lp: &LocalPort, release: bool) -> Result<(), Status> {
         let inner = &self.inner;
-        inner.local.lock().expect("lock").remove(&lp.endpoint_id);
-        let v = inner.publish();
-        if v > 0 {
-            inner
-                .reconciler
-                .wait_applied(v, inner.cfg.confirm_timeout)
-                .await;
-        }
+        inner.forget_local(&lp.endpoint_id).await;
         crate::bridge::remove_port(&inner.ovsdb, &lp.bridge, &lp.host_interface)
             .await
             .map_err(|e| Status::internal(format!("removing port {}: {e}", lp.host_interface)))?;

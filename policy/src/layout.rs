@@ -84,10 +84,15 @@ impl CookieKind {
 /// The cookie of the flows an object produced: its kind in the top byte, a 56-bit FNV-1a hash of
 /// its key below. Stable across restarts and hosts, so a flow on any switch names its object.
 pub fn cookie(kind: CookieKind, key: &str) -> u64 {
+    ((kind as u64) << 56) | (fnv1a(key) & 0x00ff_ffff_ffff_ffff)
+}
+
+/// 64-bit FNV-1a: a stable hash for names derived from keys (cookies, interface names).
+pub fn fnv1a(key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key.as_bytes() {
         h ^= u64::from(*b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    ((kind as u64) << 56) | (h & 0x00ff_ffff_ffff_ffff)
+    h
 }
