@@ -14,6 +14,8 @@ use weft_policy::{compile, diff, parse_mac, Endpoint, FlowSet, HostState, Networ
 fn state(endpoints: u32) -> HostState {
     HostState {
         uplink_port: Some(1),
+        tunnel_port: None,
+        remote_endpoints: vec![],
         networks: (0..20)
             .map(|n| Network {
                 key: format!("t:n{n}"),

@@ -13,6 +13,8 @@ use weft_policy::{compile, parse_mac, Endpoint, FlowSet, HostState, Network, Seg
 fn state(n: u32) -> HostState {
     HostState {
         uplink_port: Some(1),
+        tunnel_port: None,
+        remote_endpoints: vec![],
         networks: vec![
             Network {
                 key: "blue:web".into(),

@@ -36,6 +36,7 @@ pub const TABLES: [(u8, &str); 8] = [
 pub const REG_ORIGIN: u8 = 0;
 pub const FROM_LOCAL: u32 = 1;
 pub const FROM_UPLINK: u32 = 2;
+pub const FROM_TUNNEL: u32 = 3;
 /// reg5: the packet's network, as its segment id (see [`crate::Segment::id`]).
 pub const REG_NETWORK: u8 = 5;
 /// reg7: the OpenFlow port L2_FORWARD chose.
@@ -60,7 +61,13 @@ pub enum CookieKind {
     Network = 2,
     /// An endpoint (its classifier, spoof-guard, ARP and forwarding flows).
     Endpoint = 3,
+    /// An endpoint on another host (ARP answer and forwarding towards its host).
+    RemoteEndpoint = 4,
 }
+
+/// The id of a network's local-only flooding group (for what arrived from a tunnel or the
+/// uplink): its segment id with this bit set.
+pub const LOCAL_FLOOD_BIT: u32 = 0x4000_0000;
 
 impl CookieKind {
     pub fn from_cookie(cookie: u64) -> Option<CookieKind> {
@@ -68,6 +75,7 @@ impl CookieKind {
             1 => Some(CookieKind::Pipeline),
             2 => Some(CookieKind::Network),
             3 => Some(CookieKind::Endpoint),
+            4 => Some(CookieKind::RemoteEndpoint),
             _ => None,
         }
     }
@@ -77,6 +85,7 @@ impl CookieKind {
             CookieKind::Pipeline => "pipeline",
             CookieKind::Network => "network",
             CookieKind::Endpoint => "endpoint",
+            CookieKind::RemoteEndpoint => "remote endpoint",
         }
     }
 }

@@ -10,5 +10,7 @@ pub mod model;
 pub mod pipeline;
 
 pub use flowset::{diff, Diff, Flow, FlowKey, FlowSet, Group};
-pub use model::{fmt_mac, parse_mac, Endpoint, HostState, Network, Problem, Segment};
+pub use model::{
+    fmt_mac, parse_mac, Endpoint, HostState, Network, Problem, RemoteEndpoint, Segment,
+};
 pub use pipeline::{compile, Compiled};

@@ -56,13 +56,27 @@ pub struct Endpoint {
     pub ipv6: Vec<Ipv6Addr>,
 }
 
+/// An endpoint on another host, in a network that has endpoints here too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    pub key: String,
+    pub network: String,
+    /// The VTEP address of its host (VXLAN networks); VLAN networks reach it over the uplink.
+    pub vtep: Ipv4Addr,
+    pub mac: [u8; 6],
+    pub ipv4: Vec<Ipv4Addr>,
+}
+
 /// Everything the pipeline needs about one host.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostState {
     /// The trunk port towards the physical network (VLAN networks leave here, tagged).
     pub uplink_port: Option<u32>,
+    /// The VXLAN port (`remote_ip=flow`, `key=flow`).
+    pub tunnel_port: Option<u32>,
     pub networks: Vec<Network>,
     pub endpoints: Vec<Endpoint>,
+    pub remote_endpoints: Vec<RemoteEndpoint>,
 }
 
 /// Why part of a state was left out of the compiled flows. The rest compiles.

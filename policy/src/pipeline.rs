@@ -10,7 +10,7 @@ use ofproto::oxm::{Field, Match};
 
 use crate::flowset::{Flow, FlowSet, Group};
 use crate::layout::*;
-use crate::model::{Endpoint, HostState, Network, Problem};
+use crate::model::{Endpoint, HostState, Network, Problem, RemoteEndpoint};
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
@@ -177,17 +177,102 @@ pub fn compile(state: &HostState) -> Compiled {
         members.entry(ep.network.as_str()).or_default().push(ep);
     }
 
+    // Remote endpoints matter only in networks that have local ones; a clash with a local
+    // endpoint (or an earlier remote one) leaves the remote one out.
+    let mut remotes: BTreeMap<&str, Vec<&RemoteEndpoint>> = BTreeMap::new();
+    let mut sorted: Vec<&RemoteEndpoint> = state.remote_endpoints.iter().collect();
+    sorted.sort_by(|a, b| a.key.cmp(&b.key));
+    'remote: for r in sorted {
+        if !members.contains_key(r.network.as_str()) {
+            continue;
+        }
+        if let Some(other) = macs.get(&(r.network.as_str(), r.mac)) {
+            out.problems.push(Problem::MacInUse {
+                endpoint: r.key.clone(),
+                other: other.to_string(),
+            });
+            continue;
+        }
+        for a in &r.ipv4 {
+            if let Some(other) = addrs.get(&(r.network.as_str(), a.to_string())) {
+                out.problems.push(Problem::AddressInUse {
+                    endpoint: r.key.clone(),
+                    other: other.to_string(),
+                    address: a.to_string(),
+                });
+                continue 'remote;
+            }
+        }
+        macs.insert((&r.network, r.mac), &r.key);
+        for a in &r.ipv4 {
+            addrs.insert((&r.network, a.to_string()), &r.key);
+        }
+        remotes.entry(r.network.as_str()).or_default().push(r);
+    }
+
     for (key, eps) in &members {
         let net = by_key[key];
-        network_flows(&mut out, net, eps, state.uplink_port);
+        let rs = remotes.get(key).map(Vec::as_slice).unwrap_or_default();
+        network_flows(&mut out, net, eps, rs, state);
         for ep in eps {
             endpoint_flows(&mut out, net, ep);
+        }
+        for r in rs {
+            remote_flows(&mut out, net, r, state);
         }
     }
     out
 }
 
-fn network_flows(out: &mut Compiled, net: &Network, eps: &[&Endpoint], uplink: Option<u32>) {
+/// The actions that carry a frame of `net` to the host at `vtep`, or to the physical network.
+fn towards(net: &Network, vtep: Ipv4Addr, state: &HostState) -> Option<Vec<Action>> {
+    match (net.segment, state.tunnel_port, state.uplink_port) {
+        (crate::Segment::Vxlan(vni), Some(tunnel), _) => Some(vec![
+            set_f(Field::TunnelId, u128::from(vni)),
+            set_f(Field::TunIpv4Dst, u128::from(u32::from(vtep))),
+            Action::output(tunnel),
+        ]),
+        (crate::Segment::Vlan(tag), _, Some(uplink)) => Some(vec![
+            Action::PushVlan(ETH_VLAN),
+            set_f(Field::VlanVid, u128::from(VID_PRESENT | tag)),
+            Action::output(uplink),
+        ]),
+        _ => None,
+    }
+}
+
+fn remote_flows(out: &mut Compiled, net: &Network, r: &RemoteEndpoint, state: &HostState) {
+    let Some(actions) = towards(net, r.vtep, state) else {
+        return;
+    };
+    let c = cookie(CookieKind::RemoteEndpoint, &r.key);
+    out.owners.insert(c, format!("remote endpoint {}", r.key));
+    let seg = net.segment.id();
+    for a in &r.ipv4 {
+        out.flows.insert_flow(arp_answer(c, seg, *a, &r.mac));
+    }
+    // Only what a local endpoint sent goes out again: nothing from a tunnel goes back into one,
+    // nothing from the uplink goes back to it.
+    out.flows.insert_flow(Flow::new(
+        L2_FORWARD,
+        200,
+        c,
+        Match::new()
+            .reg(REG_ORIGIN, FROM_LOCAL)
+            .reg(REG_NETWORK, seg)
+            .eth_dst(r.mac),
+        vec![apply(actions)],
+    ));
+}
+
+fn network_flows(
+    out: &mut Compiled,
+    net: &Network,
+    eps: &[&Endpoint],
+    remotes: &[&RemoteEndpoint],
+    state: &HostState,
+) {
+    let uplink = state.uplink_port;
     let c = cookie(CookieKind::Network, &net.key);
     out.owners.insert(c, format!("network {}", net.key));
     let seg = net.segment.id();
@@ -210,6 +295,47 @@ fn network_flows(out: &mut Compiled, net: &Network, eps: &[&Endpoint], uplink: O
     };
     if let Some(tagging) = &uplink_tagging {
         buckets.push(Bucket::new(tagging.clone()));
+    }
+    // VXLAN: head-end replication, one copy per other host with endpoints in the network.
+    let vteps: std::collections::BTreeSet<Ipv4Addr> = remotes.iter().map(|r| r.vtep).collect();
+    if let (crate::Segment::Vxlan(vni), Some(tunnel)) = (net.segment, state.tunnel_port) {
+        for v in &vteps {
+            if let Some(a) = towards(net, *v, state) {
+                buckets.push(Bucket::new(a));
+            }
+        }
+        // What arrives from a tunnel: this network's frames with its VNI, flooded to local
+        // ports only.
+        set.insert_flow(Flow::new(
+            CLASSIFIER,
+            100,
+            c,
+            Match::new()
+                .in_port(tunnel)
+                .with(Field::TunnelId, u128::from(vni)),
+            vec![
+                apply(vec![
+                    set_reg(REG_NETWORK, seg),
+                    set_reg(REG_ORIGIN, FROM_TUNNEL),
+                ]),
+                goto(L2_FORWARD),
+            ],
+        ));
+        let mut local: Vec<Bucket> = eps
+            .iter()
+            .map(|e| Bucket::new(vec![Action::output(e.ofport)]))
+            .collect();
+        local.sort_by_key(|b| format!("{:?}", b.actions));
+        set.insert_group(Group::new(seg | LOCAL_FLOOD_BIT, GroupType::All, local));
+        set.insert_flow(Flow::new(
+            L2_FORWARD,
+            110,
+            c,
+            on_net()
+                .reg(REG_ORIGIN, FROM_TUNNEL)
+                .with_masked(Field::EthDst, MULTICAST_BIT, MULTICAST_BIT),
+            vec![apply(vec![Action::Group(seg | LOCAL_FLOOD_BIT)])],
+        ));
     }
     buckets.sort_by_key(|b| format!("{:?}", b.actions));
     set.insert_group(Group::new(seg, GroupType::All, buckets));
