@@ -94,6 +94,7 @@ pub(crate) struct Inner {
     pub view: watch::Receiver<View>,
     pub local: Mutex<BTreeMap<String, LocalPort>>,
     pub uplink_port: Mutex<Option<u32>>,
+    pub tunnel_port: Mutex<Option<u32>>,
     /// Serialises compile-and-publish so versions follow state.
     publish_lock: Mutex<()>,
     /// One attach or detach at a time per endpoint id.
@@ -146,6 +147,9 @@ impl Agent {
             ),
             None => None,
         };
+        let tunnel_port = crate::bridge::ensure_tunnel(&db, &cfg.bridge, cfg.vtep_ip)
+            .await
+            .map_err(ovsdb_err)?;
         let local = crate::bridge::local_ports(&db, &cfg.bridge)
             .await
             .map_err(ovsdb_err)?;
@@ -173,6 +177,7 @@ impl Agent {
             view,
             local: Mutex::new(local),
             uplink_port: Mutex::new(uplink_port),
+            tunnel_port: Mutex::new(Some(tunnel_port)),
             publish_lock: Mutex::new(()),
             ep_locks: Mutex::new(BTreeMap::new()),
             driver,
@@ -220,8 +225,28 @@ impl Inner {
         let local = self.local.lock().expect("lock");
         let mut state = HostState {
             uplink_port: *self.uplink_port.lock().expect("lock"),
+            tunnel_port: *self.tunnel_port.lock().expect("lock"),
             ..HostState::default()
         };
+        // Endpoints of other hosts, where the host is known (a host whose lease lapsed is gone
+        // from the node list, and its endpoints with it).
+        for ep in view.endpoints.values() {
+            if ep.host == self.cfg.host {
+                continue;
+            }
+            let (Some(node), Some(mac)) =
+                (view.nodes.get(&ep.host), weft_policy::parse_mac(&ep.mac))
+            else {
+                continue;
+            };
+            state.remote_endpoints.push(weft_policy::RemoteEndpoint {
+                key: ep.endpoint_id.clone(),
+                network: format!("{}:{}", ep.tenant_name, ep.network_name),
+                vtep: node.vtep_ip,
+                mac,
+                ipv4: vec![ep.ipv4],
+            });
+        }
         let mut nets = BTreeMap::new();
         for p in local.values() {
             let Some(ep) = &p.endpoint else { continue };

@@ -54,6 +54,37 @@ pub async fn ensure_uplink(
     vswitch::ofport(db, uplink, OFPORT_WAIT).await
 }
 
+/// The VXLAN port (`remote_ip=flow`, `key=flow`: flows choose the peer and the VNI); returns its
+/// OpenFlow port number.
+pub async fn ensure_tunnel(
+    db: &ovsdb::Client,
+    bridge: &str,
+    vtep: std::net::Ipv4Addr,
+) -> Result<u32, ovsdb::Error> {
+    vswitch::ensure_port(
+        db,
+        &PortSpec {
+            bridge: bridge.to_string(),
+            name: TUNNEL_PORT.to_string(),
+            kind: PortKind::Vxlan {
+                local_ip: Some(vtep.to_string()),
+                remote_ip: "flow".into(),
+                key: "flow".into(),
+                dst_port: None,
+            },
+            tag: None,
+            trunks: vec![],
+            external_ids: BTreeMap::from([("weft".to_string(), "tunnel".to_string())]),
+            ofport_request: None,
+        },
+    )
+    .await?;
+    vswitch::ofport(db, TUNNEL_PORT, OFPORT_WAIT).await
+}
+
+/// The name of the VXLAN port on the integration bridge.
+pub const TUNNEL_PORT: &str = "weft-vxlan";
+
 /// The endpoints whose ports are on `bridge`, with their current port numbers.
 pub async fn local_ports(
     db: &ovsdb::Client,

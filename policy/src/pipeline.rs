@@ -331,9 +331,11 @@ fn network_flows(
             L2_FORWARD,
             110,
             c,
-            on_net()
-                .reg(REG_ORIGIN, FROM_TUNNEL)
-                .with_masked(Field::EthDst, MULTICAST_BIT, MULTICAST_BIT),
+            on_net().reg(REG_ORIGIN, FROM_TUNNEL).with_masked(
+                Field::EthDst,
+                MULTICAST_BIT,
+                MULTICAST_BIT,
+            ),
             vec![apply(vec![Action::Group(seg | LOCAL_FLOOD_BIT)])],
         ));
     }

@@ -309,19 +309,52 @@ fn remote_endpoints_over_vxlan_and_vlan() {
             ep("l2", "blue:db", 11, "02:00:00:00:00:11", "10.2.0.11"),
         ],
         remote_endpoints: vec![
-            remote("r1", "blue:web", "192.0.2.2", "02:00:00:00:00:20", "10.1.0.20"),
-            remote("r2", "blue:web", "192.0.2.3", "02:00:00:00:00:30", "10.1.0.30"),
-            remote("r3", "blue:web", "192.0.2.3", "02:00:00:00:00:31", "10.1.0.31"),
-            remote("r4", "blue:db", "192.0.2.3", "02:00:00:00:00:40", "10.2.0.40"),
+            remote(
+                "r1",
+                "blue:web",
+                "192.0.2.2",
+                "02:00:00:00:00:20",
+                "10.1.0.20",
+            ),
+            remote(
+                "r2",
+                "blue:web",
+                "192.0.2.3",
+                "02:00:00:00:00:30",
+                "10.1.0.30",
+            ),
+            remote(
+                "r3",
+                "blue:web",
+                "192.0.2.3",
+                "02:00:00:00:00:31",
+                "10.1.0.31",
+            ),
+            remote(
+                "r4",
+                "blue:db",
+                "192.0.2.3",
+                "02:00:00:00:00:40",
+                "10.2.0.40",
+            ),
             // In a network with nothing local: ignored.
             remote("r5", "red:x", "192.0.2.3", "02:00:00:00:00:50", "10.9.0.50"),
             // Clashes with l1's address: left out.
-            remote("r6", "blue:web", "192.0.2.3", "02:00:00:00:00:60", "10.1.0.10"),
+            remote(
+                "r6",
+                "blue:web",
+                "192.0.2.3",
+                "02:00:00:00:00:60",
+                "10.1.0.10",
+            ),
         ],
     };
     let c = compile(&state);
     let text: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
-    assert_eq!(text, vec!["endpoint r6: address 10.1.0.10 is already used by l1 in the same network"]);
+    assert_eq!(
+        text,
+        vec!["endpoint r6: address 10.1.0.10 is already used by l1 in the same network"]
+    );
     let flows = c.flows.to_string();
     expect![[r#"
         cookie=0x3ad0f07b553b18e, table=0, priority=100,in_port=10 actions=set_field:0x1389->reg5,set_field:0x1->reg0,goto_table:10

@@ -144,9 +144,13 @@ impl Netns {
     /// running a tokio runtime, and the agent in it, "on" a simulated host. The thread stays
     /// there: use it on a thread of its own (each test runs on one).
     pub fn enter_current_thread(&self) {
-        let f = std::fs::File::open(self.path()).expect("namespace file");
-        nix::sched::setns(f, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+        setns_net(std::fs::File::open(self.path()).expect("namespace file"));
     }
+}
+
+/// Moves the calling thread into the network namespace of `ns` (an open namespace file).
+pub fn setns_net(ns: std::fs::File) {
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
 }
 
 impl Default for Netns {

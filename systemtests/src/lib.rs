@@ -1,0 +1,400 @@
+//! A cluster on one machine, for tests.
+//!
+//! - The **fabric** (the physical network): an Open vSwitch bridge in its own namespace, in
+//!   standalone mode (a learning switch), with a management port that carries netmaster's address.
+//!   (These VMs have neither a Linux bridge nor 802.1Q in the kernel, so the "physical switch" is
+//!   OVS too.)
+//! - **netmaster** runs on a tokio runtime whose threads live in the fabric's namespace,
+//!   listening on the management address.
+//! - Each **host** is a namespace with its own Open vSwitch (userspace datapath) and its own
+//!   netplugin (on a runtime in that namespace). Two links join it to the fabric: the underlay
+//!   (in `br-phy`, which carries the host's VTEP address, as ENVIRONMENT.md describes) and the
+//!   uplink (a VLAN trunk on `br-int`).
+//! - **Containers** are namespaces attached through each host's endpoint service.
+//!
+//! Everything is removed on drop, also when a test panics; names and addresses live only inside
+//! the cluster's own namespaces, so clusters run in parallel.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use testsupport::{Netns, Ovs, TempDir};
+use weft_agent::{Agent, Config};
+use weft_api::proto::endpoint as pb;
+
+/// The management and underlay subnet inside the cluster.
+pub const MGMT_IP: &str = "192.168.231.254";
+
+fn vtep(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(192, 168, 231, i as u8)
+}
+
+/// A runtime on a thread of its own inside `ns`, kept until dropped.
+struct NsRuntime {
+    stop: Option<std_mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl NsRuntime {
+    /// Starts a thread in `ns` running `setup` on a fresh runtime; the value `setup` returns is
+    /// kept alive (dropped inside the namespace when the runtime stops). Returns `setup`'s report.
+    fn start<T, R, F, Fut>(ns: &Netns, setup: F) -> (NsRuntime, R)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (T, R)>,
+        T: 'static,
+        R: Send + 'static,
+    {
+        let path = ns.path();
+        let (tx_ready, rx_ready) = std_mpsc::channel();
+        let (tx_stop, rx_stop) = std_mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let f = std::fs::File::open(&path).expect("namespace");
+            nix_setns(f);
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let keep = rt.block_on(async move {
+                let (keep, report) = setup().await;
+                let _ = tx_ready.send(report);
+                keep
+            });
+            let _ = rx_stop.recv();
+            rt.block_on(async move {
+                drop(keep);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+        });
+        let report = rx_ready.recv().expect("setup finished");
+        (
+            NsRuntime {
+                stop: Some(tx_stop),
+                thread: Some(thread),
+            },
+            report,
+        )
+    }
+}
+
+fn nix_setns(f: std::fs::File) {
+    testsupport::setns_net(f);
+}
+
+impl Drop for NsRuntime {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One simulated host.
+pub struct Host {
+    pub name: String,
+    pub vtep: Ipv4Addr,
+    pub socket: PathBuf,
+    agent: Option<NsRuntime>,
+    cfg: Config,
+    // Dropped last: the switch and the namespace.
+    pub ovs: Ovs,
+}
+
+impl Host {
+    pub async fn client(
+        &self,
+    ) -> weft_api::proto::endpoint::endpoint_service_client::EndpointServiceClient<
+        tonic::transport::Channel,
+    > {
+        weft_agent::client::connect_unix(&self.socket)
+            .await
+            .expect("endpoint service")
+    }
+
+    /// Attaches container `c` (a namespace) to `tenant:network` on this host.
+    pub async fn attach(
+        &self,
+        c: &Netns,
+        container: &str,
+        tenant: &str,
+        network: &str,
+        ipv4: &str,
+    ) -> Result<pb::Interface, tonic::Status> {
+        let r = self
+            .client()
+            .await
+            .attach(pb::AttachRequest {
+                container_id: container.into(),
+                netns: c.path().display().to_string(),
+                interface_name: "eth0".into(),
+                tenant: tenant.into(),
+                network: network.into(),
+                ipv4: ipv4.into(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(r.into_inner().interface.expect("an interface"))
+    }
+
+    pub async fn detach(&self, container: &str) -> Result<Vec<String>, tonic::Status> {
+        Ok(self
+            .client()
+            .await
+            .detach(pb::DetachRequest {
+                container_id: container.into(),
+                interface_name: String::new(),
+            })
+            .await?
+            .into_inner()
+            .removed)
+    }
+
+    /// Stops this host's netplugin (the switch keeps its flows).
+    pub fn stop_agent(&mut self) {
+        self.agent.take();
+    }
+
+    /// Starts this host's netplugin again.
+    pub fn start_agent(&mut self) {
+        if self.agent.is_none() {
+            self.agent = Some(start_agent(&self.ovs, self.cfg.clone()));
+        }
+    }
+}
+
+fn start_agent(ovs: &Ovs, cfg: Config) -> NsRuntime {
+    let (rt, ok) = NsRuntime::start(ovs.netns(), move || async move {
+        match Agent::start(cfg).await {
+            Ok(a) => {
+                let ready = a.ready(Duration::from_secs(30)).await;
+                (Some(a), ready)
+            }
+            Err(e) => {
+                eprintln!("agent failed to start: {e}");
+                (None, false)
+            }
+        }
+    });
+    assert!(ok, "netplugin did not become ready");
+    rt
+}
+
+/// A cluster: fabric, netmaster, hosts.
+pub struct Cluster {
+    pub rest: String,
+    pub grpc: String,
+    pub hosts: Vec<Host>,
+    netmaster: Option<NsRuntime>,
+    pub fabric: Ovs,
+    dir: TempDir,
+}
+
+impl Cluster {
+    /// A fabric and netmaster, with `n` hosts.
+    pub fn new(n: usize) -> Cluster {
+        let fabric = Ovs::start();
+        fabric.vsctl(&[
+            "add-br",
+            "fabric",
+            "--",
+            "set",
+            "bridge",
+            "fabric",
+            "datapath_type=netdev",
+        ]);
+        fabric.vsctl(&[
+            "add-port",
+            "fabric",
+            "mgmt",
+            "--",
+            "set",
+            "interface",
+            "mgmt",
+            "type=internal",
+        ]);
+        let ns = fabric.netns();
+        ns.exec(&["ip", "addr", "add", &format!("{MGMT_IP}/24"), "dev", "mgmt"]);
+        ns.exec(&["ip", "link", "set", "mgmt", "up"]);
+        ns.exec(&["ip", "link", "set", "fabric", "up"]);
+        let dir = TempDir::new("weft-cluster-");
+        let data = dir.path().join("netmaster");
+        let (rt, (rest, grpc)) = NsRuntime::start(ns, move || async move {
+            let mut cfg = weft_controller::server::local_config(&data);
+            cfg.listen = format!("{MGMT_IP}:0").parse().unwrap();
+            cfg.grpc_listen = format!("{MGMT_IP}:0").parse().unwrap();
+            let running = weft_controller::server::spawn(cfg)
+                .await
+                .expect("netmaster");
+            let b = running.bound;
+            (
+                running,
+                (format!("http://{}", b.rest), format!("http://{}", b.grpc)),
+            )
+        });
+        let mut c = Cluster {
+            rest,
+            grpc,
+            hosts: vec![],
+            netmaster: Some(rt),
+            fabric,
+            dir,
+        };
+        for _ in 0..n {
+            c.add_host();
+        }
+        c
+    }
+
+    /// Adds a host: its switch, its links to the fabric, its netplugin.
+    pub fn add_host(&mut self) -> &Host {
+        let i = self.hosts.len() + 1;
+        let name = format!("host{i}");
+        let ovs = Ovs::start();
+        let fab = self.fabric.netns();
+        let host_ns = ovs.netns().name().to_string();
+        // Underlay (u) and uplink (g) links, made in the fabric and one end moved to the host.
+        for (f, h) in [
+            (format!("f{i}"), format!("u{i}")),
+            (format!("g{i}"), format!("v{i}")),
+        ] {
+            fab.exec(&["ip", "link", "add", &f, "type", "veth", "peer", "name", &h]);
+            fab.exec(&["ip", "link", "set", &h, "netns", &host_ns]);
+            fab.exec(&["ip", "link", "set", &f, "up"]);
+            self.fabric.vsctl(&["add-port", "fabric", &f]);
+            ovs.netns().exec(&["ip", "link", "set", &h, "up"]);
+        }
+        ovs.vsctl(&[
+            "add-br",
+            "br-phy",
+            "--",
+            "set",
+            "bridge",
+            "br-phy",
+            "datapath_type=netdev",
+        ]);
+        ovs.vsctl(&["add-port", "br-phy", &format!("u{i}")]);
+        let v = vtep(i);
+        ovs.netns()
+            .exec(&["ip", "addr", "add", &format!("{v}/24"), "dev", "br-phy"]);
+        ovs.netns().exec(&["ip", "link", "set", "br-phy", "up"]);
+        let socket = self.dir.path().join(format!("{name}.sock"));
+        let cfg = Config {
+            host: name.clone(),
+            netmaster: self.grpc.clone(),
+            ovsdb: ovs.db_remote(),
+            ovs_rundir: ovs.dir().to_path_buf(),
+            bridge: "br-int".into(),
+            datapath: "netdev".into(),
+            uplink: Some(format!("v{i}")),
+            vtep_ip: v,
+            socket: socket.clone(),
+            listen_tcp: None,
+            lease_ttl: 3,
+            confirm_timeout: Duration::from_secs(10),
+        };
+        let agent = start_agent(&ovs, cfg.clone());
+        self.hosts.push(Host {
+            name,
+            vtep: v,
+            socket,
+            agent: Some(agent),
+            cfg,
+            ovs,
+        });
+        self.hosts.last().expect("just added")
+    }
+
+    /// Runs `f` on a thread inside the fabric's namespace, where netmaster's address is
+    /// reachable, and waits for it.
+    pub fn on_fabric<R, F, Fut>(&self, f: F) -> R
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = R>,
+        R: Send + 'static,
+    {
+        let path = self.fabric.netns().path();
+        std::thread::spawn(move || {
+            nix_setns(std::fs::File::open(path).expect("namespace"));
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(f())
+        })
+        .join()
+        .expect("fabric thread")
+    }
+
+    /// Applies an intent (Weft spec or Contiv file) over REST, as `netctl apply` does.
+    pub fn apply(&self, spec: &str) {
+        let url = format!("{}/api/v1/intent", self.rest);
+        let spec = spec.to_string();
+        let (ok, text) = self.on_fabric(move || async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(spec)
+                .send()
+                .await
+                .expect("netmaster answers");
+            (r.status().is_success(), r.text().await.unwrap_or_default())
+        });
+        assert!(ok, "intent refused: {text}");
+    }
+
+    /// netmaster's GET `path` (e.g. `/api/v1/inspect/nodes/`), as text.
+    pub fn get(&self, path: &str) -> String {
+        let url = format!("{}{path}", self.rest);
+        self.on_fabric(move || async move {
+            reqwest::get(url)
+                .await
+                .expect("netmaster answers")
+                .text()
+                .await
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // Agents first (while netmaster still answers), then netmaster; switches and namespaces
+        // go with the fields.
+        for h in &mut self.hosts {
+            h.stop_agent();
+        }
+        self.netmaster.take();
+    }
+}
+
+/// Whether `c` reaches `addr` (`count` pings, each waiting a second).
+pub fn reaches(c: &Netns, addr: &str, count: u32) -> bool {
+    c.try_exec(&[
+        "ping",
+        "-c",
+        &count.to_string(),
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        addr,
+    ])
+}
+
+/// Polls `f` until it is true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
