@@ -185,6 +185,27 @@ fn start_agent(ovs: &Ovs, cfg: Config) -> NsRuntime {
     rt
 }
 
+/// netmaster's ports on the management address (the fabric's namespace is the cluster's own,
+/// so fixed ports cannot clash with anything; fixed, so that a restarted netmaster is found).
+const REST_PORT: u16 = 9999;
+const GRPC_PORT: u16 = 9998;
+
+fn start_netmaster(ns: &Netns, data: PathBuf) -> (NsRuntime, (String, String)) {
+    NsRuntime::start(ns, move || async move {
+        let mut cfg = weft_controller::server::local_config(&data);
+        cfg.listen = format!("{MGMT_IP}:{REST_PORT}").parse().unwrap();
+        cfg.grpc_listen = format!("{MGMT_IP}:{GRPC_PORT}").parse().unwrap();
+        let running = weft_controller::server::spawn(cfg)
+            .await
+            .expect("netmaster");
+        let b = running.bound;
+        (
+            running,
+            (format!("http://{}", b.rest), format!("http://{}", b.grpc)),
+        )
+    })
+}
+
 /// A cluster: fabric, netmaster, hosts.
 pub struct Cluster {
     pub rest: String,
@@ -223,20 +244,7 @@ impl Cluster {
         ns.exec(&["ip", "link", "set", "mgmt", "up"]);
         ns.exec(&["ip", "link", "set", "fabric", "up"]);
         let dir = TempDir::new("weft-cluster-");
-        let data = dir.path().join("netmaster");
-        let (rt, (rest, grpc)) = NsRuntime::start(ns, move || async move {
-            let mut cfg = weft_controller::server::local_config(&data);
-            cfg.listen = format!("{MGMT_IP}:0").parse().unwrap();
-            cfg.grpc_listen = format!("{MGMT_IP}:0").parse().unwrap();
-            let running = weft_controller::server::spawn(cfg)
-                .await
-                .expect("netmaster");
-            let b = running.bound;
-            (
-                running,
-                (format!("http://{}", b.rest), format!("http://{}", b.grpc)),
-            )
-        });
+        let (rt, (rest, grpc)) = start_netmaster(ns, dir.path().join("netmaster"));
         let mut c = Cluster {
             rest,
             grpc,
@@ -295,7 +303,7 @@ impl Cluster {
             vtep_ip: v,
             socket: socket.clone(),
             listen_tcp: None,
-            lease_ttl: 3,
+            lease_ttl: 10,
             confirm_timeout: Duration::from_secs(10),
         };
         let agent = start_agent(&ovs, cfg.clone());
@@ -308,6 +316,19 @@ impl Cluster {
             ovs,
         });
         self.hosts.last().expect("just added")
+    }
+
+    /// Stops netmaster (agents and switches keep what they have).
+    pub fn stop_netmaster(&mut self) {
+        self.netmaster.take();
+    }
+
+    /// Starts netmaster again on the same store and address.
+    pub fn start_netmaster(&mut self) {
+        if self.netmaster.is_none() {
+            let (rt, _) = start_netmaster(self.fabric.netns(), self.dir.path().join("netmaster"));
+            self.netmaster = Some(rt);
+        }
     }
 
     /// Runs `f` on a thread inside the fabric's namespace, where netmaster's address is

@@ -98,7 +98,7 @@ fn vxlan_and_vlan_across_hosts_and_tenants_apart() {
         .ofctl("dump-flows", "br-int", &["table=50"]);
     assert!(before.contains("192.168.231.3"), "{before}");
     assert!(
-        eventually(Duration::from_secs(15), || {
+        eventually(Duration::from_secs(40), || {
             !cluster.hosts[0]
                 .ovs
                 .ofctl("dump-flows", "br-int", &["table=50"])

@@ -1,0 +1,155 @@
+//! Every Contiv intent file in `../shared/contiv-examples/` (but the add/del one, which needs
+//! another file's networks): applied as it is, its containers started on the hosts it names,
+//! and the whole connectivity matrix checked — every pair in one network reaches, every other
+//! pair does not.
+//!
+//! "Reaches b" is judged at b: b's interface must count the pings. Tenants here share subnets,
+//! so a ping from a to b's address may be answered by a twin with the same address in a's own
+//! network; b's counter tells the two apart. Test containers run without IPv6 so that nothing
+//! else moves those counters.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use systemtests::{reaches, Cluster};
+use testsupport::Netns;
+use weft_api::contiv::ContivIntent;
+
+struct Placed {
+    container: String,
+    tenant: String,
+    network: String,
+    ifname: String,
+    ip: String,
+}
+
+fn rx(ns: &Netns, ifname: &str) -> u64 {
+    ns.exec(&[
+        "cat",
+        &format!("/sys/class/net/{ifname}/statistics/rx_packets"),
+    ])
+    .trim()
+    .parse()
+    .unwrap()
+}
+
+fn run_file(path: &PathBuf) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let conv = ContivIntent::from_json(&text).unwrap().convert().unwrap();
+    // Hosts in the order the file names them, then any only placements name.
+    let mut hosts: Vec<String> = conv.hosts.iter().map(|h| h.name.clone()).collect();
+    for p in &conv.placements {
+        if !hosts.contains(&p.host) {
+            hosts.push(p.host.clone());
+        }
+    }
+    let cluster = Cluster::new(hosts.len().max(1));
+    cluster.apply(&text);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut spaces: BTreeMap<String, Netns> = BTreeMap::new();
+    let mut placed: Vec<Placed> = vec![];
+    for p in &conv.placements {
+        let ns = spaces.entry(p.container.clone()).or_insert_with(|| {
+            let ns = Netns::new();
+            ns.exec(&["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
+            ns.exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"]);
+            ns
+        });
+        let n = placed.iter().filter(|x| x.container == p.container).count();
+        let ifname = if n == 0 {
+            "eth0".to_string()
+        } else {
+            format!("net{n}")
+        };
+        let host = &cluster.hosts[hosts.iter().position(|h| *h == p.host).unwrap()];
+        let i = rt
+            .block_on(async {
+                host.client()
+                    .await
+                    .attach(weft_api::proto::endpoint::AttachRequest {
+                        container_id: p.container.clone(),
+                        netns: ns.path().display().to_string(),
+                        interface_name: ifname.clone(),
+                        tenant: p.tenant.clone(),
+                        network: p.network.clone(),
+                        ..Default::default()
+                    })
+                    .await
+            })
+            .unwrap_or_else(|e| panic!("{name}: attach {} on {}: {e}", p.container, p.host))
+            .into_inner()
+            .interface
+            .unwrap();
+        placed.push(Placed {
+            container: p.container.clone(),
+            tenant: p.tenant.clone(),
+            network: p.network.clone(),
+            ifname,
+            ip: i.ipv4.split('/').next().unwrap().to_string(),
+        });
+    }
+    // Agents learn remote endpoints through netmaster's watch: wait for the first same-network
+    // pair to pass before judging the rest.
+    let mut wrong = vec![];
+    for a in &placed {
+        for b in &placed {
+            if a.container == b.container {
+                continue;
+            }
+            // A container with an interface in b's network reaches b (through that interface).
+            let same = placed.iter().any(|x| {
+                x.container == a.container && x.tenant == b.tenant && x.network == b.network
+            });
+            let (na, nb) = (&spaces[&a.container], &spaces[&b.container]);
+            let before = rx(nb, &b.ifname);
+            let ok = if same {
+                systemtests::eventually(std::time::Duration::from_secs(10), || {
+                    reaches(na, &b.ip, 1)
+                })
+            } else {
+                reaches(na, &b.ip, 1)
+            };
+            let got = rx(nb, &b.ifname) > before && ok;
+            if got != same {
+                wrong.push(format!(
+                    "{name}: {} ({}:{}) → {} ({}:{}, {}): {} but expected {}",
+                    a.container,
+                    a.tenant,
+                    a.network,
+                    b.container,
+                    b.tenant,
+                    b.network,
+                    b.ip,
+                    if got { "reaches" } else { "does not reach" },
+                    if same { "reach" } else { "no reach" }
+                ));
+            }
+        }
+    }
+    eprintln!(
+        "{name}: {} endpoints on {} hosts, {} pairs checked",
+        placed.len(),
+        hosts.len(),
+        placed.len() * placed.len().saturating_sub(1)
+    );
+    wrong
+}
+
+#[test]
+fn every_contiv_example_gives_exactly_its_connectivity() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/contiv-examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| !p.to_string_lossy().contains("add_del_ep"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "{files:?}");
+    let mut wrong = vec![];
+    for f in &files {
+        wrong.extend(run_file(f));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
