@@ -210,8 +210,12 @@ impl Agent {
     /// Waits until netmaster's snapshot has arrived and the switch holds what it implies.
     pub async fn ready(&self, timeout: Duration) -> bool {
         let mut view = self.inner.view.clone();
-        let ok = tokio::time::timeout(timeout, view.wait_for(|v| v.complete)).await;
-        if !matches!(ok, Ok(Ok(_))) {
+        // `wait_for` hands back a read guard on the view: it must go at the end of this
+        // statement, or the watch task (which writes the view) blocks a runtime worker on it.
+        let complete = tokio::time::timeout(timeout, view.wait_for(|v| v.complete))
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !complete {
             return false;
         }
         let v = self.inner.publish();

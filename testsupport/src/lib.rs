@@ -78,6 +78,66 @@ pub fn wait_for(
     }
 }
 
+/// Arms a watchdog for this test process (once; later calls do nothing): if the process still
+/// runs after `limit`, it says so, removes what this process's fixtures made (their daemons, child
+/// processes, namespaces and directories, all named after the process id) and exits with a
+/// failure. A hung test then fails with a message instead of stalling the whole run.
+pub fn watchdog(limit: Duration) {
+    static ARMED: std::sync::Once = std::sync::Once::new();
+    ARMED.call_once(|| {
+        std::thread::Builder::new()
+            .name("watchdog".into())
+            .spawn(move || {
+                std::thread::sleep(limit);
+                eprintln!(
+                    "watchdog: this test process is still running after {limit:?}; \
+                     something hangs. Cleaning up and failing."
+                );
+                clean_up_after_process();
+                std::process::exit(101);
+            })
+            .expect("watchdog thread");
+    });
+}
+
+/// Removes every fixture this process made, without their owners' help (for the watchdog).
+fn clean_up_after_process() {
+    let pid = std::process::id();
+    let tag = format!("{}x", pid % 100_000);
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = name.starts_with("weft-")
+                && name.rsplit('-').next().is_some_and(|rest| rest.starts_with(&tag));
+            if !ours {
+                continue;
+            }
+            if let Ok(files) = std::fs::read_dir(e.path()) {
+                for f in files.flatten() {
+                    if f.path().extension().is_some_and(|x| x == "pid") {
+                        if let Ok(p) = std::fs::read_to_string(f.path()) {
+                            let _ = Command::new("kill").args(["-9", p.trim()]).output();
+                        }
+                    }
+                }
+            }
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    let _ = Command::new("pkill")
+        .args(["-9", "-P", &pid.to_string()])
+        .output();
+    if let Ok(out) = Command::new("ip").args(["netns", "list"]).output() {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let name = line.split_whitespace().next().unwrap_or("");
+            if name.starts_with(&format!("wt{tag}")) {
+                let _ = Command::new("ip").args(["netns", "del", name]).output();
+            }
+        }
+    }
+}
+
 /// A scratch directory removed on drop.
 #[derive(Debug)]
 pub struct TempDir(PathBuf);

@@ -27,6 +27,7 @@ pub const SPEC: &str = r#"{
 
 /// A runtime whose threads are in `ovs`'s namespace. Call from the test's own thread.
 pub fn runtime_in(ovs: &Ovs) -> tokio::runtime::Runtime {
+    testsupport::watchdog(std::time::Duration::from_secs(15 * 60));
     ovs.netns().enter_current_thread();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
