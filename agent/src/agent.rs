@@ -140,11 +140,14 @@ impl Agent {
             .await
             .map_err(ovsdb_err)?;
         let uplink_port = match &cfg.uplink {
-            Some(u) => Some(
-                crate::bridge::ensure_uplink(&db, &cfg.bridge, u)
-                    .await
-                    .map_err(ovsdb_err)?,
-            ),
+            Some(u) => {
+                crate::kernel::bridge_only(u).map_err(StartError::Config)?;
+                Some(
+                    crate::bridge::ensure_uplink(&db, &cfg.bridge, u)
+                        .await
+                        .map_err(ovsdb_err)?,
+                )
+            }
             None => None,
         };
         let tunnel_port = crate::bridge::ensure_tunnel(&db, &cfg.bridge, cfg.vtep_ip)

@@ -37,6 +37,32 @@ pub struct IfaceSpec {
     pub routes: Vec<(IpNet, Option<IpAddr>)>,
 }
 
+/// Makes the host's own IP stack leave `ifname` alone: it only carries frames to and from the
+/// bridge. No IPv6 of its own (no router solicitations or MLD reports out of it), and no ARP
+/// replies for the host's addresses (`arp_ignore=8`). The last matters with the userspace
+/// datapath, where the kernel still sees every frame on a bridge port: without it the host
+/// answers ARP for its VTEP address on the uplink and on container ports, with their MACs, and
+/// the underlay sends tunnel traffic where no tunnel ends.
+pub fn bridge_only(ifname: &str) -> Result<(), String> {
+    for (path, value, what) in [
+        (
+            format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
+            "1",
+            "disabling IPv6",
+        ),
+        (
+            format!("/proc/sys/net/ipv4/conf/{ifname}/arp_ignore"),
+            "8",
+            "turning off ARP replies",
+        ),
+    ] {
+        if std::path::Path::new(&path).exists() {
+            std::fs::write(&path, value).map_err(|e| format!("{what} on {ifname}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// What a container interface looks like now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
@@ -130,13 +156,7 @@ async fn finish(h: &Handle, spec: &IfaceSpec, ns: &std::fs::File) -> Result<(), 
                 spec.netns.display()
             )
         })?;
-    // The host end only carries frames to and from the bridge: no IPv6 of its own, so its
-    // kernel sends no router solicitations or MLD reports into the container.
-    let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", spec.host_if);
-    if std::path::Path::new(&sysctl).exists() {
-        std::fs::write(&sysctl, "1")
-            .map_err(|e| format!("disabling IPv6 on {}: {e}", spec.host_if))?;
-    }
+    bridge_only(&spec.host_if)?;
     let host = index_of(h, &spec.host_if)
         .await?
         .ok_or_else(|| format!("veth {} vanished", spec.host_if))?;
