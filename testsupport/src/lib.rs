@@ -81,10 +81,27 @@ pub fn wait_for(
 /// Arms a watchdog for this test process (once; later calls do nothing): if the process still
 /// runs after `limit`, it says so, removes what this process's fixtures made (their daemons, child
 /// processes, namespaces and directories, all named after the process id) and exits with a
-/// failure. A hung test then fails with a message instead of stalling the whole run.
+/// failure. A hung test then fails with a message instead of stalling the whole run. An
+/// interrupted run (SIGINT, SIGTERM, SIGHUP) cleans up the same way before it exits.
 pub fn watchdog(limit: Duration) {
     static ARMED: std::sync::Once = std::sync::Once::new();
     ARMED.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+            Ok(mut signals) => {
+                std::thread::Builder::new()
+                    .name("interrupted".into())
+                    .spawn(move || {
+                        if let Some(sig) = signals.forever().next() {
+                            eprintln!("interrupted (signal {sig}): cleaning up");
+                            clean_up_after_process();
+                            std::process::exit(128 + sig);
+                        }
+                    })
+                    .expect("signal thread");
+            }
+            Err(e) => eprintln!("cannot catch interruptions ({e}); a ^C leaves things behind"),
+        }
         std::thread::Builder::new()
             .name("watchdog".into())
             .spawn(move || {
@@ -109,7 +126,10 @@ fn clean_up_after_process() {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             let ours = name.starts_with("weft-")
-                && name.rsplit('-').next().is_some_and(|rest| rest.starts_with(&tag));
+                && name
+                    .rsplit('-')
+                    .next()
+                    .is_some_and(|rest| rest.starts_with(&tag));
             if !ours {
                 continue;
             }
@@ -432,12 +452,20 @@ pub struct Etcd {
 
 impl Etcd {
     pub fn start() -> Etcd {
+        Etcd::start_in(None)
+    }
+
+    /// An etcd server inside `ns` (on its loopback), or in the test's own namespace.
+    pub fn start_in(ns: Option<&Netns>) -> Etcd {
         let dir = TempDir::new("weft-etcd-");
         let (cp, pp) = (free_port(), free_port());
         let client_url = format!("http://127.0.0.1:{cp}");
         let peer_url = format!("http://127.0.0.1:{pp}");
         let log = std::fs::File::create(dir.path().join("etcd.log")).expect("etcd log file");
-        let mut cmd = Command::new("etcd");
+        let mut cmd = match ns {
+            Some(ns) => ns.command(&["etcd"]),
+            None => Command::new("etcd"),
+        };
         cmd.arg("--name")
             .arg("default")
             .arg("--data-dir")
@@ -469,10 +497,23 @@ impl Etcd {
             _dir: dir,
         };
         let port = cp;
+        let ns_path = ns.map(Netns::path);
+        let accepts = move || match &ns_path {
+            None => std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            Some(p) => {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    setns_net(std::fs::File::open(p).expect("namespace file"));
+                    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                })
+                .join()
+                .unwrap_or(false)
+            }
+        };
         wait_for(
             "etcd to accept connections",
             Duration::from_secs(15),
-            || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+            accepts,
             || std::fs::read_to_string(etcd._dir.path().join("etcd.log")).unwrap_or_default(),
         );
         etcd
