@@ -21,7 +21,7 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use testsupport::{Netns, Ovs, TempDir};
+use testsupport::{Etcd, Netns, Ovs, TempDir};
 use weft_agent::{Agent, Config};
 use weft_api::proto::endpoint as pb;
 
@@ -71,7 +71,9 @@ impl NsRuntime {
             });
             rt.shutdown_timeout(Duration::from_secs(2));
         });
-        let report = rx_ready.recv().expect("setup finished");
+        let report = rx_ready
+            .recv_timeout(Duration::from_secs(120))
+            .expect("setup finished within 2 minutes");
         (
             NsRuntime {
                 stop: Some(tx_stop),
@@ -107,6 +109,29 @@ pub struct Host {
 }
 
 impl Host {
+    /// Every flow on `br-int` (as `ovs-ofctl` prints it, without its counters and age) with its
+    /// age in seconds: a flow that was deleted and added again is young again.
+    pub fn flow_ages(&self) -> std::collections::BTreeMap<String, f64> {
+        let dump = self.ovs.ofctl("dump-flows", "br-int", &[]);
+        dump.lines()
+            .filter(|l| l.contains("duration="))
+            .map(|l| {
+                let mut age = 0.0;
+                let mut rest = vec![];
+                for part in l.trim().split(", ") {
+                    match part.split_once('=') {
+                        Some(("duration", d)) => {
+                            age = d.trim_end_matches('s').parse().unwrap_or(0.0)
+                        }
+                        Some(("n_packets" | "n_bytes" | "idle_age" | "hard_age", _)) => {}
+                        _ => rest.push(part),
+                    }
+                }
+                (rest.join(", "), age)
+            })
+            .collect()
+    }
+
     pub async fn client(
         &self,
     ) -> weft_api::proto::endpoint::endpoint_service_client::EndpointServiceClient<
@@ -190,11 +215,26 @@ fn start_agent(ovs: &Ovs, cfg: Config) -> NsRuntime {
 const REST_PORT: u16 = 9999;
 const GRPC_PORT: u16 = 9998;
 
-fn start_netmaster(ns: &Netns, data: PathBuf) -> (NsRuntime, (String, String)) {
+fn start_netmaster(
+    ns: &Netns,
+    data: PathBuf,
+    etcd: Option<String>,
+) -> (NsRuntime, (String, String)) {
+    start_netmaster_on(ns, data, etcd, REST_PORT, GRPC_PORT)
+}
+
+fn start_netmaster_on(
+    ns: &Netns,
+    data: PathBuf,
+    etcd: Option<String>,
+    rest: u16,
+    grpc: u16,
+) -> (NsRuntime, (String, String)) {
     NsRuntime::start(ns, move || async move {
         let mut cfg = weft_controller::server::local_config(&data);
-        cfg.listen = format!("{MGMT_IP}:{REST_PORT}").parse().unwrap();
-        cfg.grpc_listen = format!("{MGMT_IP}:{GRPC_PORT}").parse().unwrap();
+        cfg.etcd = etcd.into_iter().collect();
+        cfg.listen = format!("{MGMT_IP}:{rest}").parse().unwrap();
+        cfg.grpc_listen = format!("{MGMT_IP}:{grpc}").parse().unwrap();
         let running = weft_controller::server::spawn(cfg)
             .await
             .expect("netmaster");
@@ -206,19 +246,40 @@ fn start_netmaster(ns: &Netns, data: PathBuf) -> (NsRuntime, (String, String)) {
     })
 }
 
+/// In `ns`, ARP for an address is answered only on the interface that has it. The userspace
+/// datapath leaves every frame on a bridge port to the kernel as well, which by default answers
+/// ARP for any of its addresses on any interface: the underlay would learn the VTEP's address at
+/// the MAC of a port that ends no tunnel.
+fn only_owner_answers_arp(ns: &Netns) {
+    ns.exec(&["sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1"]);
+}
+
 /// A cluster: fabric, netmaster, hosts.
 pub struct Cluster {
     pub rest: String,
     pub grpc: String,
     pub hosts: Vec<Host>,
     netmaster: Option<NsRuntime>,
+    /// netmaster's etcd (in the fabric's namespace), when the cluster uses one.
+    etcd: Option<Etcd>,
     pub fabric: Ovs,
     dir: TempDir,
 }
 
 impl Cluster {
-    /// A fabric and netmaster, with `n` hosts.
+    /// A fabric and netmaster (embedded store), with `n` hosts.
     pub fn new(n: usize) -> Cluster {
+        Cluster::build(n, false)
+    }
+
+    /// The same with netmaster's intent in an etcd server of its own (in the fabric).
+    pub fn with_etcd(n: usize) -> Cluster {
+        Cluster::build(n, true)
+    }
+
+    fn build(n: usize, use_etcd: bool) -> Cluster {
+        // No test of a whole cluster may stall the run: fail after this, whatever hangs.
+        testsupport::watchdog(Duration::from_secs(20 * 60));
         let fabric = Ovs::start();
         fabric.vsctl(&[
             "add-br",
@@ -240,16 +301,23 @@ impl Cluster {
             "type=internal",
         ]);
         let ns = fabric.netns();
+        only_owner_answers_arp(ns);
         ns.exec(&["ip", "addr", "add", &format!("{MGMT_IP}/24"), "dev", "mgmt"]);
         ns.exec(&["ip", "link", "set", "mgmt", "up"]);
         ns.exec(&["ip", "link", "set", "fabric", "up"]);
         let dir = TempDir::new("weft-cluster-");
-        let (rt, (rest, grpc)) = start_netmaster(ns, dir.path().join("netmaster"));
+        let etcd = use_etcd.then(|| Etcd::start_in(Some(ns)));
+        let (rt, (rest, grpc)) = start_netmaster(
+            ns,
+            dir.path().join("netmaster"),
+            etcd.as_ref().map(|e| e.client_url().to_string()),
+        );
         let mut c = Cluster {
             rest,
             grpc,
             hosts: vec![],
             netmaster: Some(rt),
+            etcd,
             fabric,
             dir,
         };
@@ -264,6 +332,7 @@ impl Cluster {
         let i = self.hosts.len() + 1;
         let name = format!("host{i}");
         let ovs = Ovs::start();
+        only_owner_answers_arp(ovs.netns());
         let fab = self.fabric.netns();
         let host_ns = ovs.netns().name().to_string();
         // Underlay (u) and uplink (g) links, made in the fabric and one end moved to the host.
@@ -318,6 +387,29 @@ impl Cluster {
         self.hosts.last().expect("just added")
     }
 
+    /// What each host's switch holds for the overlay, for failure messages.
+    pub fn diagnose(&self) -> String {
+        let mut out = String::new();
+        for h in &self.hosts {
+            let flows = h.ovs.ofctl("dump-flows", "br-int", &[]);
+            let interesting: Vec<&str> = flows
+                .lines()
+                .filter(|l| l.contains("tun_") || l.contains("table=0,"))
+                .collect();
+            out.push_str(&format!(
+                "--- {} (vtep {})\n{}\ngroups:\n{}\ntnl/neigh:\n{}\nports:\n{}\n",
+                h.name,
+                h.vtep,
+                interesting.join("\n"),
+                h.ovs.ofctl("dump-groups", "br-int", &[]),
+                h.ovs.appctl(&["tnl/neigh/show"]),
+                h.ovs.ofctl("dump-ports-desc", "br-int", &[]),
+            ));
+        }
+        out.push_str(&format!("nodes: {}\n", self.get("/api/v1/inspect/nodes/")));
+        out
+    }
+
     /// Stops netmaster (agents and switches keep what they have).
     pub fn stop_netmaster(&mut self) {
         self.netmaster.take();
@@ -326,7 +418,11 @@ impl Cluster {
     /// Starts netmaster again on the same store and address.
     pub fn start_netmaster(&mut self) {
         if self.netmaster.is_none() {
-            let (rt, _) = start_netmaster(self.fabric.netns(), self.dir.path().join("netmaster"));
+            let (rt, _) = start_netmaster(
+                self.fabric.netns(),
+                self.dir.path().join("netmaster"),
+                self.etcd.as_ref().map(|e| e.client_url().to_string()),
+            );
             self.netmaster = Some(rt);
         }
     }
@@ -354,7 +450,29 @@ impl Cluster {
 
     /// Applies an intent (Weft spec or Contiv file) over REST, as `netctl apply` does.
     pub fn apply(&self, spec: &str) {
-        let url = format!("{}/api/v1/intent", self.rest);
+        self.apply_at(&self.rest, spec);
+    }
+
+    /// Applies an intent through a second netmaster on the same etcd, started for this and
+    /// stopped after: a change made while the cluster's own netmaster is away.
+    pub fn apply_via_replica(&self, spec: &str) {
+        let etcd = self
+            .etcd
+            .as_ref()
+            .expect("a replica needs the cluster on etcd");
+        let (replica, (rest, _)) = start_netmaster_on(
+            self.fabric.netns(),
+            self.dir.path().join("replica"),
+            Some(etcd.client_url().to_string()),
+            REST_PORT - 2,
+            GRPC_PORT - 2,
+        );
+        self.apply_at(&rest, spec);
+        drop(replica);
+    }
+
+    fn apply_at(&self, rest: &str, spec: &str) {
+        let url = format!("{rest}/api/v1/intent");
         let spec = spec.to_string();
         let (ok, text) = self.on_fabric(move || async move {
             let r = reqwest::Client::new()
@@ -418,4 +536,117 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+/// A ping from a container at 100 per second for a while, for "nothing lost while ..." checks.
+/// Killed when dropped before [`Flood::finish`].
+pub struct Flood(Option<std::process::Child>);
+
+impl Flood {
+    /// Starts pinging `addr` from `c`: `secs` × 100 pings, one each 10 ms (or slower, as the
+    /// machine allows). A count, not a deadline: at a deadline ping stops with a packet in flight
+    /// and counts it as lost.
+    pub fn start(c: &Netns, addr: &str, secs: u32) -> Flood {
+        let child = c
+            .command(&[
+                "ping",
+                "-D",
+                "-i",
+                "0.01",
+                "-c",
+                &(secs * 100).to_string(),
+                "-W",
+                "1",
+                addr,
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("ping");
+        Flood(Some(child))
+    }
+
+    /// Whether the ping still runs.
+    pub fn running(&mut self) -> bool {
+        self.0
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Waits for the end: (sent, received).
+    pub fn finish(mut self) -> (u64, u64) {
+        let out = self
+            .0
+            .take()
+            .expect("running")
+            .wait_with_output()
+            .expect("ping ends");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let line = text
+            .lines()
+            .find(|l| l.contains("packets transmitted"))
+            .unwrap_or_else(|| panic!("no summary from ping: {text}"));
+        let n: Vec<u64> = line
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .map(|s| s.parse().expect("a count"))
+            .collect();
+        if n[0] != n[1] {
+            eprintln!("{}", lost_pings(&text, n[0]));
+        }
+        (n[0], n[1])
+    }
+}
+
+/// Which pings of a `ping -D` run got no answer, with the (unix) times of the answers around
+/// them, to set beside what the test did when.
+fn lost_pings(text: &str, sent: u64) -> String {
+    let mut answered = std::collections::BTreeMap::new();
+    for l in text.lines().filter(|l| l.contains("bytes from")) {
+        let ts = l
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .to_string();
+        if let Some(seq) = l
+            .split("icmp_seq=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            answered.insert(seq, ts);
+        }
+    }
+    let mut out = vec![];
+    for seq in 1..=sent {
+        if !answered.contains_key(&seq) {
+            let before = answered.range(..seq).next_back().map(|(_, t)| t.as_str());
+            let after = answered.range(seq..).next().map(|(_, t)| t.as_str());
+            out.push(format!(
+                "ping: no answer to icmp_seq={seq} (answers around it at {} and {})",
+                before.unwrap_or("-"),
+                after.unwrap_or("-")
+            ));
+        }
+    }
+    out.join("\n")
+}
+
+/// Now, as unix time, to compare with `ping -D`.
+pub fn unix_now() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }

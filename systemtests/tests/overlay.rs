@@ -87,7 +87,8 @@ fn vxlan_and_vlan_across_hosts_and_tenants_apart() {
     assert!(
         eventually(Duration::from_secs(10), || reaches(&b3, "10.232.1.10", 1)
             && reaches(&b3, "10.232.1.11", 1)),
-        "the new host's container reaches both others"
+        "the new host's container reaches both others\n{}",
+        cluster.diagnose()
     );
     assert!(reaches(&b1, "10.232.1.12", 1));
 

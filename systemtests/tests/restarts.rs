@@ -1,10 +1,10 @@
 //! Restarts under continuous traffic across hosts: netplugin (no packet lost), netmaster (no
-//! packet lost; what changed while it was away is applied when it is back).
+//! packet lost; what changed while it was away is applied when it is back). netmaster keeps its
+//! intent in etcd here, so a change can be made while it is away: through a second netmaster.
 
-use std::process::Stdio;
 use std::time::Duration;
 
-use systemtests::{eventually, reaches, Cluster};
+use systemtests::{eventually, reaches, Cluster, Flood};
 use testsupport::Netns;
 
 const SPEC: &str = r#"{
@@ -18,42 +18,18 @@ const SPEC: &str = r#"{
   ]
 }"#;
 
-fn flood(c: &Netns, addr: &str, secs: u32) -> std::process::Child {
-    c.command(&[
-        "ping",
-        "-i",
-        "0.01",
-        "-w",
-        &secs.to_string(),
-        "-W",
-        "1",
-        addr,
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap()
-}
-
-fn sent_received(child: std::process::Child) -> (u64, u64) {
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("{text}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(2)
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (n[0], n[1])
-}
+/// Applied through another netmaster while the cluster's own is away.
+const WHILE_AWAY: &str = r#"{
+  "tenants": [ { "tenantName": "blue" } ],
+  "networks": [
+    { "tenantName": "blue", "networkName": "api", "encap": "vxlan", "pktTag": 5003,
+      "subnet": "10.233.3.0/24", "gateway": "10.233.3.1" }
+  ]
+}"#;
 
 #[test]
 fn netplugin_and_netmaster_restart_under_traffic() {
-    let mut cluster = Cluster::new(2);
+    let mut cluster = Cluster::with_etcd(2);
     cluster.apply(SPEC);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (a, b, c) = (Netns::new(), Netns::new(), Netns::new());
@@ -74,18 +50,19 @@ fn netplugin_and_netmaster_restart_under_traffic() {
     )));
 
     // netplugin on host2 restarts while a pings b at 100/s.
-    let p = flood(&a, "10.233.1.11", 4);
+    let p = Flood::start(&a, "10.233.1.11", 4);
     std::thread::sleep(Duration::from_millis(700));
     cluster.hosts[1].stop_agent();
     std::thread::sleep(Duration::from_millis(300));
     cluster.hosts[1].start_agent();
-    let (sent, got) = sent_received(p);
+    let (sent, got) = p.finish();
     assert!(sent > 100);
     assert_eq!(sent, got, "packets lost across a netplugin restart");
 
     // netmaster goes away: traffic goes on; an endpoint attached meanwhile cannot get an
-    // address, and the intent changed when it is back reaches every host.
-    let p = flood(&a, "10.233.1.11", 4);
+    // address; a network added meanwhile (through another netmaster on the same etcd) reaches
+    // every host when it is back.
+    let p = Flood::start(&a, "10.233.1.11", 4);
     std::thread::sleep(Duration::from_millis(500));
     cluster.stop_netmaster();
     let refused = rt.block_on(cluster.hosts[0].attach(&c, "c", "blue", "db", "10.233.2.10"));
@@ -93,9 +70,10 @@ fn netplugin_and_netmaster_restart_under_traffic() {
         refused.is_err(),
         "attach without netmaster must fail cleanly"
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    cluster.apply_via_replica(WHILE_AWAY);
+    std::thread::sleep(Duration::from_millis(500));
     cluster.start_netmaster();
-    let (sent, got) = sent_received(p);
+    let (sent, got) = p.finish();
     assert!(sent > 100);
     assert_eq!(sent, got, "packets lost while netmaster was away");
     // Back: attaches work again, across hosts.
@@ -113,5 +91,21 @@ fn netplugin_and_netmaster_restart_under_traffic() {
     assert!(
         eventually(Duration::from_secs(10), || reaches(&c, "10.233.2.11", 1)),
         "agents resumed their watch after netmaster came back"
+    );
+    // The network added while netmaster was away is in both agents' views.
+    let (e, f) = (Netns::new(), Netns::new());
+    rt.block_on(async {
+        cluster.hosts[0]
+            .attach(&e, "e", "blue", "api", "10.233.3.10")
+            .await
+            .unwrap();
+        cluster.hosts[1]
+            .attach(&f, "f", "blue", "api", "10.233.3.11")
+            .await
+            .unwrap();
+    });
+    assert!(
+        eventually(Duration::from_secs(10), || reaches(&e, "10.233.3.11", 1)),
+        "the network added while netmaster was away works across hosts"
     );
 }
