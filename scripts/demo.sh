@@ -1,45 +1,46 @@
 #!/usr/bin/env bash
 # The main job: sets up what Weft needs and shows what it does.
-#   scripts/demo.sh        build; start netmaster, a simulated host (its own namespace, Open
-#                          vSwitch and netplugin) and containers of two tenants whose subnets
-#                          overlap; print who reaches whom
+#   scripts/demo.sh        build; start a fabric (the "physical network") with netmaster on it,
+#                          two simulated hosts (each its own namespace, Open vSwitch and
+#                          netplugin), containers of two tenants whose subnets overlap on both
+#                          hosts; print who reaches whom
 #   scripts/demo.sh down   remove everything the demo made
-# Today: one simulated host. The multi-host demo (VXLAN between hosts) comes with issue 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 state=/tmp/weft-demo
-ns=weft-demo-host1
-containers="red-a red-b green-a green-b"
-all_containers="$containers green-c"
+hosts="host1 host2"
+# container:host:tenant:address
+containers="red-a:host1:red:10.30.0.10 red-b:host2:red:10.30.0.11 green-a:host1:green:10.30.0.20 green-b:host2:green:10.30.0.21"
+mgmt=192.168.231.254
+
+stop_pid() {
+  local pid
+  pid=$(cat "$1" 2>/dev/null || true)
+  [ -n "$pid" ] || return 0
+  kill "$pid" >/dev/null 2>&1 || true
+  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -9 "$pid" >/dev/null 2>&1 || true
+}
 
 down() {
-  for p in netplugin netmaster; do
-    pid=$(cat "$state/$p.pid" 2>/dev/null || true)
-    if [ -n "$pid" ]; then
-      kill "$pid" >/dev/null 2>&1 || true
-      for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -9 "$pid" >/dev/null 2>&1 || true
-    fi
-  done
-  if [ -d "$state" ]; then
-    for d in ovs-vswitchd ovsdb-server; do
-      pid=$(cat "$state/$d.pid" 2>/dev/null || true)
-      ovs-appctl -t "$state/$d.ctl" exit >/dev/null 2>&1 || true
-      if [ -n "$pid" ]; then
-        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" >/dev/null 2>&1 || true
-      fi
+  for h in $hosts; do stop_pid "$state/$h/netplugin.pid"; done
+  stop_pid "$state/netmaster.pid"
+  for d in "$state"/*/; do
+    [ -d "$d" ] || continue
+    for p in ovs-vswitchd ovsdb-server; do
+      ovs-appctl -t "$d/$p.ctl" exit >/dev/null 2>&1 || true
+      stop_pid "$d/$p.pid"
     done
-  fi
-  for c in $all_containers; do ip netns del "weft-demo-$c" >/dev/null 2>&1 || true; done
-  ip netns del "$ns" >/dev/null 2>&1 || true
+  done
+  for c in $containers green-c:; do ip netns del "weft-demo-${c%%:*}" >/dev/null 2>&1 || true; done
+  for n in fabric $hosts; do ip netns del "weft-demo-$n" >/dev/null 2>&1 || true; done
   rm -rf "$state"
 }
 
 if [ "${1:-}" = "down" ]; then
   down
-  echo "demo: removed $state, the host namespace $ns and the containers"
+  echo "demo: removed $state, the fabric, the hosts and the containers"
   exit 0
 fi
 
@@ -52,87 +53,131 @@ bin=$PWD/target/release
 
 down
 mkdir -p "$state"
-echo "== simulated host1: its own network namespace and Open vSwitch (userspace datapath) =="
-ip netns add "$ns"
-ip netns exec "$ns" ip link set lo up
-export OVS_RUNDIR="$state" OVS_LOGDIR="$state" OVS_DBDIR="$state"
-ovsdb-tool create "$state/conf.db" /usr/share/openvswitch/vswitch.ovsschema
-ip netns exec "$ns" ovsdb-server "$state/conf.db" --remote="punix:$state/db.sock" \
-  --unixctl="$state/ovsdb-server.ctl" --pidfile="$state/ovsdb-server.pid" --log-file="$state/ovsdb-server.log" --detach 2>/dev/null
-ovs-vsctl --db="unix:$state/db.sock" --timeout=10 --no-wait init
-ip netns exec "$ns" ovs-vswitchd "unix:$state/db.sock" --unixctl="$state/ovs-vswitchd.ctl" \
-  --pidfile="$state/ovs-vswitchd.pid" --log-file="$state/ovs-vswitchd.log" --detach 2>/dev/null
 
-# netmaster and netctl run in the host's namespace too, so that 127.0.0.1 is the same for all.
-inhost() { ip netns exec "$ns" "$@"; }
-netctl() { inhost "$bin/netctl" --agent-socket "$state/netplugin.sock" "$@"; }
+# An Open vSwitch (userspace datapath) in namespace weft-demo-$1, with its files in $state/$1.
+start_ovs() {
+  local d="$state/$1" ns="weft-demo-$1"
+  mkdir -p "$d"
+  ip netns add "$ns"
+  ip netns exec "$ns" ip link set lo up
+  # The userspace datapath leaves frames on bridge ports to the kernel too: answer ARP only on
+  # the interface that has the address, or the fabric learns a VTEP at the wrong port's MAC.
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1
+  ovsdb-tool create "$d/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+  OVS_RUNDIR="$d" OVS_LOGDIR="$d" OVS_DBDIR="$d" ip netns exec "$ns" ovsdb-server "$d/conf.db" \
+    --remote="punix:$d/db.sock" --unixctl="$d/ovsdb-server.ctl" --pidfile="$d/ovsdb-server.pid" \
+    --log-file="$d/ovsdb-server.log" --detach 2>/dev/null
+  ovs-vsctl --db="unix:$d/db.sock" --timeout=10 --no-wait init
+  OVS_RUNDIR="$d" OVS_LOGDIR="$d" OVS_DBDIR="$d" ip netns exec "$ns" ovs-vswitchd "unix:$d/db.sock" \
+    --unixctl="$d/ovs-vswitchd.ctl" --pidfile="$d/ovs-vswitchd.pid" --log-file="$d/ovs-vswitchd.log" \
+    --detach 2>/dev/null
+}
+vsctl() { local d="$state/$1"; shift; ovs-vsctl --db="unix:$d/db.sock" --timeout=10 "$@"; }
 
-echo "== netmaster (embedded store) and netplugin =="
-ip netns exec "$ns" "$bin/netmaster" --data-dir "$state/netmaster" >"$state/netmaster.log" 2>&1 &
+echo "== the fabric: a switch standing for the physical network, netmaster on $mgmt =="
+start_ovs fabric
+vsctl fabric add-br fabric -- set bridge fabric datapath_type=netdev
+vsctl fabric add-port fabric mgmt -- set interface mgmt type=internal
+ip netns exec weft-demo-fabric ip addr add "$mgmt/24" dev mgmt
+ip netns exec weft-demo-fabric ip link set mgmt up
+ip netns exec weft-demo-fabric "$bin/netmaster" --data-dir "$state/netmaster" \
+  --listen "$mgmt:9999" --grpc-listen "$mgmt:9998" >"$state/netmaster.log" 2>&1 &
 echo $! >"$state/netmaster.pid"
-for _ in $(seq 100); do inhost curl -sf http://127.0.0.1:9999/healthz >/dev/null 2>&1 && break; sleep 0.1; done
-RUST_LOG=info ip netns exec "$ns" "$bin/netplugin" --host host1 --datapath netdev --ovsdb "unix:$state/db.sock" \
-  --ovs-rundir "$state" --socket "$state/netplugin.sock" --netmaster http://127.0.0.1:9998 \
-  >"$state/netplugin.log" 2>&1 &
-echo $! >"$state/netplugin.pid"
-for _ in $(seq 100); do netctl endpoint local >/dev/null 2>&1 && break; sleep 0.1; done
+netctl() { ip netns exec weft-demo-fabric "$bin/netctl" --netmaster "http://$mgmt:9999" "$@"; }
+for _ in $(seq 100); do netctl node ls >/dev/null 2>&1 && break; sleep 0.1; done
+
+i=0
+for h in $hosts; do
+  i=$((i + 1))
+  echo "== $h: namespace, Open vSwitch, underlay (VTEP 192.168.231.$i on br-phy), uplink, netplugin =="
+  start_ovs "$h"
+  for pair in "f$i:u$i" "g$i:v$i"; do
+    f=${pair%%:*} v=${pair##*:}
+    ip netns exec weft-demo-fabric ip link add "$f" type veth peer name "$v"
+    ip netns exec weft-demo-fabric ip link set "$v" netns "weft-demo-$h"
+    ip netns exec weft-demo-fabric ip link set "$f" up
+    vsctl fabric add-port fabric "$f"
+    ip netns exec "weft-demo-$h" ip link set "$v" up
+  done
+  vsctl "$h" add-br br-phy -- set bridge br-phy datapath_type=netdev
+  vsctl "$h" add-port br-phy "u$i"
+  ip netns exec "weft-demo-$h" ip addr add "192.168.231.$i/24" dev br-phy
+  ip netns exec "weft-demo-$h" ip link set br-phy up
+  RUST_LOG=info ip netns exec "weft-demo-$h" "$bin/netplugin" --host "$h" --datapath netdev \
+    --ovsdb "unix:$state/$h/db.sock" --ovs-rundir "$state/$h" --socket "$state/$h/netplugin.sock" \
+    --netmaster "http://$mgmt:9998" --vtep-ip "192.168.231.$i" --uplink "v$i" \
+    >"$state/$h/netplugin.log" 2>&1 &
+  echo $! >"$state/$h/netplugin.pid"
+  for _ in $(seq 100); do
+    "$bin/netctl" --agent-socket "$state/$h/netplugin.sock" endpoint local >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+done
+netctl node ls
 
 echo
-echo "== intent: examples/two-tenants-overlapping.json (red and green, both 10.30.0.0/24) =="
+echo "== intent: examples/two-tenants-overlapping.json (red and green, both VXLAN on 10.30.0.0/24) =="
 netctl apply -f examples/two-tenants-overlapping.json
 netctl net ls
 
 echo
-echo "== containers (network namespaces) attached through netplugin's endpoint service =="
-declare -A ip
-addr() { case $1 in red-a) echo 10.30.0.10;; red-b) echo 10.30.0.11;; green-a) echo 10.30.0.20;; green-b) echo 10.30.0.21;; esac; }
-for c in $containers; do
+echo "== containers (network namespaces) attached through each host's netplugin =="
+attach() { # container host tenant address [extra args]
+  local c=$1 h=$2 t=$3 a=$4
+  shift 4
   ip netns add "weft-demo-$c"
-  tenant=${c%-*}
-  netctl endpoint attach "$c" --netns "/var/run/netns/weft-demo-$c" -t "$tenant" -n net --ip "$(addr "$c")"
-  ip[$c]=$(addr "$c")
+  "$bin/netctl" --agent-socket "$state/$h/netplugin.sock" endpoint attach "$c" \
+    --netns "/var/run/netns/weft-demo-$c" -t "$t" -n net --ip "$a" "$@"
+}
+for spec in $containers; do
+  IFS=: read -r c h t a <<<"$spec"
+  attach "$c" "$h" "$t" "$a"
 done
-netctl endpoint local
+netctl endpoint ls
 
 echo
 echo "== who reaches whom (ping from row to column) =="
 printf "%-9s" ""
-for d in $containers; do printf "%-20s" "$d ${ip[$d]}"; done
+for spec in $containers; do IFS=: read -r c h _ a <<<"$spec"; printf "%-22s" "$c@$h $a"; done
 echo
 for s in $containers; do
-  printf "%-9s" "$s"
+  IFS=: read -r sc _ _ _ <<<"$s"
+  printf "%-9s" "$sc"
   for d in $containers; do
-    if [ "$s" = "$d" ]; then printf "%-20s" "-"; continue; fi
-    if ip netns exec "weft-demo-$s" ping -c 1 -W 1 "${ip[$d]}" >/dev/null 2>&1; then
-      printf "%-20s" "reaches"
-    else
-      printf "%-20s" "no"
-    fi
+    IFS=: read -r dc _ _ da <<<"$d"
+    if [ "$sc" = "$dc" ]; then printf "%-22s" "-"; continue; fi
+    ok=no
+    for _ in 1 2 3; do
+      if ip netns exec "weft-demo-$sc" ping -c 1 -W 1 "$da" >/dev/null 2>&1; then ok=reaches; break; fi
+      [ "${sc%-*}" = "${dc%-*}" ] || break # across tenants one try is enough
+    done
+    printf "%-22s" "$ok"
   done
   echo
 done
-echo "(same tenant: reaches; across tenants: no, although both use 10.30.0.0/24)"
+echo "(same tenant, also across hosts over VXLAN: reaches; across tenants: no, though both use 10.30.0.0/24)"
 
 echo
-echo "== the same address in both tenants: green-c gets 10.30.0.10, red-a's address =="
-ip netns add weft-demo-green-c
-netctl endpoint attach green-c --netns /var/run/netns/weft-demo-green-c -t green -n net --ip 10.30.0.10 --mac 02:00:00:00:0c:0c
+echo "== the same address in both tenants: green-c on host2 gets 10.30.0.10, red-a's address =="
+attach green-c host2 green 10.30.0.10 --mac 02:00:00:00:0c:0c
 for s in red-b green-a; do
-  ip netns exec "weft-demo-$s" ping -c 1 -W 1 10.30.0.10 >/dev/null 2>&1 && r=reaches || r="does not reach"
+  r="does not reach"
+  for _ in 1 2 3; do ip netns exec "weft-demo-$s" ping -c 1 -W 1 10.30.0.10 >/dev/null 2>&1 && { r=reaches; break; }; done
   mac=$(ip netns exec "weft-demo-$s" ip neigh show 10.30.0.10 | awk '{print $5}')
   echo "  $s $r 10.30.0.10 at $mac"
 done
-echo "  (red-b finds red-a's MAC 02:00:0a:1e:00:0a, green-a finds green-c's 02:00:00:00:0c:0c)"
+mac_of() { ip netns exec "weft-demo-$1" cat /sys/class/net/eth0/address; }
+echo "  (red-a's MAC is $(mac_of red-a) on host1, green-c's is $(mac_of green-c) on host2)"
 
 echo
-echo "== the switch: flows per table, as Open vSwitch reports them =="
-ovs-ofctl -O OpenFlow13 dump-flows "unix:$state/br-int.mgmt" | grep -o "table=[0-9]*" | sort -t= -k2 -n | uniq -c
+echo "== host1's switch: flows per table =="
+ovs-ofctl -O OpenFlow13 dump-flows "unix:$state/host1/br-int.mgmt" | grep -o "table=[0-9]*" | sort -t= -k2 -n | uniq -c
 
 echo
 echo "Everything is still running. Look inside with:"
-echo "  ip netns exec $ns $bin/netctl endpoint ls                 # netmaster's endpoints"
-echo "  ip netns exec $ns $bin/netctl --agent-socket $state/netplugin.sock endpoint local"
-echo "  ovs-ofctl -O OpenFlow13 dump-flows unix:$state/br-int.mgmt   # the pipeline (docs/pipeline.md)"
+echo "  ip netns exec weft-demo-fabric $bin/netctl --netmaster http://$mgmt:9999 endpoint ls"
+echo "  $bin/netctl --agent-socket $state/host2/netplugin.sock endpoint local"
+echo "  ovs-ofctl -O OpenFlow13 dump-flows unix:$state/host1/br-int.mgmt   # the pipeline (docs/pipeline.md)"
 echo "  ip netns exec weft-demo-red-a ping 10.30.0.11"
-echo "  less $state/netplugin.log"
+echo "  less $state/host1/netplugin.log"
 echo "Remove it all with: scripts/demo.sh down"
