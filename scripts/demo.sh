@@ -138,20 +138,20 @@ netctl endpoint ls
 echo
 echo "== who reaches whom (ping from row to column) =="
 printf "%-9s" ""
-for spec in $containers; do IFS=: read -r c h _ a <<<"$spec"; printf "%-22s" "$c@$h $a"; done
+for spec in $containers; do IFS=: read -r c h _ a <<<"$spec"; printf "%-26s" "$c@$h $a"; done
 echo
 for s in $containers; do
   IFS=: read -r sc _ _ _ <<<"$s"
   printf "%-9s" "$sc"
   for d in $containers; do
     IFS=: read -r dc _ _ da <<<"$d"
-    if [ "$sc" = "$dc" ]; then printf "%-22s" "-"; continue; fi
+    if [ "$sc" = "$dc" ]; then printf "%-26s" "-"; continue; fi
     ok=no
     for _ in 1 2 3; do
       if ip netns exec "weft-demo-$sc" ping -c 1 -W 1 "$da" >/dev/null 2>&1; then ok=reaches; break; fi
       [ "${sc%-*}" = "${dc%-*}" ] || break # across tenants one try is enough
     done
-    printf "%-22s" "$ok"
+    printf "%-26s" "$ok"
   done
   echo
 done
