@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs what building and testing Weft needs on a Debian 12 machine, idempotently:
-# Debian packages (Open vSwitch, etcd, protoc, iproute2, test tools) and a Rust toolchain.
+# Debian packages (Open vSwitch, etcd, protoc and the well-known .proto files etcd-client
+# compiles against, iproute2, test tools) and a Rust toolchain.
 set -euo pipefail
 
 packages=(
   build-essential pkg-config ca-certificates curl
-  protobuf-compiler
+  protobuf-compiler libprotobuf-dev
   openvswitch-switch
   etcd-server etcd-client
   iproute2 iputils-ping netcat-openbsd tcpdump iperf3 busybox-static

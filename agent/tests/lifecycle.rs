@@ -398,40 +398,6 @@ fn a_bare_bridge_with_a_vlan_tag_needs_no_intent() {
     });
 }
 
-/// Runs `ping -i 0.01` for `secs` seconds; returns (sent, received).
-fn ping_flood(c: &Netns, addr: &str, secs: u32) -> std::process::Child {
-    c.command(&[
-        "ping",
-        "-i",
-        "0.01",
-        "-w",
-        &secs.to_string(),
-        "-W",
-        "1",
-        addr,
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap()
-}
-
-fn ping_result(child: std::process::Child) -> (u64, u64) {
-    let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let line = text
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no summary: {text}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .take(2)
-        .map(|s| s.parse().unwrap())
-        .collect();
-    (n[0], n[1])
-}
-
 #[test]
 fn restarts_of_the_agent_and_of_the_switch() {
     let ovs = Ovs::start();
@@ -445,7 +411,7 @@ fn restarts_of_the_agent_and_of_the_switch() {
         let flows_before = ovs.ofctl("dump-flows", "br-int", &["--no-stats"]);
 
         // The agent restarts under continuous traffic: not one packet lost, nothing resent.
-        let p = ping_flood(&a, &ip_of(&ib.ipv4), 4);
+        let p = testsupport::Flood::start(&a, &ip_of(&ib.ipv4), 4);
         tokio::time::sleep(Duration::from_millis(800)).await;
         h.restart_agent().await;
         let applied = h.agent().reconciler().applied().borrow().clone();
@@ -453,7 +419,7 @@ fn restarts_of_the_agent_and_of_the_switch() {
             applied.bundles, 0,
             "a restarted agent must find nothing to change: {applied:?}"
         );
-        let (sent, got) = tokio::task::spawn_blocking(move || ping_result(p))
+        let (sent, got) = tokio::task::spawn_blocking(move || p.finish())
             .await
             .unwrap();
         assert!(sent > 100, "{sent}");

@@ -21,6 +21,7 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use testsupport::{unix_now, Flood};
 use testsupport::{Etcd, Netns, Ovs, TempDir};
 use weft_agent::{Agent, Config};
 use weft_api::proto::endpoint as pb;
@@ -536,117 +537,4 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
-}
-
-/// A ping from a container at 100 per second for a while, for "nothing lost while ..." checks.
-/// Killed when dropped before [`Flood::finish`].
-pub struct Flood(Option<std::process::Child>);
-
-impl Flood {
-    /// Starts pinging `addr` from `c`: `secs` × 100 pings, one each 10 ms (or slower, as the
-    /// machine allows). A count, not a deadline: at a deadline ping stops with a packet in flight
-    /// and counts it as lost.
-    pub fn start(c: &Netns, addr: &str, secs: u32) -> Flood {
-        let child = c
-            .command(&[
-                "ping",
-                "-D",
-                "-i",
-                "0.01",
-                "-c",
-                &(secs * 100).to_string(),
-                "-W",
-                "1",
-                addr,
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("ping");
-        Flood(Some(child))
-    }
-
-    /// Whether the ping still runs.
-    pub fn running(&mut self) -> bool {
-        self.0
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// Waits for the end: (sent, received).
-    pub fn finish(mut self) -> (u64, u64) {
-        let out = self
-            .0
-            .take()
-            .expect("running")
-            .wait_with_output()
-            .expect("ping ends");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or_else(|| panic!("no summary from ping: {text}"));
-        let n: Vec<u64> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .take(2)
-            .map(|s| s.parse().expect("a count"))
-            .collect();
-        if n[0] != n[1] {
-            eprintln!("{}", lost_pings(&text, n[0]));
-        }
-        (n[0], n[1])
-    }
-}
-
-/// Which pings of a `ping -D` run got no answer, with the (unix) times of the answers around
-/// them, to set beside what the test did when.
-fn lost_pings(text: &str, sent: u64) -> String {
-    let mut answered = std::collections::BTreeMap::new();
-    for l in text.lines().filter(|l| l.contains("bytes from")) {
-        let ts = l
-            .trim_start_matches('[')
-            .split(']')
-            .next()
-            .unwrap_or("")
-            .to_string();
-        if let Some(seq) = l
-            .split("icmp_seq=")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .and_then(|n| n.parse::<u64>().ok())
-        {
-            answered.insert(seq, ts);
-        }
-    }
-    let mut out = vec![];
-    for seq in 1..=sent {
-        if !answered.contains_key(&seq) {
-            let before = answered.range(..seq).next_back().map(|(_, t)| t.as_str());
-            let after = answered.range(seq..).next().map(|(_, t)| t.as_str());
-            out.push(format!(
-                "ping: no answer to icmp_seq={seq} (answers around it at {} and {})",
-                before.unwrap_or("-"),
-                after.unwrap_or("-")
-            ));
-        }
-    }
-    out.join("\n")
-}
-
-/// Now, as unix time, to compare with `ping -D`.
-pub fn unix_now() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!("{}.{:06}", d.as_secs(), d.subsec_micros())
-}
-
-impl Drop for Flood {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
