@@ -25,6 +25,7 @@ fn state(endpoints: u32) -> HostState {
                     Segment::Vxlan(5000 + n)
                 },
                 gateway: Some(format!("10.{n}.0.1").parse().unwrap()),
+                zone: 1,
             })
             .collect(),
         endpoints: (0..endpoints)
@@ -45,8 +46,10 @@ fn state(endpoints: u32) -> HostState {
                         .unwrap(),
                 ],
                 ipv6: vec![],
+                group: None,
             })
             .collect(),
+        ..HostState::default()
     }
 }
 

@@ -252,8 +252,10 @@ impl Inner {
                 vtep: node.vtep_ip,
                 mac,
                 ipv4: vec![ep.ipv4],
+                group: group_key(ep),
             });
         }
+        let zones = weft_policy::tenant_zones(view.tenants.keys().map(String::as_str));
         let mut nets = BTreeMap::new();
         for p in local.values() {
             let Some(ep) = &p.endpoint else { continue };
@@ -272,6 +274,7 @@ impl Inner {
                     key: key.clone(),
                     segment,
                     gateway: net.gateway,
+                    zone: zones.get(&ep.tenant_name).copied().unwrap_or(0),
                 });
             let Some(mac) = weft_policy::parse_mac(&ep.mac) else {
                 warn!(endpoint = %p.endpoint_id, mac = %ep.mac, "unreadable MAC; endpoint left out");
@@ -288,9 +291,13 @@ impl Inner {
                     .iter()
                     .filter_map(|a| a.split('/').next()?.parse().ok())
                     .collect(),
+                group: group_key(ep),
             });
         }
         state.networks = nets.into_values().collect();
+        let (groups, policies) = policy_state(view);
+        state.groups = groups;
+        state.policies = policies;
         state
     }
 
@@ -329,6 +336,119 @@ impl Inner {
             .or_default()
             .clone()
     }
+}
+
+/// The key of an endpoint's group (`tenant:group`), if it is in one.
+fn group_key(ep: &Endpoint) -> Option<String> {
+    (!ep.group_name.is_empty()).then(|| format!("{}:{}", ep.tenant_name, ep.group_name))
+}
+
+/// Groups and policies as the compiler takes them: netprofiles resolved, rules gathered under
+/// their policies, peers made concrete (a network is its subnet, an address a /32).
+pub fn policy_state(view: &View) -> (Vec<weft_policy::EndpointGroup>, Vec<weft_policy::Policy>) {
+    let groups = view
+        .groups
+        .iter()
+        .map(|(key, g)| weft_policy::EndpointGroup {
+            key: key.clone(),
+            network: format!("{}:{}", g.tenant_name, g.network_name),
+            policies: g
+                .policies
+                .iter()
+                .map(|p| format!("{}:{p}", g.tenant_name))
+                .collect(),
+            default_deny: g.default_deny,
+            profile: g
+                .net_profile
+                .as_ref()
+                .and_then(|p| view.netprofiles.get(&format!("{}:{p}", g.tenant_name)))
+                .map(|p| weft_policy::Profile {
+                    rate_kbps: p
+                        .bandwidth
+                        .as_deref()
+                        .and_then(|b| weft_api::validate::bandwidth_kbps(b).ok())
+                        .map(|k| u32::try_from(k).unwrap_or(u32::MAX)),
+                    burst_kb: p.burst.saturating_mul(8),
+                    dscp: (p.dscp > 0).then_some((p.dscp & 63) as u8),
+                }),
+        })
+        .collect();
+    let mut policies: BTreeMap<String, weft_policy::Policy> = BTreeMap::new();
+    for r in view.rules.values() {
+        let pkey = format!("{}:{}", r.tenant_name, r.policy_name);
+        let Some(rule) = compile_rule(view, r) else {
+            warn!(rule = %format!("{pkey}:{}", r.rule_id), "rule names a peer this agent does not know; left out");
+            continue;
+        };
+        policies
+            .entry(pkey.clone())
+            .or_insert_with(|| weft_policy::Policy {
+                key: pkey,
+                rules: vec![],
+            })
+            .rules
+            .push(rule);
+    }
+    // Groups may name policies without rules yet: they exist, and allow everything.
+    for g in view.groups.values() {
+        for p in &g.policies {
+            let key = format!("{}:{p}", g.tenant_name);
+            policies
+                .entry(key.clone())
+                .or_insert_with(|| weft_policy::Policy { key, rules: vec![] });
+        }
+    }
+    (groups, policies.into_values().collect())
+}
+
+fn compile_rule(view: &View, r: &weft_api::model::Rule) -> Option<weft_policy::Rule> {
+    use weft_api::model::{Direction, Protocol, RuleAction};
+    let (group, network, ip) = match r.direction {
+        Direction::In => (&r.from_endpoint_group, &r.from_network, &r.from_ip_address),
+        Direction::Out => (&r.to_endpoint_group, &r.to_network, &r.to_ip_address),
+    };
+    let peer = if !group.is_empty() {
+        weft_policy::Peer::Group(format!("{}:{group}", r.tenant_name))
+    } else if !network.is_empty() {
+        let net = view.networks.get(&format!("{}:{network}", r.tenant_name))?;
+        weft_policy::Peer::Cidr(net.subnet.net.network(), net.subnet.net.prefix_len())
+    } else if !ip.is_empty() {
+        let net: ipnet::Ipv4Net = ip
+            .parse()
+            .or_else(|_| ip.parse::<Ipv4Addr>().map(ipnet::Ipv4Net::from))
+            .ok()?;
+        weft_policy::Peer::Cidr(net.network(), net.prefix_len())
+    } else {
+        weft_policy::Peer::Any
+    };
+    let protocol = match r.protocol {
+        Protocol::Any => None,
+        Protocol::Tcp => Some(6),
+        Protocol::Udp => Some(17),
+        Protocol::Icmp => Some(1),
+        Protocol::Number(n) => Some(n),
+    };
+    let ports = (r.port != 0).then(|| {
+        let lo = u16::try_from(r.port).unwrap_or(u16::MAX);
+        let hi = if r.port_end == 0 {
+            lo
+        } else {
+            u16::try_from(r.port_end).unwrap_or(u16::MAX)
+        };
+        (lo, hi)
+    });
+    Some(weft_policy::Rule {
+        key: format!("{}:{}:{}", r.tenant_name, r.policy_name, r.rule_id),
+        priority: u8::try_from(r.priority.clamp(1, 100)).unwrap_or(100),
+        direction: match r.direction {
+            Direction::In => weft_policy::Direction::In,
+            Direction::Out => weft_policy::Direction::Out,
+        },
+        peer,
+        protocol,
+        ports,
+        allow: r.action == RuleAction::Allow,
+    })
 }
 
 /// The segment a network's frames carry, once netmaster has allocated its tag.

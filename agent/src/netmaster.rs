@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 use tracing::{debug, info, warn};
-use weft_api::model::{Endpoint, Network, Node};
+use weft_api::model::{Endpoint, EndpointGroup, NetProfile, Network, Node, Rule, Tenant};
 use weft_api::proto::agent as pb;
 use weft_api::proto::agent::agent_service_client::AgentServiceClient;
 
@@ -24,6 +24,11 @@ pub struct View {
     /// Every endpoint of every host, by endpoint id.
     pub endpoints: BTreeMap<String, Endpoint>,
     pub nodes: BTreeMap<String, Node>,
+    pub tenants: BTreeMap<String, Tenant>,
+    /// Endpoint groups, netprofiles and rules (a rule names its policy), by key.
+    pub groups: BTreeMap<String, EndpointGroup>,
+    pub netprofiles: BTreeMap<String, NetProfile>,
+    pub rules: BTreeMap<String, Rule>,
 }
 
 impl View {
@@ -48,6 +53,10 @@ impl View {
             "network" => upsert!(self.networks),
             "endpoint" => upsert!(self.endpoints),
             "node" => upsert!(self.nodes),
+            "tenant" => upsert!(self.tenants),
+            "endpointGroup" => upsert!(self.groups),
+            "netprofile" => upsert!(self.netprofiles),
+            "rule" => upsert!(self.rules),
             _ => {}
         }
         self.revision = self.revision.max(ev.revision);

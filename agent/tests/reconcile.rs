@@ -8,10 +8,54 @@ use testsupport::Ovs;
 use tokio_util::sync::CancellationToken;
 use weft_agent::ofdriver::OfDriver;
 use weft_agent::reconcile::Reconciler;
-use weft_policy::{compile, parse_mac, Endpoint, FlowSet, HostState, Network, Segment};
+use weft_policy::{
+    compile, parse_mac, Direction, Endpoint, EndpointGroup, FlowSet, HostState, Network, Peer,
+    Policy, Profile, Rule, Segment,
+};
 
+/// Two networks; blue:web under policy (groups, a default-deny, rules with a port range on two
+/// groups, i.e. a conjunction, a netprofile's DSCP), so conntrack and conjunction flows must
+/// read back from the switch exactly as compiled.
 fn state(n: u32) -> HostState {
+    let group = |key: &str, policies: &[&str], default_deny: bool| EndpointGroup {
+        key: key.into(),
+        network: "blue:web".into(),
+        policies: policies.iter().map(|p| p.to_string()).collect(),
+        default_deny,
+        profile: (key == "blue:a").then_some(Profile {
+            rate_kbps: None,
+            burst_kb: 0,
+            dscp: Some(10),
+        }),
+    };
     HostState {
+        groups: vec![
+            group("blue:a", &["blue:p"], true),
+            group("blue:b", &["blue:p"], false),
+        ],
+        policies: vec![Policy {
+            key: "blue:p".into(),
+            rules: vec![
+                Rule {
+                    key: "blue:p:1".into(),
+                    priority: 10,
+                    direction: Direction::In,
+                    peer: Peer::Group("blue:b".into()),
+                    protocol: Some(6),
+                    ports: Some((8000, 8100)),
+                    allow: true,
+                },
+                Rule {
+                    key: "blue:p:2".into(),
+                    priority: 20,
+                    direction: Direction::Out,
+                    peer: Peer::Cidr("10.1.0.0".parse().unwrap(), 24),
+                    protocol: Some(17),
+                    ports: None,
+                    allow: false,
+                },
+            ],
+        }],
         uplink_port: Some(1),
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -20,11 +64,13 @@ fn state(n: u32) -> HostState {
                 key: "blue:web".into(),
                 segment: Segment::Vlan(100),
                 gateway: Some("10.1.0.1".parse().unwrap()),
+                zone: 7,
             },
             Network {
                 key: "red:db".into(),
                 segment: Segment::Vxlan(5000),
                 gateway: None,
+                zone: 8,
             },
         ],
         endpoints: (0..n)
@@ -38,6 +84,11 @@ fn state(n: u32) -> HostState {
                     vec!["fd00::1".parse().unwrap()]
                 } else {
                     vec![]
+                },
+                group: match i % 4 {
+                    0 => Some("blue:a".into()),
+                    2 => Some("blue:b".into()),
+                    _ => None,
                 },
             })
             .collect(),
@@ -66,13 +117,14 @@ async fn applied_quietly(r: &Reconciler, version: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switch_holds_exactly_the_compiled_set_and_restarts_change_nothing() {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let ovs = Ovs::start();
     ovs.add_bridge("br-int");
     // Something stale that must go, and nothing of ours yet.
     ovs.ofctl(
         "add-flow",
         "br-int",
-        &["table=33,priority=5,cookie=0x99,actions=drop"],
+        &["table=99,priority=5,cookie=0x99,actions=drop"],
     );
 
     let cancel = CancellationToken::new();
@@ -98,7 +150,7 @@ async fn switch_holds_exactly_the_compiled_set_and_restarts_change_nothing() {
     );
     let text = switch_flows(&ovs);
     assert!(
-        !text.iter().any(|l| l.contains("table=33")),
+        !text.iter().any(|l| l.contains("table=99")),
         "stale flow kept: {text:#?}"
     );
     assert!(text.iter().any(|l| l.contains("arp_tpa=10.1.0.1")));

@@ -9,26 +9,47 @@ pub const CLASSIFIER: u8 = 0;
 pub const SPOOF_GUARD: u8 = 10;
 /// ARP requests for known addresses are answered here, never flooded.
 pub const ARP_RESPONDER: u8 = 20;
-/// Rules on traffic leaving local endpoints (issue 6; today: pass).
+/// Egress policy, step 1: IPv4 of a network under policy goes through conntrack (its tenant's
+/// zone); anything else passes on to L3.
 pub const EGRESS_POLICY: u8 = 30;
+/// Egress, step 2: established and related pass, invalid is dropped, new goes on.
+pub const EGRESS_STATE: u8 = 31;
+/// Egress, step 3: the destination address → its group (reg3).
+pub const EGRESS_PEER: u8 = 32;
+/// Egress, step 4: the rules of the source's group; allowed → L3.
+pub const EGRESS_RULES: u8 = 33;
 /// Gateway and routing within a tenant (not built; today: pass).
 pub const L3: u8 = 40;
 /// Network + destination MAC → output port; broadcast → the network's group.
 pub const L2_FORWARD: u8 = 50;
-/// Rules on traffic arriving at local endpoints (issue 6; today: pass).
+/// Ingress policy, step 1: IPv4 of a network under policy not yet tracked on this host goes
+/// through conntrack; tracked goes on; anything else to output.
 pub const INGRESS_POLICY: u8 = 60;
+/// Ingress, step 2: established and related pass, invalid is dropped; new towards another host
+/// is committed (its rules are that host's business), new towards a local endpoint goes on.
+pub const INGRESS_STATE: u8 = 61;
+/// Ingress, step 3: the source address → its group (reg3).
+pub const INGRESS_PEER: u8 = 62;
+/// Ingress, step 4: the rules of the destination's group; allowed → committed, to output.
+pub const INGRESS_RULES: u8 = 63;
 /// Output to the port L2_FORWARD chose.
 pub const OUTPUT: u8 = 70;
 
 /// Every table the pipeline uses, in order.
-pub const TABLES: [(u8, &str); 8] = [
+pub const TABLES: [(u8, &str); 14] = [
     (CLASSIFIER, "classifier"),
     (SPOOF_GUARD, "spoof-guard"),
     (ARP_RESPONDER, "arp-responder"),
-    (EGRESS_POLICY, "egress-policy"),
+    (EGRESS_POLICY, "egress-conntrack"),
+    (EGRESS_STATE, "egress-state"),
+    (EGRESS_PEER, "egress-peer"),
+    (EGRESS_RULES, "egress-rules"),
     (L3, "l3"),
     (L2_FORWARD, "l2-forward"),
-    (INGRESS_POLICY, "ingress-policy"),
+    (INGRESS_POLICY, "ingress-conntrack"),
+    (INGRESS_STATE, "ingress-state"),
+    (INGRESS_PEER, "ingress-peer"),
+    (INGRESS_RULES, "ingress-rules"),
     (OUTPUT, "output"),
 ];
 
@@ -37,6 +58,18 @@ pub const REG_ORIGIN: u8 = 0;
 pub const FROM_LOCAL: u32 = 1;
 pub const FROM_UPLINK: u32 = 2;
 pub const FROM_TUNNEL: u32 = 3;
+/// reg1: the group of the local endpoint that sent the packet (0: none).
+pub const REG_SRC_GROUP: u8 = 1;
+/// reg2: the group of the local endpoint the packet goes to (0: none).
+pub const REG_DST_GROUP: u8 = 2;
+/// reg3: the group of the other end, found by its address (0: none or unknown).
+pub const REG_PEER_GROUP: u8 = 3;
+/// reg4: where L2_FORWARD sends the packet (one of the `TO_*` values).
+pub const REG_DEST: u8 = 4;
+pub const TO_LOCAL: u32 = 1;
+pub const TO_REMOTE: u32 = 2;
+/// reg6: the conntrack zone of the packet's tenant (bits 0..15).
+pub const REG_ZONE: u8 = 6;
 /// reg5: the packet's network, as its segment id (see [`crate::Segment::id`]).
 pub const REG_NETWORK: u8 = 5;
 /// reg7: the OpenFlow port L2_FORWARD chose.
@@ -63,7 +96,25 @@ pub enum CookieKind {
     Endpoint = 3,
     /// An endpoint on another host (ARP answer and forwarding towards its host).
     RemoteEndpoint = 4,
+    /// An endpoint group (its default-deny flows, its netprofile's meters).
+    Group = 5,
+    /// A policy rule.
+    Rule = 6,
 }
+
+/// `ct_state` bits.
+pub const CT_NEW: u32 = 0x01;
+pub const CT_EST: u32 = 0x02;
+pub const CT_REL: u32 = 0x04;
+pub const CT_INV: u32 = 0x10;
+pub const CT_TRK: u32 = 0x20;
+
+/// A rule's OpenFlow priority in its rules table: higher rules first, and at equal priority a
+/// deny before an allow. Default-deny flows sit below every rule.
+pub fn rule_priority(priority: u8, allow: bool) -> u16 {
+    100 + u16::from(priority) * 2 + u16::from(!allow)
+}
+pub const DEFAULT_DENY_PRIORITY: u16 = 10;
 
 /// The id of a network's local-only flooding group (for what arrived from a tunnel or the
 /// uplink): its segment id with this bit set.
@@ -76,6 +127,8 @@ impl CookieKind {
             2 => Some(CookieKind::Network),
             3 => Some(CookieKind::Endpoint),
             4 => Some(CookieKind::RemoteEndpoint),
+            5 => Some(CookieKind::Group),
+            6 => Some(CookieKind::Rule),
             _ => None,
         }
     }
@@ -86,6 +139,8 @@ impl CookieKind {
             CookieKind::Network => "network",
             CookieKind::Endpoint => "endpoint",
             CookieKind::RemoteEndpoint => "remote endpoint",
+            CookieKind::Group => "group",
+            CookieKind::Rule => "rule",
         }
     }
 }

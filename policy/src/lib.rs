@@ -8,9 +8,11 @@ pub mod flowset;
 pub mod layout;
 pub mod model;
 pub mod pipeline;
+pub mod rules;
 
 pub use flowset::{diff, Diff, Flow, FlowKey, FlowSet, Group};
 pub use model::{
-    fmt_mac, parse_mac, Endpoint, HostState, Network, Problem, RemoteEndpoint, Segment,
+    fmt_mac, parse_mac, tenant_zones, Direction, Endpoint, EndpointGroup, HostState, Network, Peer,
+    Policy, Problem, Profile, RemoteEndpoint, Rule, Segment,
 };
 pub use pipeline::{compile, Compiled};

@@ -41,6 +41,9 @@ pub struct Network {
     pub segment: Segment,
     /// Answered by ARP with [`crate::layout::GATEWAY_MAC`].
     pub gateway: Option<Ipv4Addr>,
+    /// The conntrack zone of its tenant (see [`tenant_zones`]); used once the network is under
+    /// policy (one of its groups has a policy or denies by default).
+    pub zone: u16,
 }
 
 /// An endpoint attached to a port of this host's bridge.
@@ -54,6 +57,8 @@ pub struct Endpoint {
     pub mac: [u8; 6],
     pub ipv4: Vec<Ipv4Addr>,
     pub ipv6: Vec<Ipv6Addr>,
+    /// The key of its endpoint group (`tenant:group`), if it is in one.
+    pub group: Option<String>,
 }
 
 /// An endpoint on another host, in a network that has endpoints here too.
@@ -65,6 +70,98 @@ pub struct RemoteEndpoint {
     pub vtep: Ipv4Addr,
     pub mac: [u8; 6],
     pub ipv4: Vec<Ipv4Addr>,
+    /// The key of its endpoint group, if it is in one.
+    pub group: Option<String>,
+}
+
+/// An endpoint group: the policies that govern its endpoints' traffic.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointGroup {
+    /// `tenant:group`, the cookie key.
+    pub key: String,
+    /// The key of the group's network.
+    pub network: String,
+    /// Keys of the [`Policy`]s attached to it (`tenant:policy`).
+    pub policies: Vec<String>,
+    /// Only what rules allow passes, both ways; otherwise what no rule denies passes.
+    pub default_deny: bool,
+    /// Bandwidth limit and DSCP marking for each of its endpoints.
+    pub profile: Option<Profile>,
+}
+
+/// A netprofile as the pipeline applies it to every endpoint of a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Profile {
+    /// Rate of what one endpoint may send, kilobits per second (a meter per endpoint).
+    pub rate_kbps: Option<u32>,
+    /// Burst, kilobits (0: OVS's default).
+    pub burst_kb: u32,
+    /// DSCP set on every IPv4 packet an endpoint sends.
+    pub dscp: Option<u8>,
+}
+
+/// A named set of rules, attachable to groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `tenant:policy`.
+    pub key: String,
+    pub rules: Vec<Rule>,
+}
+
+/// Which way a rule looks: at connections arriving at the group's endpoints, or leaving them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Direction {
+    #[default]
+    In,
+    Out,
+}
+
+/// The other end of a rule's connections.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Peer {
+    #[default]
+    Any,
+    /// The endpoints of a group (`tenant:group`), on any host, known by their addresses.
+    Group(String),
+    /// Addresses in a prefix (a network's subnet, or a CIDR).
+    Cidr(Ipv4Addr, u8),
+}
+
+/// One rule of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rule {
+    /// `tenant:policy:rule`, the cookie key.
+    pub key: String,
+    /// 1 (lowest) to 100 (highest); at equal priority a deny wins.
+    pub priority: u8,
+    pub direction: Direction,
+    pub peer: Peer,
+    /// IP protocol (6 tcp, 17 udp, 1 icmp, ...); None: any.
+    pub protocol: Option<u8>,
+    /// Destination ports, first to last (tcp and udp only); None: any.
+    pub ports: Option<(u16, u16)>,
+    pub allow: bool,
+}
+
+/// A conntrack zone per tenant: stable, the same on every host, from a hash of the name; a
+/// clash (rare: 16 bits) moves the later name (in sorted order) to the next free zone.
+pub fn tenant_zones<'a>(
+    tenants: impl IntoIterator<Item = &'a str>,
+) -> std::collections::BTreeMap<String, u16> {
+    let mut names: Vec<&str> = tenants.into_iter().collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut used = std::collections::HashSet::new();
+    let mut out = std::collections::BTreeMap::new();
+    for n in names {
+        // Zones 1..=65000; 0 is conntrack's default zone, the top is left for others.
+        let mut z = (crate::layout::fnv1a(n) % 65000) as u16 + 1;
+        while !used.insert(z) {
+            z = z % 65000 + 1;
+        }
+        out.insert(n.to_string(), z);
+    }
+    out
 }
 
 /// Everything the pipeline needs about one host.
@@ -77,6 +174,9 @@ pub struct HostState {
     pub networks: Vec<Network>,
     pub endpoints: Vec<Endpoint>,
     pub remote_endpoints: Vec<RemoteEndpoint>,
+    /// Every endpoint group of the tenants of these networks (peers included).
+    pub groups: Vec<EndpointGroup>,
+    pub policies: Vec<Policy>,
 }
 
 /// Why part of a state was left out of the compiled flows. The rest compiles.
@@ -106,6 +206,14 @@ pub enum Problem {
         endpoint: String,
         other: String,
         address: String,
+    },
+    UnknownGroup {
+        endpoint: String,
+        group: String,
+    },
+    UnknownPolicy {
+        group: String,
+        policy: String,
     },
 }
 
@@ -142,6 +250,13 @@ impl fmt::Display for Problem {
                 f,
                 "endpoint {endpoint}: address {address} is already used by {other} in the same network"
             ),
+            Problem::UnknownGroup { endpoint, group } => write!(
+                f,
+                "endpoint {endpoint}: group {group} is not known in its network; it is treated as in no group"
+            ),
+            Problem::UnknownPolicy { group, policy } => {
+                write!(f, "group {group}: policy {policy} is not known; left out")
+            }
         }
     }
 }

@@ -30,15 +30,15 @@ pub struct Compiled {
     pub owners: BTreeMap<u64, String>,
 }
 
-fn goto(t: u8) -> Instruction {
+pub(crate) fn goto(t: u8) -> Instruction {
     Instruction::GotoTable(t)
 }
 
-fn apply(actions: Vec<Action>) -> Instruction {
+pub(crate) fn apply(actions: Vec<Action>) -> Instruction {
     Instruction::ApplyActions(actions)
 }
 
-fn set_f(field: Field, v: u128) -> Action {
+pub(crate) fn set_f(field: Field, v: u128) -> Action {
     Action::set_field(field, v).expect("pipeline values fit their fields")
 }
 
@@ -80,6 +80,7 @@ pub fn compile(state: &HostState) -> Compiled {
         Match::new(),
         vec![goto(L3)],
     ));
+    crate::rules::skeleton(set, pipe);
     set.insert_flow(Flow::new(L3, 0, pipe, Match::new(), vec![goto(L2_FORWARD)]));
     set.insert_flow(Flow::new(L2_FORWARD, 0, pipe, Match::new(), vec![]));
     set.insert_flow(Flow::new(
@@ -210,17 +211,19 @@ pub fn compile(state: &HostState) -> Compiled {
         remotes.entry(r.network.as_str()).or_default().push(r);
     }
 
+    let pol = crate::rules::Policies::resolve(state, &members, &mut out.problems);
     for (key, eps) in &members {
         let net = by_key[key];
         let rs = remotes.get(key).map(Vec::as_slice).unwrap_or_default();
-        network_flows(&mut out, net, eps, rs, state);
+        network_flows(&mut out, net, eps, rs, state, &pol);
         for ep in eps {
-            endpoint_flows(&mut out, net, ep);
+            endpoint_flows(&mut out, net, ep, &pol);
         }
         for r in rs {
-            remote_flows(&mut out, net, r, state);
+            remote_flows(&mut out, net, r, state, &pol);
         }
     }
+    pol.compile(&mut out);
     out
 }
 
@@ -232,17 +235,46 @@ fn towards(net: &Network, vtep: Ipv4Addr, state: &HostState) -> Option<Vec<Actio
             set_f(Field::TunIpv4Dst, u128::from(u32::from(vtep))),
             Action::output(tunnel),
         ]),
-        (crate::Segment::Vlan(tag), _, Some(uplink)) => Some(vec![
-            Action::PushVlan(ETH_VLAN),
-            set_f(Field::VlanVid, u128::from(VID_PRESENT | tag)),
-            Action::output(uplink),
+        (crate::Segment::Vlan(tag), _, Some(uplink)) => Some(uplink_tagged(tag, uplink)),
+        _ => None,
+    }
+}
+
+fn uplink_tagged(tag: u16, uplink: u32) -> Vec<Action> {
+    vec![
+        Action::PushVlan(ETH_VLAN),
+        set_f(Field::VlanVid, u128::from(VID_PRESENT | tag)),
+        Action::output(uplink),
+    ]
+}
+
+/// The same for one unicast frame, through the ingress policy tables (which commit a new
+/// connection to conntrack): the tunnel fields and reg7, or reg7 = the uplink (table OUTPUT
+/// tags it).
+fn towards_unicast(net: &Network, vtep: Ipv4Addr, state: &HostState) -> Option<Vec<Action>> {
+    match (net.segment, state.tunnel_port, state.uplink_port) {
+        (crate::Segment::Vxlan(vni), Some(tunnel), _) => Some(vec![
+            set_f(Field::TunnelId, u128::from(vni)),
+            set_f(Field::TunIpv4Dst, u128::from(u32::from(vtep))),
+            set_reg(REG_OUT_PORT, tunnel),
+            set_reg(REG_DEST, TO_REMOTE),
+        ]),
+        (crate::Segment::Vlan(_), _, Some(uplink)) => Some(vec![
+            set_reg(REG_OUT_PORT, uplink),
+            set_reg(REG_DEST, TO_REMOTE),
         ]),
         _ => None,
     }
 }
 
-fn remote_flows(out: &mut Compiled, net: &Network, r: &RemoteEndpoint, state: &HostState) {
-    let Some(actions) = towards(net, r.vtep, state) else {
+fn remote_flows(
+    out: &mut Compiled,
+    net: &Network,
+    r: &RemoteEndpoint,
+    state: &HostState,
+    pol: &crate::rules::Policies<'_>,
+) {
+    let Some(actions) = towards_unicast(net, r.vtep, state) else {
         return;
     };
     let c = cookie(CookieKind::RemoteEndpoint, &r.key);
@@ -261,8 +293,9 @@ fn remote_flows(out: &mut Compiled, net: &Network, r: &RemoteEndpoint, state: &H
             .reg(REG_ORIGIN, FROM_LOCAL)
             .reg(REG_NETWORK, seg)
             .eth_dst(r.mac),
-        vec![apply(actions)],
+        vec![apply(actions), goto(INGRESS_POLICY)],
     ));
+    pol.peer_flows(out, net, c, &r.ipv4, r.group.as_deref());
 }
 
 fn network_flows(
@@ -271,6 +304,7 @@ fn network_flows(
     eps: &[&Endpoint],
     remotes: &[&RemoteEndpoint],
     state: &HostState,
+    pol: &crate::rules::Policies<'_>,
 ) {
     let uplink = state.uplink_port;
     let c = cookie(CookieKind::Network, &net.key);
@@ -286,11 +320,7 @@ fn network_flows(
         .map(|e| Bucket::new(vec![Action::output(e.ofport)]))
         .collect();
     let uplink_tagging = match (net.segment, uplink) {
-        (crate::Segment::Vlan(tag), Some(port)) => Some(vec![
-            Action::PushVlan(ETH_VLAN),
-            set_f(Field::VlanVid, u128::from(VID_PRESENT | tag)),
-            Action::output(port),
-        ]),
+        (crate::Segment::Vlan(tag), Some(port)) => Some(uplink_tagged(tag, port)),
         _ => None,
     };
     if let Some(tagging) = &uplink_tagging {
@@ -369,22 +399,39 @@ fn network_flows(
                 goto(L2_FORWARD),
             ],
         ));
-        // Unknown unicast from a local endpoint goes to the physical network, which may know it.
+        // Unknown unicast from a local endpoint goes to the physical network, which may know it
+        // (through the ingress policy tables, which commit a new connection).
         set.insert_flow(Flow::new(
             L2_FORWARD,
             50,
             c,
             on_net().reg(REG_ORIGIN, FROM_LOCAL),
+            vec![
+                apply(vec![
+                    set_reg(REG_OUT_PORT, port),
+                    set_reg(REG_DEST, TO_REMOTE),
+                ]),
+                goto(INGRESS_POLICY),
+            ],
+        ));
+        // Unicast to the uplink leaves tagged.
+        set.insert_flow(Flow::new(
+            OUTPUT,
+            100,
+            c,
+            on_net().reg(REG_OUT_PORT, port),
             vec![apply(tagging.clone())],
         ));
     }
+    pol.network_flows(out, net, c);
+    let set = &mut out.flows;
 
     if let Some(gw) = net.gateway {
         set.insert_flow(arp_answer(c, seg, gw, &GATEWAY_MAC));
     }
 }
 
-fn set_reg(n: u8, v: u32) -> Action {
+pub(crate) fn set_reg(n: u8, v: u32) -> Action {
     set_f(reg(n), u128::from(v))
 }
 
@@ -412,38 +459,50 @@ fn arp_answer(c: u64, seg: u32, ip: Ipv4Addr, mac: &[u8; 6]) -> Flow {
     )
 }
 
-fn endpoint_flows(out: &mut Compiled, net: &Network, ep: &Endpoint) {
+fn endpoint_flows(
+    out: &mut Compiled,
+    net: &Network,
+    ep: &Endpoint,
+    pol: &crate::rules::Policies<'_>,
+) {
     let c = cookie(CookieKind::Endpoint, &ep.key);
     out.owners.insert(c, format!("endpoint {}", ep.key));
     let seg = net.segment.id();
     let mac = mac_u(&ep.mac);
+    let group = pol.group_id(ep.group.as_deref());
+    let profile = pol.profile(ep.group.as_deref());
+    pol.peer_flows(out, net, c, &ep.ipv4, ep.group.as_deref());
     let set = &mut out.flows;
 
-    // Classifier: the port names the network.
+    // Classifier: the port names the network (and the endpoint's group).
+    let mut classify = vec![set_reg(REG_NETWORK, seg), set_reg(REG_ORIGIN, FROM_LOCAL)];
+    if let Some(g) = group {
+        classify.push(set_reg(REG_SRC_GROUP, g));
+    }
+    let classify = vec![apply(classify), goto(SPOOF_GUARD)];
     set.insert_flow(Flow::new(
         CLASSIFIER,
         100,
         c,
         Match::new().in_port(ep.ofport),
-        vec![
-            apply(vec![
-                set_reg(REG_NETWORK, seg),
-                set_reg(REG_ORIGIN, FROM_LOCAL),
-            ]),
-            goto(SPOOF_GUARD),
-        ],
+        classify,
     ));
 
     // Spoof guard: its own MAC, with its own addresses; ARP must name both truthfully.
     let from_ep = || Match::new().in_port(ep.ofport).eth_src(ep.mac);
     for a in &ep.ipv4 {
         let a = u128::from(u32::from(*a));
+        let mut pass = vec![goto(ARP_RESPONDER)];
+        if let Some(d) = profile.and_then(|p| p.dscp) {
+            // Its netprofile's DSCP, on everything it sends.
+            pass.insert(0, apply(vec![set_f(Field::IpDscp, u128::from(d))]));
+        }
         set.insert_flow(Flow::new(
             SPOOF_GUARD,
             100,
             c,
             from_ep().eth_type(ETH_IPV4).with(Field::Ipv4Src, a),
-            vec![goto(ARP_RESPONDER)],
+            pass,
         ));
         set.insert_flow(Flow::new(
             SPOOF_GUARD,
@@ -484,7 +543,15 @@ fn endpoint_flows(out: &mut Compiled, net: &Network, ep: &Endpoint) {
         c,
         Match::new().reg(REG_NETWORK, seg).eth_dst(ep.mac),
         vec![
-            apply(vec![set_reg(REG_OUT_PORT, ep.ofport)]),
+            apply(
+                [
+                    set_reg(REG_OUT_PORT, ep.ofport),
+                    set_reg(REG_DEST, TO_LOCAL),
+                ]
+                .into_iter()
+                .chain(group.map(|g| set_reg(REG_DST_GROUP, g)))
+                .collect(),
+            ),
             goto(INGRESS_POLICY),
         ],
     ));

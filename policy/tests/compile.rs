@@ -14,6 +14,7 @@ fn ep(key: &str, net: &str, port: u32, mac: &str, ip: &str) -> Endpoint {
         mac: parse_mac(mac).unwrap(),
         ipv4: vec![ip.parse().unwrap()],
         ipv6: vec![],
+        group: None,
     }
 }
 
@@ -22,6 +23,7 @@ fn net(key: &str, segment: Segment, gw: Option<&str>) -> Network {
         key: key.into(),
         segment,
         gateway: gw.map(|g| g.parse::<Ipv4Addr>().unwrap()),
+        zone: 1,
     }
 }
 
@@ -34,9 +36,25 @@ fn empty_host_has_only_the_skeleton() {
         cookie=0x13c11fd413aeee3, table=10, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=31, priority=80,ct_state=+new+trk actions=goto_table:32
+        cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
+        cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=61, priority=80,ct_state=+new+trk,ip,reg4=0x2 actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=70,ct_state=+new+trk actions=goto_table:62
+        cookie=0x13c11fd413aeee3, table=61, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=62, priority=0 actions=set_field:0->reg3,goto_table:63
+        cookie=0x13c11fd413aeee3, table=63, priority=0,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
         cookie=0x13c11fd413aeee3, table=70, priority=0 actions=output:NXM_NX_REG7[]
     "#]]
     .assert_eq(&c.flows.to_string());
@@ -45,6 +63,8 @@ fn empty_host_has_only_the_skeleton() {
 #[test]
 fn vlan_network_with_two_endpoints_and_an_uplink() {
     let state = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: Some(1),
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -71,13 +91,30 @@ fn vlan_network_with_two_endpoints_and_an_uplink() {
         cookie=0x3a27c07b54a6340, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.1.0.3,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:01:00:03->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:01:00:03->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.3->arp_spa,IN_PORT
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=31, priority=80,ct_state=+new+trk actions=goto_table:32
+        cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
+        cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
-        cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:02 actions=set_field:0x2->reg7,goto_table:60
-        cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,goto_table:60
+        cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:02 actions=set_field:0x2->reg7,set_field:0x1->reg4,goto_table:60
+        cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x25c51dbd68924c1, table=50, priority=100,reg5=0x1000064,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:16777316
-        cookie=0x25c51dbd68924c1, table=50, priority=50,reg0=0x1,reg5=0x1000064 actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
+        cookie=0x25c51dbd68924c1, table=50, priority=50,reg0=0x1,reg5=0x1000064 actions=set_field:0x1->reg7,set_field:0x2->reg4,goto_table:60
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=61, priority=80,ct_state=+new+trk,ip,reg4=0x2 actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=70,ct_state=+new+trk actions=goto_table:62
+        cookie=0x13c11fd413aeee3, table=61, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=62, priority=0 actions=set_field:0->reg3,goto_table:63
+        cookie=0x13c11fd413aeee3, table=63, priority=0,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x25c51dbd68924c1, table=70, priority=100,reg5=0x1000064,reg7=0x1 actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
         cookie=0x13c11fd413aeee3, table=70, priority=0 actions=output:NXM_NX_REG7[]
         group_id=16777316,type=all,bucket=actions=output:2,bucket=actions=output:3,bucket=actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
     "#]].assert_eq(&c.flows.to_string());
@@ -88,6 +125,8 @@ fn vxlan_network_and_ipv6() {
     let mut e = ep("c1", "red:db", 5, "02:00:0a:02:00:02", "10.2.0.2");
     e.ipv6 = vec!["fd00::2".parse::<Ipv6Addr>().unwrap()];
     let state = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: Some(1),
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -108,11 +147,27 @@ fn vxlan_network_and_ipv6() {
         cookie=0x3a27f07b54a6859, table=20, priority=100,arp,reg5=0x1388,arp_tpa=10.2.0.2,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:02:00:02->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:02:00:02->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.2.0.2->arp_spa,IN_PORT
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=31, priority=80,ct_state=+new+trk actions=goto_table:32
+        cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
+        cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
-        cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1388,dl_dst=02:00:0a:02:00:02 actions=set_field:0x5->reg7,goto_table:60
+        cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1388,dl_dst=02:00:0a:02:00:02 actions=set_field:0x5->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x2dbf10a658abf20, table=50, priority=100,reg5=0x1388,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5000
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=61, priority=80,ct_state=+new+trk,ip,reg4=0x2 actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=70,ct_state=+new+trk actions=goto_table:62
+        cookie=0x13c11fd413aeee3, table=61, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=62, priority=0 actions=set_field:0->reg3,goto_table:63
+        cookie=0x13c11fd413aeee3, table=63, priority=0,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
         cookie=0x13c11fd413aeee3, table=70, priority=0 actions=output:NXM_NX_REG7[]
         group_id=5000,type=all,bucket=actions=output:5
     "#]].assert_eq(&c.flows.to_string());
@@ -121,6 +176,8 @@ fn vxlan_network_and_ipv6() {
 #[test]
 fn two_tenants_with_the_same_subnet_never_share_a_flow() {
     let state = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: None,
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -172,6 +229,8 @@ fn two_tenants_with_the_same_subnet_never_share_a_flow() {
 #[test]
 fn conflicts_are_left_out_and_reported() {
     let state = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: None,
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -208,6 +267,8 @@ fn conflicts_are_left_out_and_reported() {
 #[test]
 fn compile_is_deterministic_whatever_the_order() {
     let mut state = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: Some(1),
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -238,6 +299,8 @@ fn compile_is_deterministic_whatever_the_order() {
 #[test]
 fn one_more_endpoint_changes_only_its_flows_and_its_group() {
     let base = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: Some(1),
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -254,7 +317,7 @@ fn one_more_endpoint_changes_only_its_flows_and_its_group() {
         + cookie=0x3a27c07b54a6340, table=10, priority=100,ip,in_port=3,dl_src=02:00:0a:01:00:03,nw_src=10.1.0.3 actions=goto_table:20
         + cookie=0x3a27c07b54a6340, table=10, priority=100,arp,in_port=3,dl_src=02:00:0a:01:00:03,arp_spa=10.1.0.3,arp_sha=02:00:0a:01:00:03 actions=goto_table:20
         + cookie=0x3a27c07b54a6340, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.1.0.3,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:01:00:03->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:01:00:03->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.3->arp_spa,IN_PORT
-        + cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,goto_table:60
+        + cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,set_field:0x1->reg4,goto_table:60
     "#]].assert_eq(&d.to_string());
     // And back.
     let back = diff(&compile(&more).flows, &compile(&base).flows);
@@ -265,6 +328,8 @@ fn one_more_endpoint_changes_only_its_flows_and_its_group() {
 #[test]
 fn the_last_endpoint_of_a_network_takes_the_network_with_it() {
     let one = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: Some(1),
         tunnel_port: None,
         remote_endpoints: vec![],
@@ -279,8 +344,8 @@ fn the_last_endpoint_of_a_network_takes_the_network_with_it() {
     assert_eq!(d.groups_delete.len(), 1);
     assert!(d.flows_add.is_empty());
     assert_eq!(
-        compile(&none).flows.flows.len(),
-        8,
+        compile(&none).flows,
+        compile(&HostState::default()).flows,
         "only the skeleton is left"
     );
 }
@@ -292,12 +357,15 @@ fn remote(key: &str, net: &str, vtep: &str, mac: &str, ip: &str) -> weft_policy:
         vtep: vtep.parse().unwrap(),
         mac: parse_mac(mac).unwrap(),
         ipv4: vec![ip.parse().unwrap()],
+        group: None,
     }
 }
 
 #[test]
 fn remote_endpoints_over_vxlan_and_vlan() {
     let state = HostState {
+        groups: vec![],
+        policies: vec![],
         uplink_port: Some(1),
         tunnel_port: Some(2),
         networks: vec![
@@ -376,22 +444,326 @@ fn remote_endpoints_over_vxlan_and_vlan() {
         cookie=0x4dc8007b57be253, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.2.0.40,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:40->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:00:40->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.2.0.40->arp_spa,IN_PORT
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=31, priority=80,ct_state=+new+trk actions=goto_table:32
+        cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
+        cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
-        cookie=0x3ad0f07b553b18e, table=50, priority=200,reg5=0x1389,dl_dst=02:00:00:00:00:10 actions=set_field:0xa->reg7,goto_table:60
-        cookie=0x3ad0e07b553afdb, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:00:00:00:11 actions=set_field:0xb->reg7,goto_table:60
-        cookie=0x4dc8307b57be76c, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:00:00:00:20 actions=set_field:0x1389->tun_id,set_field:192.0.2.2->tun_dst,output:2
-        cookie=0x4dc8607b57bec85, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:00:00:00:30 actions=set_field:0x1389->tun_id,set_field:192.0.2.3->tun_dst,output:2
-        cookie=0x4dc8507b57bead2, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:00:00:00:31 actions=set_field:0x1389->tun_id,set_field:192.0.2.3->tun_dst,output:2
-        cookie=0x4dc8007b57be253, table=50, priority=200,reg0=0x1,reg5=0x1000064,dl_dst=02:00:00:00:00:40 actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
+        cookie=0x3ad0f07b553b18e, table=50, priority=200,reg5=0x1389,dl_dst=02:00:00:00:00:10 actions=set_field:0xa->reg7,set_field:0x1->reg4,goto_table:60
+        cookie=0x3ad0e07b553afdb, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:00:00:00:11 actions=set_field:0xb->reg7,set_field:0x1->reg4,goto_table:60
+        cookie=0x4dc8307b57be76c, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:00:00:00:20 actions=set_field:0x1389->tun_id,set_field:192.0.2.2->tun_dst,set_field:0x2->reg7,set_field:0x2->reg4,goto_table:60
+        cookie=0x4dc8607b57bec85, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:00:00:00:30 actions=set_field:0x1389->tun_id,set_field:192.0.2.3->tun_dst,set_field:0x2->reg7,set_field:0x2->reg4,goto_table:60
+        cookie=0x4dc8507b57bead2, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:00:00:00:31 actions=set_field:0x1389->tun_id,set_field:192.0.2.3->tun_dst,set_field:0x2->reg7,set_field:0x2->reg4,goto_table:60
+        cookie=0x4dc8007b57be253, table=50, priority=200,reg0=0x1,reg5=0x1000064,dl_dst=02:00:00:00:00:40 actions=set_field:0x1->reg7,set_field:0x2->reg4,goto_table:60
         cookie=0x25c51dbd68924c1, table=50, priority=110,reg0=0x3,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:1073746825
         cookie=0x25c51dbd68924c1, table=50, priority=100,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5001
         cookie=0x248f8fe26ea4ef3, table=50, priority=100,reg5=0x1000064,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:16777316
-        cookie=0x248f8fe26ea4ef3, table=50, priority=50,reg0=0x1,reg5=0x1000064 actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
+        cookie=0x248f8fe26ea4ef3, table=50, priority=50,reg0=0x1,reg5=0x1000064 actions=set_field:0x1->reg7,set_field:0x2->reg4,goto_table:60
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=61, priority=80,ct_state=+new+trk,ip,reg4=0x2 actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=70,ct_state=+new+trk actions=goto_table:62
+        cookie=0x13c11fd413aeee3, table=61, priority=0 actions=drop
+        cookie=0x13c11fd413aeee3, table=62, priority=0 actions=set_field:0->reg3,goto_table:63
+        cookie=0x13c11fd413aeee3, table=63, priority=0,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x248f8fe26ea4ef3, table=70, priority=100,reg5=0x1000064,reg7=0x1 actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
         cookie=0x13c11fd413aeee3, table=70, priority=0 actions=output:NXM_NX_REG7[]
         group_id=5001,type=all,bucket=actions=output:10,bucket=actions=set_field:0x1389->tun_id,set_field:192.0.2.2->tun_dst,output:2,bucket=actions=set_field:0x1389->tun_id,set_field:192.0.2.3->tun_dst,output:2
         group_id=16777316,type=all,bucket=actions=output:11,bucket=actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
         group_id=1073746825,type=all,bucket=actions=output:10
     "#]].assert_eq(&flows);
+}
+
+// --- Policy: groups, rules, conntrack. ---
+
+use weft_policy::{Direction, EndpointGroup, Peer, Policy, Rule};
+
+fn grouped(mut e: Endpoint, g: &str) -> Endpoint {
+    e.group = Some(g.into());
+    e
+}
+
+fn group(key: &str, net: &str, policies: &[&str], default_deny: bool) -> EndpointGroup {
+    EndpointGroup {
+        key: key.into(),
+        network: net.into(),
+        policies: policies.iter().map(|p| p.to_string()).collect(),
+        default_deny,
+        profile: None,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rule(
+    key: &str,
+    priority: u8,
+    direction: Direction,
+    peer: Peer,
+    protocol: Option<u8>,
+    ports: Option<(u16, u16)>,
+    allow: bool,
+) -> Rule {
+    Rule {
+        key: key.into(),
+        priority,
+        direction,
+        peer,
+        protocol,
+        ports,
+        allow,
+    }
+}
+
+/// blue:web (VXLAN 5001) on this host: web-1 (group web), db-1 (group db), a remote db-2; db
+/// takes Postgres from web only, denies the rest by default, and may talk out to 10.9.0.0/16
+/// on ports 8000-8015; policy "ops" on both web and db allows ports 22-25 from 10.8.0.0/24
+/// (two targets × two port prefixes: a conjunction).
+fn policy_state() -> HostState {
+    let mut remote_db = remote(
+        "db-2",
+        "blue:web",
+        "192.168.9.2",
+        "02:00:0a:01:00:0c",
+        "10.1.0.12",
+    );
+    remote_db.group = Some("blue:db".into());
+    HostState {
+        uplink_port: None,
+        tunnel_port: Some(9),
+        networks: vec![net("blue:web", Segment::Vxlan(5001), Some("10.1.0.1"))],
+        endpoints: vec![
+            grouped(
+                ep("web-1", "blue:web", 2, "02:00:0a:01:00:02", "10.1.0.2"),
+                "blue:web",
+            ),
+            grouped(
+                ep("db-1", "blue:web", 3, "02:00:0a:01:00:03", "10.1.0.3"),
+                "blue:db",
+            ),
+        ],
+        remote_endpoints: vec![remote_db],
+        groups: vec![
+            group("blue:web", "blue:web", &["blue:ops"], false),
+            group("blue:db", "blue:web", &["blue:db-in", "blue:ops"], true),
+        ],
+        policies: vec![
+            Policy {
+                key: "blue:db-in".into(),
+                rules: vec![
+                    rule(
+                        "blue:db-in:1",
+                        10,
+                        Direction::In,
+                        Peer::Group("blue:web".into()),
+                        Some(6),
+                        Some((5432, 5432)),
+                        true,
+                    ),
+                    rule(
+                        "blue:db-in:2",
+                        5,
+                        Direction::Out,
+                        Peer::Cidr("10.9.0.0".parse().unwrap(), 16),
+                        Some(6),
+                        Some((8000, 8015)),
+                        true,
+                    ),
+                ],
+            },
+            Policy {
+                key: "blue:ops".into(),
+                rules: vec![rule(
+                    "blue:ops:ssh",
+                    50,
+                    Direction::In,
+                    Peer::Cidr("10.8.0.0".parse().unwrap(), 24),
+                    Some(6),
+                    Some((22, 25)),
+                    true,
+                )],
+            },
+        ],
+    }
+}
+
+fn policy_tables(c: &weft_policy::Compiled) -> String {
+    c.flows
+        .flows
+        .values()
+        .filter(|f| {
+            weft_policy::layout::CookieKind::from_cookie(f.cookie)
+                != Some(weft_policy::layout::CookieKind::Pipeline)
+                && matches!(f.table, 0 | 30..=33 | 50 | 60..=63)
+        })
+        .map(|f| format!("{f}\n"))
+        .collect()
+}
+
+#[test]
+fn groups_rules_and_conntrack() {
+    let c = compile(&policy_state());
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    expect![[r#"
+        cookie=0x36fc22e095c221f, table=0, priority=100,in_port=2 actions=set_field:0x1389->reg5,set_field:0x1->reg0,set_field:0x18d5751a->reg1,goto_table:10
+        cookie=0x36804672aa2e741, table=0, priority=100,in_port=3 actions=set_field:0x1389->reg5,set_field:0x1->reg0,set_field:0x48a2b60d->reg1,goto_table:10
+        cookie=0x25c51dbd68924c1, table=0, priority=100,tun_id=0x1389,in_port=9 actions=set_field:0x1389->reg5,set_field:0x3->reg0,goto_table:50
+        cookie=0x25c51dbd68924c1, table=30, priority=100,ip,reg5=0x1389 actions=set_field:0x1->reg6,ct(table=31,zone=NXM_NX_REG6[0..15])
+        cookie=0x36fc22e095c221f, table=32, priority=100,ip,reg5=0x1389,nw_dst=10.1.0.2 actions=set_field:0x18d5751a->reg3,goto_table:33
+        cookie=0x36804672aa2e741, table=32, priority=100,ip,reg5=0x1389,nw_dst=10.1.0.3 actions=set_field:0x48a2b60d->reg3,goto_table:33
+        cookie=0x46801672aa2e228, table=32, priority=100,ip,reg5=0x1389,nw_dst=10.1.0.12 actions=set_field:0x48a2b60d->reg3,goto_table:33
+        cookie=0x67f007506dd250d, table=33, priority=110,tcp,reg1=0x48a2b60d,nw_dst=10.9.0.0/16,tp_dst=0x1f40/0xfff0 actions=goto_table:40
+        cookie=0x548f8fe26ea4ef3, table=33, priority=10,reg1=0x48a2b60d actions=drop
+        cookie=0x36fc22e095c221f, table=50, priority=200,reg5=0x1389,dl_dst=02:00:0a:01:00:02 actions=set_field:0x2->reg7,set_field:0x1->reg4,set_field:0x18d5751a->reg2,goto_table:60
+        cookie=0x36804672aa2e741, table=50, priority=200,reg5=0x1389,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,set_field:0x1->reg4,set_field:0x48a2b60d->reg2,goto_table:60
+        cookie=0x46801672aa2e228, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:0a:01:00:0c actions=set_field:0x1389->tun_id,set_field:192.168.9.2->tun_dst,set_field:0x9->reg7,set_field:0x2->reg4,goto_table:60
+        cookie=0x25c51dbd68924c1, table=50, priority=110,reg0=0x3,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:1073746825
+        cookie=0x25c51dbd68924c1, table=50, priority=100,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5001
+        cookie=0x25c51dbd68924c1, table=60, priority=100,ip,reg5=0x1389 actions=set_field:0x1->reg6,ct(table=61,zone=NXM_NX_REG6[0..15])
+        cookie=0x36fc22e095c221f, table=62, priority=100,ip,reg5=0x1389,nw_src=10.1.0.2 actions=set_field:0x18d5751a->reg3,goto_table:63
+        cookie=0x36804672aa2e741, table=62, priority=100,ip,reg5=0x1389,nw_src=10.1.0.3 actions=set_field:0x48a2b60d->reg3,goto_table:63
+        cookie=0x46801672aa2e228, table=62, priority=100,ip,reg5=0x1389,nw_src=10.1.0.12 actions=set_field:0x48a2b60d->reg3,goto_table:63
+        cookie=0x636f4974a0a3ae3, table=63, priority=200,reg2=0x18d5751a actions=conjunction(926731892,1/2)
+        cookie=0x636f4974a0a3ae3, table=63, priority=200,reg2=0x48a2b60d actions=conjunction(926731892,1/2)
+        cookie=0x636f4974a0a3ae3, table=63, priority=200,conj_id=926731892,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x636f4974a0a3ae3, table=63, priority=200,tcp,nw_src=10.8.0.0/24,tp_dst=0x16/0xfffe actions=conjunction(926731892,2/2)
+        cookie=0x636f4974a0a3ae3, table=63, priority=200,tcp,nw_src=10.8.0.0/24,tp_dst=0x18/0xfffe actions=conjunction(926731892,2/2)
+        cookie=0x67efd7506dd1ff4, table=63, priority=120,tcp,reg2=0x48a2b60d,reg3=0x18d5751a,tp_dst=5432 actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x548f8fe26ea4ef3, table=63, priority=10,reg2=0x48a2b60d actions=drop
+    "#]].assert_eq(&policy_tables(&c));
+}
+
+#[test]
+fn a_group_without_policy_leaves_its_network_untracked() {
+    let mut s = policy_state();
+    s.groups = vec![
+        group("blue:web", "blue:web", &[], false),
+        group("blue:db", "blue:web", &[], false),
+    ];
+    let c = compile(&s);
+    let tracked = c
+        .flows
+        .flows
+        .values()
+        .filter(|f| f.to_string().contains("ct(") && !f.to_string().contains("commit"))
+        .count();
+    assert_eq!(tracked, 0, "{}", c.flows);
+}
+
+#[test]
+fn one_rule_or_one_member_changes_only_its_own_flows() {
+    let base = policy_state();
+    let before = compile(&base).flows;
+
+    // A rule's port changes: only flows with that rule's cookie change.
+    let mut s = base.clone();
+    s.policies[0].rules[0].ports = Some((5433, 5433));
+    let d = diff(&before, &compile(&s).flows);
+    let rule_cookie =
+        weft_policy::layout::cookie(weft_policy::layout::CookieKind::Rule, "blue:db-in:1");
+    assert!(!d.is_empty());
+    for f in d.flows_add.iter().chain(&d.flows_delete) {
+        assert_eq!(f.cookie, rule_cookie, "{f}");
+    }
+
+    // A new remote member of group web: only its own flows (forwarding, ARP, its address as a
+    // peer) and its network's flooding group change.
+    let mut s = base.clone();
+    let mut r = remote(
+        "web-9",
+        "blue:web",
+        "192.168.9.3",
+        "02:00:0a:01:00:19",
+        "10.1.0.25",
+    );
+    r.group = Some("blue:web".into());
+    s.remote_endpoints.push(r);
+    let d = diff(&before, &compile(&s).flows);
+    let ep_cookie =
+        weft_policy::layout::cookie(weft_policy::layout::CookieKind::RemoteEndpoint, "web-9");
+    assert!(d.flows_delete.is_empty(), "{d}");
+    assert_eq!(d.flows_add.len(), 4, "{d}");
+    for f in &d.flows_add {
+        assert_eq!(f.cookie, ep_cookie, "{f}");
+    }
+    assert_eq!(
+        d.groups_upsert.len(),
+        1,
+        "the flooding group gains a bucket: {d}"
+    );
+}
+
+#[test]
+fn flows_grow_with_rules_plus_members() {
+    // n local endpoints in group a, n remote ones in group b; a policy of n rules (each from
+    // group b, or a CIDR, on a port range) attached to groups a and c (so the target side has
+    // two values and the rules need conjunctions).
+    let count = |n: u32| {
+        let mut s = HostState {
+            tunnel_port: Some(9),
+            networks: vec![net("t:n", Segment::Vxlan(7000), None)],
+            groups: vec![
+                group("t:a", "t:n", &["t:p"], true),
+                group("t:b", "t:n", &[], false),
+                group("t:c", "t:n", &["t:p"], false),
+            ],
+            ..HostState::default()
+        };
+        for i in 0..n {
+            let ip = Ipv4Addr::from(0x0a00_0000 + i + 10);
+            let mac = format!("02:00:00:00:{:02x}:{:02x}", i >> 8, i & 0xff);
+            let g = if i == 0 { "t:c" } else { "t:a" };
+            s.endpoints.push(grouped(
+                ep(&format!("l{i}"), "t:n", 10 + i, &mac, &ip.to_string()),
+                g,
+            ));
+            let rip = Ipv4Addr::from(0x0a10_0000 + i + 10);
+            let rmac = format!("02:00:00:01:{:02x}:{:02x}", i >> 8, i & 0xff);
+            let mut r = remote(
+                &format!("r{i}"),
+                "t:n",
+                "192.168.9.2",
+                &rmac,
+                &rip.to_string(),
+            );
+            r.group = Some("t:b".into());
+            s.remote_endpoints.push(r);
+        }
+        let rules = (0..n)
+            .map(|i| {
+                let peer = if i % 2 == 0 {
+                    Peer::Group("t:b".into())
+                } else {
+                    Peer::Cidr(Ipv4Addr::from(0x0b00_0000 + (i << 8)), 24)
+                };
+                let port = 1000 + (i as u16) * 10;
+                rule(
+                    &format!("t:p:{i}"),
+                    (i % 100 + 1) as u8,
+                    Direction::In,
+                    peer,
+                    Some(6),
+                    Some((port, port + 1)),
+                    i % 3 != 0,
+                )
+            })
+            .collect();
+        s.policies = vec![Policy {
+            key: "t:p".into(),
+            rules,
+        }];
+        let c = compile(&s);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        c.flows.flows.len()
+    };
+    let (small, big) = (count(50), count(100));
+    // Linear: doubling rules and members at most doubles the flows (a product would quadruple).
+    assert!(big <= small * 2 + 10, "{small} flows for 50, {big} for 100");
+    assert!(big > small, "{small} {big}");
 }

@@ -1,0 +1,515 @@
+//! Endpoint groups, policies and rules: the stateful policy tables (`EGRESS_*`, `INGRESS_*`).
+//!
+//! A network is *under policy* when one of its groups has a policy or denies by default; only
+//! then does its IPv4 traffic go through conntrack (its tenant's zone) and the rules. Group
+//! membership is resolved once per address into a register (reg3, the peer's group), so a rule
+//! compiles to flows on (its target groups) × (its peer and service); where both sides have more
+//! than one value, a conjunctive match keeps that a sum. Flow count grows with rules + members,
+//! never with their product.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::Ipv4Addr;
+
+use ofproto::action::{Action, Ct, CtZone, FieldRange};
+use ofproto::instruction::Instruction;
+use ofproto::oxm::{Field, Match};
+
+use crate::flowset::{Flow, FlowKey, FlowSet};
+use crate::layout::*;
+use crate::model::{
+    Direction, Endpoint, EndpointGroup as Group, HostState, Network, Peer, Policy, Problem,
+    Profile, Rule,
+};
+use crate::pipeline::{apply, goto, set_reg, Compiled};
+
+const ETH_IPV4: u16 = 0x0800;
+const TCP: u8 = 6;
+const UDP: u8 = 17;
+
+fn zone_reg() -> CtZone {
+    CtZone::Field(FieldRange::new(reg(REG_ZONE), 0, 16).expect("reg6[0..15] is a valid range"))
+}
+
+/// `ct(table=T, zone=reg6[0..15])`: look the packet up in its tenant's zone, continue at `T`.
+fn ct_lookup(table: u8) -> Action {
+    Action::Ct(Ct {
+        commit: false,
+        force: false,
+        zone: zone_reg(),
+        table: Some(table),
+        alg: 0,
+        actions: vec![],
+    })
+}
+
+/// `ct(commit, zone=reg6[0..15])`: remember the connection, so its later packets and replies
+/// are `+est`.
+fn ct_commit() -> Action {
+    Action::Ct(Ct {
+        commit: true,
+        force: false,
+        zone: zone_reg(),
+        table: None,
+        alg: 0,
+        actions: vec![],
+    })
+}
+
+fn state(bits: u32) -> Match {
+    Match::new().ct_state(bits | CT_TRK, bits | CT_TRK)
+}
+
+/// The fixed flows of the policy tables. Only packets of networks under policy are ever tracked
+/// and reach the state tables.
+pub(crate) fn skeleton(set: &mut FlowSet, pipe: u64) {
+    let f = |t, p, m, i| Flow::new(t, p, pipe, m, i);
+    // Egress: after conntrack.
+    set.insert_flow(f(EGRESS_POLICY, 0, Match::new(), vec![goto(L3)]));
+    set.insert_flow(f(EGRESS_STATE, 100, state(CT_EST), vec![goto(L3)]));
+    set.insert_flow(f(EGRESS_STATE, 100, state(CT_REL), vec![goto(L3)]));
+    set.insert_flow(f(EGRESS_STATE, 90, state(CT_INV), vec![]));
+    set.insert_flow(f(EGRESS_STATE, 80, state(CT_NEW), vec![goto(EGRESS_PEER)]));
+    set.insert_flow(f(EGRESS_STATE, 0, Match::new(), vec![]));
+    set.insert_flow(f(
+        EGRESS_PEER,
+        0,
+        Match::new(),
+        vec![apply(vec![set_reg(REG_PEER_GROUP, 0)]), goto(EGRESS_RULES)],
+    ));
+    set.insert_flow(f(EGRESS_RULES, 0, Match::new(), vec![goto(L3)]));
+
+    // Ingress: what egress tracked goes straight to the state table.
+    set.insert_flow(f(
+        INGRESS_POLICY,
+        110,
+        Match::new().eth_type(ETH_IPV4).ct_state(CT_TRK, CT_TRK),
+        vec![goto(INGRESS_STATE)],
+    ));
+    set.insert_flow(f(INGRESS_POLICY, 0, Match::new(), vec![goto(OUTPUT)]));
+    set.insert_flow(f(INGRESS_STATE, 100, state(CT_EST), vec![goto(OUTPUT)]));
+    set.insert_flow(f(INGRESS_STATE, 100, state(CT_REL), vec![goto(OUTPUT)]));
+    set.insert_flow(f(INGRESS_STATE, 90, state(CT_INV), vec![]));
+    // New towards another host: its ingress rules are that host's business; commit here so the
+    // replies are known.
+    set.insert_flow(f(
+        INGRESS_STATE,
+        80,
+        state(CT_NEW).eth_type(ETH_IPV4).reg(REG_DEST, TO_REMOTE),
+        vec![apply(vec![ct_commit()]), goto(OUTPUT)],
+    ));
+    set.insert_flow(f(
+        INGRESS_STATE,
+        70,
+        state(CT_NEW),
+        vec![goto(INGRESS_PEER)],
+    ));
+    set.insert_flow(f(INGRESS_STATE, 0, Match::new(), vec![]));
+    set.insert_flow(f(
+        INGRESS_PEER,
+        0,
+        Match::new(),
+        vec![apply(vec![set_reg(REG_PEER_GROUP, 0)]), goto(INGRESS_RULES)],
+    ));
+    // (`ct` needs its match to say IP; only IPv4 is ever tracked, so nothing else gets here.)
+    set.insert_flow(f(
+        INGRESS_RULES,
+        0,
+        Match::new().eth_type(ETH_IPV4),
+        vec![apply(vec![ct_commit()]), goto(OUTPUT)],
+    ));
+}
+
+/// Groups, policies and which networks are under policy, resolved for one compile.
+pub(crate) struct Policies<'a> {
+    /// Group key → (its register value, the group).
+    groups: BTreeMap<&'a str, (u32, &'a Group)>,
+    policies: BTreeMap<&'a str, &'a Policy>,
+    /// Networks whose IPv4 traffic goes through conntrack and the rules.
+    policed: BTreeSet<&'a str>,
+    /// Groups with an endpoint on this host, by key.
+    local: BTreeSet<&'a str>,
+}
+
+/// A stable 31-bit id from a key, never 0, moved on past ids already taken.
+fn stable_id(key: &str, used: &mut HashSet<u32>) -> u32 {
+    let h = fnv1a(key);
+    let mut id = ((h ^ (h >> 32)) as u32) & 0x7fff_ffff;
+    loop {
+        if id != 0 && used.insert(id) {
+            return id;
+        }
+        id = (id + 1) & 0x7fff_ffff;
+    }
+}
+
+impl<'a> Policies<'a> {
+    pub(crate) fn resolve(
+        state: &'a HostState,
+        members: &BTreeMap<&str, Vec<&'a Endpoint>>,
+        problems: &mut Vec<Problem>,
+    ) -> Policies<'a> {
+        let mut sorted: Vec<&Group> = state.groups.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        let mut used = HashSet::new();
+        let mut groups = BTreeMap::new();
+        for g in sorted {
+            if !groups.contains_key(g.key.as_str()) {
+                groups.insert(g.key.as_str(), (stable_id(&g.key, &mut used), g));
+            }
+        }
+        let policies: BTreeMap<&str, &Policy> =
+            state.policies.iter().map(|p| (p.key.as_str(), p)).collect();
+        let mut policed = BTreeSet::new();
+        for (_, g) in groups.values() {
+            for p in &g.policies {
+                if !policies.contains_key(p.as_str()) {
+                    problems.push(Problem::UnknownPolicy {
+                        group: g.key.clone(),
+                        policy: p.clone(),
+                    });
+                }
+            }
+            if g.default_deny || !g.policies.is_empty() {
+                policed.insert(g.network.as_str());
+            }
+        }
+        let mut p = Policies {
+            groups,
+            policies,
+            policed,
+            local: BTreeSet::new(),
+        };
+        for eps in members.values() {
+            for ep in eps {
+                let Some(key) = ep.group.as_deref() else {
+                    continue;
+                };
+                match p.group(Some(key), &ep.network) {
+                    Some(g) => {
+                        p.local.insert(g.key.as_str());
+                    }
+                    None => problems.push(Problem::UnknownGroup {
+                        endpoint: ep.key.clone(),
+                        group: key.to_string(),
+                    }),
+                }
+            }
+        }
+        p
+    }
+
+    /// The group `key` if it is known and belongs to `network`.
+    fn group(&self, key: Option<&str>, network: &str) -> Option<&'a Group> {
+        let (_, g) = self.groups.get(key?)?;
+        (g.network == network).then_some(*g)
+    }
+
+    /// The register value of a group (None: no group, or unknown).
+    pub(crate) fn group_id(&self, key: Option<&str>) -> Option<u32> {
+        self.groups.get(key?).map(|(id, _)| *id)
+    }
+
+    /// The netprofile of a group.
+    pub(crate) fn profile(&self, key: Option<&str>) -> Option<Profile> {
+        self.groups.get(key?).and_then(|(_, g)| g.profile)
+    }
+
+    fn policed(&self, net: &Network) -> bool {
+        self.policed.contains(net.key.as_str())
+    }
+
+    /// A network under policy sends its IPv4 traffic through conntrack in its tenant's zone.
+    pub(crate) fn network_flows(&self, out: &mut Compiled, net: &Network, c: u64) {
+        if !self.policed(net) {
+            return;
+        }
+        let seg = net.segment.id();
+        for (table, next) in [
+            (EGRESS_POLICY, EGRESS_STATE),
+            (INGRESS_POLICY, INGRESS_STATE),
+        ] {
+            out.flows.insert_flow(Flow::new(
+                table,
+                100,
+                c,
+                Match::new().reg(REG_NETWORK, seg).eth_type(ETH_IPV4),
+                vec![apply(vec![
+                    set_reg(REG_ZONE, u32::from(net.zone)),
+                    ct_lookup(next),
+                ])],
+            ));
+        }
+    }
+
+    /// An endpoint's addresses name its group, as a destination (egress) and as a source
+    /// (ingress). Addresses are what the spoof guard of the sender's host vouches for.
+    pub(crate) fn peer_flows(
+        &self,
+        out: &mut Compiled,
+        net: &Network,
+        c: u64,
+        addrs: &[Ipv4Addr],
+        group: Option<&str>,
+    ) {
+        if !self.policed(net) {
+            return;
+        }
+        let Some(g) = self.group(group, &net.key) else {
+            return;
+        };
+        let id = self.groups[g.key.as_str()].0;
+        let seg = net.segment.id();
+        for a in addrs {
+            for (table, field, next) in [
+                (EGRESS_PEER, Field::Ipv4Dst, EGRESS_RULES),
+                (INGRESS_PEER, Field::Ipv4Src, INGRESS_RULES),
+            ] {
+                out.flows.insert_flow(Flow::new(
+                    table,
+                    100,
+                    c,
+                    Match::new()
+                        .reg(REG_NETWORK, seg)
+                        .eth_type(ETH_IPV4)
+                        .with(field, u128::from(u32::from(*a))),
+                    vec![apply(vec![set_reg(REG_PEER_GROUP, id)]), goto(next)],
+                ));
+            }
+        }
+    }
+
+    /// The rules of every group with an endpoint here, and default-deny.
+    pub(crate) fn compile(&self, out: &mut Compiled) {
+        // Default deny, below every rule.
+        for key in &self.local {
+            let (id, g) = self.groups[key];
+            if !g.default_deny {
+                continue;
+            }
+            let c = cookie(CookieKind::Group, key);
+            out.owners.insert(c, format!("group {key}"));
+            for (table, r) in [
+                (EGRESS_RULES, REG_SRC_GROUP),
+                (INGRESS_RULES, REG_DST_GROUP),
+            ] {
+                out.flows.insert_flow(Flow::new(
+                    table,
+                    DEFAULT_DENY_PRIORITY,
+                    c,
+                    Match::new().reg(r, id),
+                    vec![],
+                ));
+            }
+        }
+
+        // Each policy's rules, on the local groups it is attached to.
+        let mut conj = Conjunctions::default();
+        for (pkey, policy) in &self.policies {
+            let targets: Vec<u32> = self
+                .local
+                .iter()
+                .map(|k| self.groups[k])
+                .filter(|(_, g)| g.policies.iter().any(|p| p == pkey))
+                .map(|(id, _)| id)
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            let mut rules: Vec<&Rule> = policy.rules.iter().collect();
+            rules.sort_by(|a, b| a.key.cmp(&b.key));
+            for r in rules {
+                self.rule_flows(out, &mut conj, r, &targets);
+            }
+        }
+        conj.finish(&mut out.flows);
+    }
+
+    fn rule_flows(&self, out: &mut Compiled, conj: &mut Conjunctions, r: &Rule, targets: &[u32]) {
+        let c = cookie(CookieKind::Rule, &r.key);
+        let (table, target_reg, peer_field) = match r.direction {
+            Direction::In => (INGRESS_RULES, REG_DST_GROUP, Field::Ipv4Src),
+            Direction::Out => (EGRESS_RULES, REG_SRC_GROUP, Field::Ipv4Dst),
+        };
+        let verdict = match (r.allow, r.direction) {
+            (false, _) => vec![],
+            (true, Direction::In) => vec![apply(vec![ct_commit()]), goto(OUTPUT)],
+            (true, Direction::Out) => vec![goto(L3)],
+        };
+        let priority = rule_priority(r.priority, r.allow);
+
+        // The peer and the service: one match per destination-port prefix.
+        let mut base = Match::new().eth_type(ETH_IPV4);
+        match &r.peer {
+            Peer::Any => {}
+            Peer::Group(k) => match self.groups.get(k.as_str()) {
+                Some((id, _)) => base = base.reg(REG_PEER_GROUP, *id),
+                // A group nobody knows has no members: the rule matches nothing.
+                None => return,
+            },
+            Peer::Cidr(a, len) => base = base.ipv4(peer_field, *a, *len),
+        }
+        let mut services = vec![];
+        match (r.protocol, r.ports) {
+            (None, _) => services.push(base),
+            (Some(p), Some((lo, hi))) if p == TCP || p == UDP => {
+                let f = if p == TCP {
+                    Field::TcpDst
+                } else {
+                    Field::UdpDst
+                };
+                for (v, m) in port_prefixes(lo, hi) {
+                    let m0 = base.clone().ip_proto(p);
+                    services.push(if m == 0xffff {
+                        m0.with(f, v.into())
+                    } else {
+                        m0.with_masked(f, v.into(), m.into())
+                    });
+                }
+            }
+            (Some(p), _) => services.push(base.ip_proto(p)),
+        }
+        out.owners.insert(c, format!("rule {}", r.key));
+
+        if targets.len() == 1 || services.len() == 1 {
+            for t in targets {
+                for s in &services {
+                    out.flows.insert_flow(Flow::new(
+                        table,
+                        priority,
+                        c,
+                        s.clone().reg(target_reg, *t),
+                        verdict.clone(),
+                    ));
+                }
+            }
+            return;
+        }
+        // targets × services as a conjunction: |targets| + |services| + 1 flows.
+        let id = conj.id(&r.key);
+        for t in targets {
+            conj.clause(
+                Flow::new(table, priority, c, Match::new().reg(target_reg, *t), vec![]),
+                id,
+                0,
+            );
+        }
+        for s in services {
+            conj.clause(Flow::new(table, priority, c, s, vec![]), id, 1);
+        }
+        out.flows.insert_flow(Flow::new(
+            table,
+            priority,
+            c,
+            Match::new()
+                .eth_type(ETH_IPV4)
+                .with(Field::ConjId, u128::from(id)),
+            verdict,
+        ));
+    }
+}
+
+/// Clause flows of conjunctive matches, merged: flows with the same table, priority and match
+/// carry every conjunction they are a clause of.
+#[derive(Default)]
+struct Conjunctions {
+    used: HashSet<u32>,
+    clauses: BTreeMap<FlowKey, (Flow, Vec<Action>)>,
+}
+
+impl Conjunctions {
+    fn id(&mut self, key: &str) -> u32 {
+        stable_id(key, &mut self.used)
+    }
+
+    fn clause(&mut self, flow: Flow, id: u32, clause: u8) {
+        let a = Action::Conjunction {
+            id,
+            clause,
+            n_clauses: 2,
+        };
+        self.clauses
+            .entry(flow.key())
+            .or_insert_with(|| (flow, vec![]))
+            .1
+            .push(a);
+    }
+
+    /// Adds the clause flows. Where a plain rule flow has the same table, priority and match,
+    /// the plain flow stays: equal priority means an equal verdict (the priority encodes
+    /// allow or deny), and the plain flow gives it to every packet the clause could.
+    fn finish(self, set: &mut FlowSet) {
+        for (key, (flow, mut actions)) in self.clauses {
+            if set.flows.contains_key(&key) {
+                continue;
+            }
+            actions.sort_by_key(|a| match a {
+                Action::Conjunction { id, clause, .. } => (*id, *clause),
+                _ => (0, 0),
+            });
+            set.insert_flow(Flow::new(
+                flow.table,
+                flow.priority,
+                flow.cookie,
+                flow.match_,
+                vec![Instruction::ApplyActions(actions)],
+            ));
+        }
+    }
+}
+
+/// The (value, mask) prefixes that cover the ports `lo..=hi` exactly.
+pub fn port_prefixes(lo: u16, hi: u16) -> Vec<(u16, u16)> {
+    let mut out = vec![];
+    let (mut lo, hi) = (u32::from(lo), u32::from(hi));
+    while lo <= hi {
+        // The largest aligned block starting at lo that ends within hi.
+        let mut size = 1u32;
+        while size < 0x10000 && lo.is_multiple_of(size * 2) && lo + size * 2 - 1 <= hi {
+            size *= 2;
+        }
+        out.push((lo as u16, (0x10000 - size) as u16));
+        lo += size;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn covered(prefixes: &[(u16, u16)]) -> Vec<u16> {
+        (0..=u16::MAX)
+            .filter(|p| prefixes.iter().any(|(v, m)| p & m == *v))
+            .collect()
+    }
+
+    #[test]
+    fn port_ranges_become_exact_prefix_sets() {
+        assert_eq!(port_prefixes(80, 80), vec![(80, 0xffff)]);
+        assert_eq!(port_prefixes(0, 65535), vec![(0, 0)]);
+        assert_eq!(port_prefixes(8000, 8007), vec![(8000, 0xfff8)]);
+        for (lo, hi) in [
+            (1, 1023),
+            (1000, 1999),
+            (5, 6),
+            (65534, 65535),
+            (1024, 65535),
+        ] {
+            let p = port_prefixes(lo, hi);
+            assert_eq!(covered(&p), (lo..=hi).collect::<Vec<_>>(), "{lo}-{hi}");
+            assert!(p.len() <= 30, "{lo}-{hi}: {} prefixes", p.len());
+        }
+    }
+
+    #[test]
+    fn ids_are_stable_and_distinct() {
+        let mut a = HashSet::new();
+        let x = stable_id("blue:web", &mut a);
+        let mut b = HashSet::new();
+        assert_eq!(stable_id("blue:web", &mut b), x);
+        // A clash moves the second one on.
+        let y = stable_id("blue:web", &mut a);
+        assert_ne!(x, y);
+        assert_ne!(y, 0);
+    }
+}
