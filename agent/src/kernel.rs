@@ -141,6 +141,8 @@ async fn finish(h: &Handle, spec: &IfaceSpec, ns: &std::fs::File) -> Result<(), 
     let peer = index_of(h, &spec.temp_peer)
         .await?
         .ok_or_else(|| format!("veth peer {} vanished", spec.temp_peer))?;
+    // Before it moves: the setting goes with the device (see the function for why).
+    crate::offload::tx_checksum_off(&spec.temp_peer)?;
     h.link()
         .set(
             LinkUnspec::new_with_index(peer)

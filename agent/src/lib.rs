@@ -7,6 +7,7 @@ pub mod bridge;
 pub mod client;
 pub mod kernel;
 pub mod netmaster;
+pub mod offload;
 pub mod ofdriver;
 pub mod reconcile;
 pub mod service;

@@ -1,0 +1,182 @@
+//! Policy on one host with real traffic: groups, rules, default-deny and conntrack (replies of
+//! allowed connections pass; an established connection outlives a new deny).
+
+mod common;
+
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{ip_of, ping, runtime_in, Host};
+use testsupport::{Netns, Ovs};
+use weft_api::proto::endpoint as pb;
+
+const SPEC: &str = r#"{
+  "tenants": [ { "tenantName": "blue" } ],
+  "networks": [
+    { "tenantName": "blue", "networkName": "app", "encap": "vxlan", "pktTag": 5101,
+      "subnet": "10.231.7.0/24", "gateway": "10.231.7.1" }
+  ],
+  "endpointGroups": [
+    { "tenantName": "blue", "groupName": "web", "networkName": "app" },
+    { "tenantName": "blue", "groupName": "db", "networkName": "app",
+      "policies": ["db-in"], "defaultDeny": true }
+  ],
+  "policies": [ { "tenantName": "blue", "policyName": "db-in" } ],
+  "rules": [
+    { "tenantName": "blue", "policyName": "db-in", "ruleId": "pg", "priority": 10,
+      "direction": "in", "fromEndpointGroup": "web", "protocol": "tcp",
+      "port": 5432, "portEnd": 5433, "action": "allow" },
+    { "tenantName": "blue", "policyName": "db-in", "ruleId": "ping", "priority": 10,
+      "direction": "in", "fromEndpointGroup": "web", "protocol": "icmp", "action": "allow" }
+  ]
+}"#;
+
+/// A TCP listener in `c` on `port` that keeps accepting (busybox-free: netcat-openbsd `-k`).
+struct Listener(Child);
+
+impl Listener {
+    fn start(c: &Netns, port: u16) -> Listener {
+        let child = c
+            .command(&["nc", "-k", "-l", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        Listener(child)
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Whether a TCP connection from `c` to `addr:port` is accepted within 2 s.
+fn connects(c: &Netns, addr: &str, port: u16) -> bool {
+    c.try_exec(&["nc", "-z", "-w", "2", addr, &port.to_string()])
+}
+
+async fn attach(h: &Host, c: &Netns, id: &str, group: &str) -> String {
+    let i = h
+        .try_attach(pb::AttachRequest {
+            container_id: id.into(),
+            netns: c.path().display().to_string(),
+            interface_name: "eth0".into(),
+            tenant: "blue".into(),
+            network: "app".into(),
+            group: group.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    ip_of(&i.ipv4)
+}
+
+async fn post(h: &Host, path: &str, body: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{}{path}", h.rest))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{path}: {:?}", r.text().await);
+}
+
+/// Waits (bounded) until `f` holds; the agent applies intent asynchronously.
+fn eventually(mut f: impl FnMut() -> bool) -> bool {
+    for _ in 0..40 {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+#[test]
+fn groups_rules_default_deny_and_state() {
+    let ovs = Ovs::start();
+    ovs.add_bridge("br-int");
+    let rt = runtime_in(&ovs);
+    let (w, d, x) = (Netns::new(), Netns::new(), Netns::new());
+    let h = rt.block_on(Host::start(&ovs, SPEC));
+    let (wa, da, xa) = rt.block_on(async {
+        (
+            attach(&h, &w, "w", "web").await,
+            attach(&h, &d, "d", "db").await,
+            attach(&h, &x, "x", "").await,
+        )
+    });
+    let flows = || ovs.ofctl("dump-flows", "br-int", &["--no-stats"]);
+    let _pg = Listener::start(&d, 5433);
+    let _web = Listener::start(&w, 80);
+    let _x = Listener::start(&x, 80);
+
+    // web → db: what the rules allow (icmp, tcp 5432-5433), and the replies.
+    assert!(ping(&w, &da, 2), "web pings db\n{}", flows());
+    assert!(connects(&w, &da, 5433), "web reaches db:5433\n{}", flows());
+    // The same listener port from a container in no group: db denies by default.
+    assert!(ping(&x, &wa, 1), "x is otherwise connected (x → web)");
+    assert!(!ping(&x, &da, 2), "x must not ping db");
+    assert!(!connects(&x, &da, 5433), "x must not reach db:5433");
+    // db itself may start nothing (default-deny is both ways), but answers what it allowed.
+    assert!(!ping(&d, &wa, 2), "db must not ping web");
+    assert!(!connects(&d, &wa, 80), "db must not reach web:80");
+    // Groups without policy talk freely.
+    assert!(connects(&x, &wa, 80) && connects(&w, &xa, 80));
+
+    // An established connection outlives a new deny; a new one is refused at once.
+    let mut held = w
+        .command(&["nc", &da, "5433"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    rt.block_on(post(
+        &h,
+        "/api/v1/rules/blue:db-in:block/",
+        r#"{ "tenantName": "blue", "policyName": "db-in", "ruleId": "block", "priority": 50,
+             "direction": "in", "fromEndpointGroup": "web", "action": "deny" }"#,
+    ));
+    assert!(
+        eventually(|| !connects(&w, &da, 5433)),
+        "a higher deny blocks new connections\n{}",
+        flows()
+    );
+    assert!(!ping(&w, &da, 1));
+    {
+        use std::io::Write;
+        let stdin = held.stdin.as_mut().unwrap();
+        for _ in 0..5 {
+            stdin
+                .write_all(b"still here\n")
+                .expect("the established connection is open");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(
+        matches!(held.try_wait(), Ok(None)),
+        "the established connection was cut"
+    );
+    let _ = held.kill();
+    let _ = held.wait();
+
+    // The deny goes: new connections pass again.
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .delete(format!("{}/api/v1/rules/blue:db-in:block/", h.rest))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+    });
+    assert!(eventually(|| connects(&w, &da, 5433)), "{}", flows());
+    drop(h);
+    drop(rt);
+}
