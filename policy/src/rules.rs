@@ -370,7 +370,7 @@ impl<'a> Policies<'a> {
         }
         out.owners.insert(c, format!("rule {}", r.key));
 
-        if targets.len() == 1 || services.len() == 1 {
+        if targets.len() == 1 {
             for t in targets {
                 for s in &services {
                     out.flows.insert_flow(Flow::new(
@@ -384,7 +384,8 @@ impl<'a> Policies<'a> {
             }
             return;
         }
-        // targets × services as a conjunction: |targets| + |services| + 1 flows.
+        // targets × services as a conjunction: |targets| + |services| + 1 flows, and the
+        // target clauses (`reg=G`) are shared by every rule of the same priority.
         let id = conj.id(&r.key);
         for t in targets {
             conj.clause(
