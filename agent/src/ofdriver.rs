@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ofproto::msg::multipart::{FlowStats, FlowStatsRequest, GroupDesc};
+use ofproto::msg::group_meter::METER_ALL;
+use ofproto::msg::multipart::{FlowStats, FlowStatsRequest, GroupDesc, MeterConfig};
 use ofproto::msg::{Message, MultipartReply, MultipartRequest};
 use ofproto::session::{Config, Event, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,11 +29,12 @@ pub enum OfError {
     Unexpected(String),
 }
 
-/// What the switch holds: every flow and every group.
+/// What the switch holds: every flow, group and meter.
 #[derive(Debug, Clone, Default)]
 pub struct Dump {
     pub flows: Vec<FlowStats>,
     pub groups: Vec<GroupDesc>,
+    pub meters: Vec<MeterConfig>,
 }
 
 enum Cmd {
@@ -42,6 +44,11 @@ enum Cmd {
     },
     Dump {
         reply: oneshot::Sender<Result<Dump, OfError>>,
+    },
+    /// Plain messages (not in a bundle), then a barrier.
+    Send {
+        messages: Vec<Message>,
+        reply: oneshot::Sender<Result<(), OfError>>,
     },
 }
 
@@ -77,7 +84,14 @@ impl OfDriver {
         self.call(Cmd::Bundle { messages, reply }, rx).await
     }
 
-    /// Reads every flow and group from the switch.
+    /// Sends `messages` one by one (for what a bundle cannot carry, such as meter changes) and
+    /// waits for a barrier; fails if the switch refused any of them (the others stay applied).
+    pub async fn send(&self, messages: Vec<Message>) -> Result<(), OfError> {
+        let (reply, rx) = oneshot::channel();
+        self.call(Cmd::Send { messages, reply }, rx).await
+    }
+
+    /// Reads every flow, group and meter from the switch.
     pub async fn dump(&self) -> Result<Dump, OfError> {
         let (reply, rx) = oneshot::channel();
         self.call(Cmd::Dump { reply }, rx).await
@@ -160,7 +174,18 @@ fn refuse(cmd: Cmd, where_: &str) {
         Cmd::Dump { reply } => {
             let _ = reply.send(Err(e));
         }
+        Cmd::Send { reply, .. } => {
+            let _ = reply.send(Err(e));
+        }
     }
+}
+
+/// Plain messages waiting for their barrier.
+struct SendInProgress {
+    xids: Vec<u32>,
+    barrier: u32,
+    errors: Vec<String>,
+    reply: oneshot::Sender<Result<(), OfError>>,
 }
 
 enum Ended {
@@ -169,10 +194,11 @@ enum Ended {
     Lost(String),
 }
 
-/// A dump waits for two replies: flows and groups.
+/// A dump waits for three replies: flows, groups and meters.
 struct DumpInProgress {
     flows_xid: u32,
     groups_xid: u32,
+    meters_xid: u32,
     dump: Dump,
     got: u8,
     reply: oneshot::Sender<Result<Dump, OfError>>,
@@ -200,6 +226,7 @@ async fn connection(
     let mut session = Session::new(Instant::now(), Config::default());
     let mut bundles: HashMap<u32, oneshot::Sender<Result<(), OfError>>> = HashMap::new();
     let mut dumps: Vec<DumpInProgress> = Vec::new();
+    let mut sends: Vec<SendInProgress> = Vec::new();
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let why = loop {
         while let Some(b) = session.poll_transmit() {
@@ -235,10 +262,9 @@ async fn connection(
                     }
                 }
                 Event::Reply { xid, message } => {
-                    if let Some(i) = dumps
-                        .iter()
-                        .position(|d| d.flows_xid == xid || d.groups_xid == xid)
-                    {
+                    if let Some(i) = dumps.iter().position(|d| {
+                        d.flows_xid == xid || d.groups_xid == xid || d.meters_xid == xid
+                    }) {
                         let d = &mut dumps[i];
                         match message {
                             Message::MultipartReply {
@@ -249,6 +275,10 @@ async fn connection(
                                 body: MultipartReply::GroupDesc(g),
                                 ..
                             } => d.dump.groups = g,
+                            Message::MultipartReply {
+                                body: MultipartReply::MeterConfig(m),
+                                ..
+                            } => d.dump.meters = m,
                             other => {
                                 let d = dumps.remove(i);
                                 let _ =
@@ -257,17 +287,19 @@ async fn connection(
                             }
                         }
                         d.got += 1;
-                        if d.got == 2 {
+                        if d.got == 3 {
                             let d = dumps.remove(i);
                             let _ = d.reply.send(Ok(d.dump));
                         }
                     }
                 }
                 Event::Error(e) => {
-                    if let Some(i) = dumps
-                        .iter()
-                        .position(|d| d.flows_xid == e.xid || d.groups_xid == e.xid)
-                    {
+                    if let Some(s) = sends.iter_mut().find(|s| s.xids.contains(&e.xid)) {
+                        s.errors
+                            .push(format!("message xid {}: {:?}", e.xid, e.error));
+                    } else if let Some(i) = dumps.iter().position(|d| {
+                        d.flows_xid == e.xid || d.groups_xid == e.xid || d.meters_xid == e.xid
+                    }) {
                         let d = dumps.remove(i);
                         let _ = d
                             .reply
@@ -280,7 +312,18 @@ async fn connection(
                 Event::Undecodable { xid, error } => {
                     warn!(xid, %error, "undecodable message from the switch")
                 }
-                Event::Barrier { .. } | Event::Async { .. } => {}
+                Event::Barrier { xid } => {
+                    if let Some(i) = sends.iter().position(|s| s.barrier == xid) {
+                        let s = sends.remove(i);
+                        let r = if s.errors.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(OfError::Refused(s.errors.join("; ")))
+                        };
+                        let _ = s.reply.send(r);
+                    }
+                }
+                Event::Async { .. } => {}
             }
         }
         if let Some(why) = closed {
@@ -312,7 +355,16 @@ async fn connection(
                         flags: 0,
                         body: MultipartRequest::GroupDesc,
                     });
-                    dumps.push(DumpInProgress { flows_xid, groups_xid, dump: Dump::default(), got: 0, reply });
+                    let meters_xid = session.send_request(Message::MultipartRequest {
+                        flags: 0,
+                        body: MultipartRequest::MeterConfig { meter_id: METER_ALL },
+                    });
+                    dumps.push(DumpInProgress { flows_xid, groups_xid, meters_xid, dump: Dump::default(), got: 0, reply });
+                }
+                Some(Cmd::Send { messages, reply }) => {
+                    let xids = messages.into_iter().map(|m| session.send(m)).collect();
+                    let barrier = session.send_barrier();
+                    sends.push(SendInProgress { xids, barrier, errors: vec![], reply });
                 }
             },
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
@@ -325,6 +377,9 @@ async fn connection(
     }
     for d in dumps {
         let _ = d.reply.send(Err(e.clone()));
+    }
+    for s in sends {
+        let _ = s.reply.send(Err(e.clone()));
     }
     why
 }

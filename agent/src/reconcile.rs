@@ -135,7 +135,7 @@ async fn step(
     if installed.is_none() {
         let t = Instant::now();
         let dump = driver.dump().await?;
-        let set = FlowSet::from_switch(&dump.flows, &dump.groups);
+        let set = FlowSet::from_switch(&dump.flows, &dump.groups).with_meters(&dump.meters);
         debug!(flows = set.flows.len(), groups = set.groups.len(), took = ?t.elapsed(), "read the switch");
         *installed = Some(Arc::new(set));
         applied.send_modify(|a| a.dumps += 1);
@@ -145,7 +145,19 @@ async fn step(
     if !d.is_empty() {
         let n = d.len();
         let t = Instant::now();
-        driver.bundle(d.messages()).await?;
+        // Meters cannot go in a bundle: new ones before it, unused ones after it.
+        let before = d.meters_before();
+        if !before.is_empty() {
+            driver.send(before).await?;
+        }
+        let bundle = d.messages();
+        if !bundle.is_empty() {
+            driver.bundle(bundle).await?;
+        }
+        let after = d.meters_after();
+        if !after.is_empty() {
+            driver.send(after).await?;
+        }
         info!(changes = n, took = ?t.elapsed(), version = want.version, "switch updated");
         applied.send_modify(|a| {
             a.last_changes = n;

@@ -180,3 +180,125 @@ fn groups_rules_default_deny_and_state() {
     drop(h);
     drop(rt);
 }
+
+const PROFILE_SPEC: &str = r#"{
+  "tenants": [ { "tenantName": "blue" } ],
+  "networks": [
+    { "tenantName": "blue", "networkName": "app", "encap": "vxlan", "pktTag": 5102,
+      "subnet": "10.231.8.0/24", "gateway": "10.231.8.1" }
+  ],
+  "netprofiles": [
+    { "tenantName": "blue", "profileName": "slow", "bandwidth": "2Mbps", "burst": 32, "DSCP": 46 }
+  ],
+  "endpointGroups": [
+    { "tenantName": "blue", "groupName": "slow", "networkName": "app", "netProfile": "slow" },
+    { "tenantName": "blue", "groupName": "fast", "networkName": "app" }
+  ]
+}"#;
+
+/// TCP throughput from `c` to an iperf3 server at `addr` for 2 s, bits per second received.
+fn throughput(c: &Netns, addr: &str) -> f64 {
+    let out = c.exec(&["iperf3", "-c", addr, "-t", "2", "-J"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("iperf3 JSON");
+    v["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no result: {out}"))
+}
+
+#[test]
+fn netprofile_limits_bandwidth_and_marks_dscp() {
+    let ovs = Ovs::start();
+    ovs.add_bridge("br-int");
+    let rt = runtime_in(&ovs);
+    let (s, f, r) = (Netns::new(), Netns::new(), Netns::new());
+    let h = rt.block_on(Host::start(&ovs, PROFILE_SPEC));
+    let ra = rt.block_on(async {
+        let attach_in = |c: &Netns, id: &str, group: &str| {
+            h.try_attach(pb::AttachRequest {
+                container_id: id.into(),
+                netns: c.path().display().to_string(),
+                interface_name: "eth0".into(),
+                tenant: "blue".into(),
+                network: "app".into(),
+                group: group.into(),
+                ..Default::default()
+            })
+        };
+        attach_in(&s, "s", "slow").await.unwrap();
+        attach_in(&f, "f", "fast").await.unwrap();
+        ip_of(&attach_in(&r, "r", "").await.unwrap().ipv4)
+    });
+    let mut server = r
+        .command(&["iperf3", "-s", "-p", "5201"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let slow = throughput(&s, &ra);
+    let fast = throughput(&f, &ra);
+
+    // DSCP 46 (tos 0xb8) on what the slow group sends, nothing on the fast one's.
+    let dump = r
+        .command(&[
+            "tcpdump",
+            "-n",
+            "-v",
+            "-i",
+            "eth0",
+            "-c",
+            "2",
+            "icmp[icmptype] = 8",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ping(&s, &ra, 1) && ping(&f, &ra, 1));
+    let seen = String::from_utf8_lossy(&dump.wait_with_output_timeout()).to_string();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        slow < 3.0e6,
+        "2 Mbps profile, measured {:.2} Mbps",
+        slow / 1e6
+    );
+    assert!(
+        fast > 3.0 * slow,
+        "no profile: {:.2} Mbps, profile: {:.2} Mbps",
+        fast / 1e6,
+        slow / 1e6
+    );
+    let lines: Vec<&str> = seen.lines().filter(|l| l.contains("tos 0x")).collect();
+    assert_eq!(lines.len(), 2, "{seen}");
+    assert!(lines[0].contains("tos 0xb8"), "{seen}");
+    assert!(lines[1].contains("tos 0x0"), "{seen}");
+    eprintln!(
+        "netprofile 2Mbps: {:.2} Mbps; no profile: {:.1} Mbps",
+        slow / 1e6,
+        fast / 1e6
+    );
+    drop(h);
+    drop(rt);
+}
+
+trait WaitTimeout {
+    fn wait_with_output_timeout(self) -> Vec<u8>;
+}
+
+impl WaitTimeout for Child {
+    /// The output of a child that should end by itself within 5 s; killed otherwise.
+    fn wait_with_output_timeout(mut self) -> Vec<u8> {
+        for _ in 0..50 {
+            if matches!(self.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.kill();
+        self.wait_with_output()
+            .map(|o| o.stdout)
+            .unwrap_or_default()
+    }
+}

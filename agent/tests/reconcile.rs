@@ -23,8 +23,8 @@ fn state(n: u32) -> HostState {
         policies: policies.iter().map(|p| p.to_string()).collect(),
         default_deny,
         profile: (key == "blue:a").then_some(Profile {
-            rate_kbps: None,
-            burst_kb: 0,
+            rate_kbps: Some(10_000),
+            burst_kb: 800,
             dscp: Some(10),
         }),
     };
@@ -136,7 +136,7 @@ async fn switch_holds_exactly_the_compiled_set_and_restarts_change_nothing() {
 
     // Read back through our own driver: equal to what we compiled, in normal form.
     let dump = driver.dump().await.unwrap();
-    let have = FlowSet::from_switch(&dump.flows, &dump.groups);
+    let have = FlowSet::from_switch(&dump.flows, &dump.groups).with_meters(&dump.meters);
     assert_eq!(
         have.flows.len(),
         want.flows.len(),
@@ -156,6 +156,18 @@ async fn switch_holds_exactly_the_compiled_set_and_restarts_change_nothing() {
     assert!(text.iter().any(|l| l.contains("arp_tpa=10.1.0.1")));
     let groups = ovs.ofctl("dump-groups", "br-int", &[]);
     assert!(groups.contains("group_id=16777316,type=all"), "{groups}");
+    // The netprofile: a meter per endpoint of group blue:a (ports 10, 14, ...), used by its
+    // classifier flow.
+    let meters = ovs.ofctl("dump-meters", "br-int", &[]);
+    assert!(
+        meters.contains("meter=10 kbps burst stats bands=") && meters.contains("rate=10000"),
+        "{meters}"
+    );
+    assert!(
+        text.iter()
+            .any(|l| l.contains("in_port=10 ") && l.contains("meter:10")),
+        "{text:#?}"
+    );
 
     // An agent restart: a new driver and reconciler with the same desired set change nothing.
     cancel.cancel();
@@ -206,7 +218,7 @@ async fn switch_holds_exactly_the_compiled_set_and_restarts_change_nothing() {
         back.elapsed()
     );
     let dump = driver.dump().await.unwrap();
-    let have = FlowSet::from_switch(&dump.flows, &dump.groups);
+    let have = FlowSet::from_switch(&dump.flows, &dump.groups).with_meters(&dump.meters);
     assert!(weft_policy::diff(&have, &more).is_empty());
     cancel.cancel();
 }

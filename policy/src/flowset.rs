@@ -9,9 +9,11 @@ use bytes::BytesMut;
 use ofproto::action::{Action, FieldRange};
 use ofproto::instruction::{Instruction, InstructionList};
 use ofproto::msg::flow::{FlowModCommand, ANY, NO_BUFFER};
-use ofproto::msg::group_meter::{Bucket, GroupModCommand, GroupType};
-use ofproto::msg::multipart::{FlowStats, GroupDesc};
-use ofproto::msg::{FlowMod, GroupMod, Message};
+use ofproto::msg::group_meter::{
+    meter_flags, Bucket, GroupModCommand, GroupType, MeterBand, MeterModCommand,
+};
+use ofproto::msg::multipart::{FlowStats, GroupDesc, MeterConfig};
+use ofproto::msg::{FlowMod, GroupMod, Message, MeterMod};
 use ofproto::oxm::{FieldMatch, Match, MatchField};
 
 use crate::layout::CookieKind;
@@ -183,11 +185,81 @@ impl fmt::Display for Group {
     }
 }
 
+/// A rate limit: one drop band, in kilobits per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Meter {
+    pub meter_id: u32,
+    pub rate_kbps: u32,
+    /// Burst in kilobits; 0: the switch's default.
+    pub burst_kb: u32,
+}
+
+impl Meter {
+    fn flags(&self) -> u16 {
+        meter_flags::KBPS
+            | meter_flags::STATS
+            | if self.burst_kb > 0 {
+                meter_flags::BURST
+            } else {
+                0
+            }
+    }
+
+    fn meter_mod(&self, command: MeterModCommand) -> MeterMod {
+        MeterMod {
+            command,
+            flags: self.flags(),
+            meter_id: self.meter_id,
+            bands: if command == MeterModCommand::Delete {
+                vec![]
+            } else {
+                vec![MeterBand::Drop {
+                    rate: self.rate_kbps,
+                    burst_size: self.burst_kb,
+                }]
+            },
+        }
+    }
+
+    /// A meter as the switch reports it; None for one this pipeline would never make.
+    pub fn from_config(c: &MeterConfig) -> Option<Meter> {
+        match c.bands.as_slice() {
+            [MeterBand::Drop { rate, burst_size }] if c.flags & meter_flags::KBPS != 0 => {
+                Some(Meter {
+                    meter_id: c.meter_id,
+                    rate_kbps: *rate,
+                    burst_kb: if c.flags & meter_flags::BURST != 0 {
+                        *burst_size
+                    } else {
+                        0
+                    },
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Meter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "meter={},kbps,bands=type=drop,rate={}",
+            self.meter_id, self.rate_kbps
+        )?;
+        if self.burst_kb > 0 {
+            write!(f, ",burst_size={}", self.burst_kb)?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything the pipeline puts on one switch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FlowSet {
     pub flows: BTreeMap<FlowKey, Flow>,
     pub groups: BTreeMap<u32, Group>,
+    pub meters: BTreeMap<u32, Meter>,
 }
 
 impl FlowSet {
@@ -197,6 +269,24 @@ impl FlowSet {
 
     pub fn insert_group(&mut self, group: Group) {
         self.groups.insert(group.group_id, group);
+    }
+
+    pub fn insert_meter(&mut self, meter: Meter) {
+        self.meters.insert(meter.meter_id, meter);
+    }
+
+    /// Adds the meters a switch reports. A meter of another shape (not one kbps drop band) is
+    /// kept with rate 0, so that it differs from anything compiled and is replaced or removed.
+    pub fn with_meters<'a>(mut self, meters: impl IntoIterator<Item = &'a MeterConfig>) -> FlowSet {
+        for c in meters {
+            let m = Meter::from_config(c).unwrap_or(Meter {
+                meter_id: c.meter_id,
+                rate_kbps: 0,
+                burst_kb: 0,
+            });
+            self.insert_meter(m);
+        }
+        self
     }
 
     /// The set a switch reports (flow stats and group descriptions).
@@ -234,6 +324,9 @@ impl fmt::Display for FlowSet {
         for g in self.groups.values() {
             writeln!(f, "{g}")?;
         }
+        for m in self.meters.values() {
+            writeln!(f, "{m}")?;
+        }
         Ok(())
     }
 }
@@ -248,6 +341,10 @@ pub struct Diff {
     pub flows_delete: Vec<Flow>,
     /// Groups to delete (after the flows that pointed at them are gone).
     pub groups_delete: Vec<Group>,
+    /// Meters to add or modify, before the bundle (a switch takes no meter change in a bundle).
+    pub meters_upsert: Vec<(Meter, bool)>,
+    /// Meters to delete, after the bundle removed the flows that used them.
+    pub meters_delete: Vec<Meter>,
 }
 
 impl Diff {
@@ -256,6 +353,8 @@ impl Diff {
             && self.flows_add.is_empty()
             && self.flows_delete.is_empty()
             && self.groups_delete.is_empty()
+            && self.meters_upsert.is_empty()
+            && self.meters_delete.is_empty()
     }
 
     /// How many switch messages the diff is.
@@ -264,9 +363,33 @@ impl Diff {
             + self.flows_add.len()
             + self.flows_delete.len()
             + self.groups_delete.len()
+            + self.meters_upsert.len()
+            + self.meters_delete.len()
     }
 
-    /// The messages, in an order that is valid when applied one by one: groups that flows will
+    /// The meter changes to make before the bundle: adds and modifications.
+    pub fn meters_before(&self) -> Vec<Message> {
+        self.meters_upsert
+            .iter()
+            .map(|(m, exists)| {
+                Message::MeterMod(m.meter_mod(if *exists {
+                    MeterModCommand::Modify
+                } else {
+                    MeterModCommand::Add
+                }))
+            })
+            .collect()
+    }
+
+    /// The meter changes to make after the bundle: deletions.
+    pub fn meters_after(&self) -> Vec<Message> {
+        self.meters_delete
+            .iter()
+            .map(|m| Message::MeterMod(m.meter_mod(MeterModCommand::Delete)))
+            .collect()
+    }
+
+    /// The bundle's messages (flows and groups; meters go around it), in an order that is valid when applied one by one: groups that flows will
     /// point at first, then flow deletions and additions, then groups nothing points at any more.
     pub fn messages(&self) -> Vec<Message> {
         let mut out = Vec::with_capacity(self.len());
@@ -305,6 +428,12 @@ impl fmt::Display for Diff {
         for g in &self.groups_delete {
             writeln!(f, "- {g}")?;
         }
+        for (m, exists) in &self.meters_upsert {
+            writeln!(f, "{} {m}", if *exists { "~" } else { "+" })?;
+        }
+        for m in &self.meters_delete {
+            writeln!(f, "- {m}")?;
+        }
         Ok(())
     }
 }
@@ -335,6 +464,18 @@ pub fn diff(current: &FlowSet, desired: &FlowSet) -> Diff {
     for (id, g) in &current.groups {
         if !desired.groups.contains_key(id) {
             d.groups_delete.push(g.clone());
+        }
+    }
+    for (id, m) in &desired.meters {
+        match current.meters.get(id) {
+            Some(have) if have == m => {}
+            Some(_) => d.meters_upsert.push((*m, true)),
+            None => d.meters_upsert.push((*m, false)),
+        }
+    }
+    for (id, m) in &current.meters {
+        if !desired.meters.contains_key(id) {
+            d.meters_delete.push(*m);
         }
     }
     d

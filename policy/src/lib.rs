@@ -10,7 +10,7 @@ pub mod model;
 pub mod pipeline;
 pub mod rules;
 
-pub use flowset::{diff, Diff, Flow, FlowKey, FlowSet, Group};
+pub use flowset::{diff, Diff, Flow, FlowKey, FlowSet, Group, Meter};
 pub use model::{
     fmt_mac, parse_mac, tenant_zones, Direction, Endpoint, EndpointGroup, HostState, Network, Peer,
     Policy, Problem, Profile, RemoteEndpoint, Rule, Segment,

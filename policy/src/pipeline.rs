@@ -479,7 +479,16 @@ fn endpoint_flows(
     if let Some(g) = group {
         classify.push(set_reg(REG_SRC_GROUP, g));
     }
-    let classify = vec![apply(classify), goto(SPOOF_GUARD)];
+    let mut classify = vec![apply(classify), goto(SPOOF_GUARD)];
+    if let Some(rate) = profile.and_then(|p| p.rate_kbps) {
+        // Its netprofile's bandwidth: a meter of its own (id = its port), on all it sends.
+        set.insert_meter(crate::flowset::Meter {
+            meter_id: ep.ofport,
+            rate_kbps: rate,
+            burst_kb: profile.map_or(0, |p| p.burst_kb),
+        });
+        classify.insert(0, Instruction::Meter(ep.ofport));
+    }
     set.insert_flow(Flow::new(
         CLASSIFIER,
         100,

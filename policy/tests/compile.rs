@@ -767,3 +767,25 @@ fn flows_grow_with_rules_plus_members() {
     assert!(big <= small * 2 + 10, "{small} flows for 50, {big} for 100");
     assert!(big > small, "{small} {big}");
 }
+
+#[test]
+fn a_netprofile_is_a_meter_per_endpoint_and_a_dscp_mark() {
+    let mut s = policy_state();
+    s.groups[0].profile = Some(weft_policy::Profile {
+        rate_kbps: Some(2000),
+        burst_kb: 256,
+        dscp: Some(46),
+    });
+    let c = compile(&s);
+    // web-1 (port 2) is in blue:web; db-1 (port 3) is not.
+    let text = c.flows.to_string();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("in_port=2") && (l.contains("table=0,") || l.contains("ip,")))
+        .collect();
+    expect![[r#"
+        cookie=0x36fc22e095c221f, table=0, priority=100,in_port=2 actions=meter:2,set_field:0x1389->reg5,set_field:0x1->reg0,set_field:0x18d5751a->reg1,goto_table:10
+        cookie=0x36fc22e095c221f, table=10, priority=100,ip,in_port=2,dl_src=02:00:0a:01:00:02,nw_src=10.1.0.2 actions=set_field:46->ip_dscp,goto_table:20"#]].assert_eq(&lines.join("\n"));
+    assert_eq!(c.flows.meters.len(), 1);
+    assert!(!text.contains("meter:3"));
+}
