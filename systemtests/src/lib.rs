@@ -168,6 +168,34 @@ impl Host {
         Ok(r.into_inner().interface.expect("an interface"))
     }
 
+    /// Attaches container `c` to `tenant:network` as a member of endpoint group `group` (empty:
+    /// none).
+    pub async fn attach_in_group(
+        &self,
+        c: &Netns,
+        container: &str,
+        tenant: &str,
+        network: &str,
+        group: &str,
+        ipv4: &str,
+    ) -> Result<pb::Interface, tonic::Status> {
+        let r = self
+            .client()
+            .await
+            .attach(pb::AttachRequest {
+                container_id: container.into(),
+                netns: c.path().display().to_string(),
+                interface_name: "eth0".into(),
+                tenant: tenant.into(),
+                network: network.into(),
+                group: group.into(),
+                ipv4: ipv4.into(),
+                ..Default::default()
+            })
+            .await?;
+        Ok(r.into_inner().interface.expect("an interface"))
+    }
+
     pub async fn detach(&self, container: &str) -> Result<Vec<String>, tonic::Status> {
         Ok(self
             .client()
@@ -488,6 +516,39 @@ impl Cluster {
         assert!(ok, "intent refused: {text}");
     }
 
+    /// Applies a Weft spec with prune (`netctl apply --prune`): what it names is created or
+    /// updated, every other intent object deleted (endpoints are not intent and stay).
+    pub fn apply_pruned(&self, spec: &str) {
+        let url = format!("{}/api/v1/intent?prune=true", self.rest);
+        let spec = spec.to_string();
+        let (ok, text) = self.on_fabric(move || async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/json")
+                .body(spec)
+                .send()
+                .await
+                .expect("netmaster answers");
+            (r.status().is_success(), r.text().await.unwrap_or_default())
+        });
+        assert!(ok, "intent refused: {text}");
+    }
+
+    /// netmaster's DELETE `path` (e.g. `/api/v1/rules/TENANT:POLICY:RULE/`); panics unless it
+    /// succeeds.
+    pub fn delete(&self, path: &str) {
+        let url = format!("{}{path}", self.rest);
+        let (ok, text) = self.on_fabric(move || async move {
+            let r = reqwest::Client::new()
+                .delete(url)
+                .send()
+                .await
+                .expect("netmaster answers");
+            (r.status().is_success(), r.text().await.unwrap_or_default())
+        });
+        assert!(ok, "delete refused: {text}");
+    }
+
     /// netmaster's GET `path` (e.g. `/api/v1/inspect/nodes/`), as text.
     pub fn get(&self, path: &str) -> String {
         let url = format!("{}{path}", self.rest);
@@ -537,4 +598,83 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(100));
     }
     false
+}
+
+/// A netcat (netcat-openbsd) listener in a container, killed when dropped.
+pub struct Listener {
+    child: std::process::Child,
+    /// Where a UDP listener writes what it receives.
+    out: Option<PathBuf>,
+}
+
+impl Listener {
+    /// Accepts TCP connections on `port`, one after another (`nc -k -l`); what they send is
+    /// discarded.
+    pub fn tcp(c: &Netns, port: u16) -> Listener {
+        let child = c
+            .command(&["nc", "-k", "-l", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nc");
+        Listener { child, out: None }
+    }
+
+    /// Receives UDP datagrams from anyone on `port` (`nc -u -k -l`), writing them to `out`.
+    pub fn udp(c: &Netns, port: u16, out: PathBuf) -> Listener {
+        let file = std::fs::File::create(&out).expect("listener output");
+        let child = c
+            .command(&["nc", "-u", "-k", "-l", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(file)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nc");
+        Listener {
+            child,
+            out: Some(out),
+        }
+    }
+
+    /// What a UDP listener received so far.
+    pub fn received(&self) -> String {
+        self.out
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(p) = &self.out {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Whether a TCP connection from `c` to `addr:port` is accepted within a second (`nc -z`).
+pub fn tcp_connects(c: &Netns, addr: &str, port: u16) -> bool {
+    c.try_exec(&["nc", "-z", "-w", "1", addr, &port.to_string()])
+}
+
+/// Sends one UDP datagram holding `token` from `c` to `addr:port` (`nc -u`); whether it arrived
+/// is for the receiver's [`Listener::received`] to say.
+pub fn udp_send(c: &Netns, addr: &str, port: u16, token: &str) {
+    let mut child = c
+        .command(&["nc", "-u", "-q", "0", addr, &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nc");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = writeln!(stdin, "{token}");
+    }
+    let _ = child.wait();
 }
