@@ -600,25 +600,57 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     false
 }
 
-/// A netcat (netcat-openbsd) listener in a container, killed when dropped.
+/// A listener in a container, stopped when dropped: TCP by a thread inside the container's
+/// namespace (accepting and closing at once, with the kernel's usual backlog: `nc -l` listens
+/// with a backlog of 1 and accepts one connection at a time, so probes that arrive together
+/// would be dropped), UDP by netcat (netcat-openbsd), which writes what it receives to a file.
 pub struct Listener {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
+    thread: Option<(
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        JoinHandle<()>,
+    )>,
     /// Where a UDP listener writes what it receives.
     out: Option<PathBuf>,
 }
 
 impl Listener {
-    /// Accepts TCP connections on `port`, one after another (`nc -k -l`); what they send is
-    /// discarded.
+    /// Accepts TCP connections on `port` and closes them.
     pub fn tcp(c: &Netns, port: u16) -> Listener {
-        let child = c
-            .command(&["nc", "-k", "-l", "-p", &port.to_string()])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("nc");
-        Listener { child, out: None }
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let path = c.path();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let halt = stop.clone();
+        let (tx, rx) = std_mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            nix_setns(std::fs::File::open(path).expect("namespace"));
+            let l = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
+                .and_then(|l| l.set_nonblocking(true).map(|_| l));
+            let l = match l {
+                Ok(l) => {
+                    let _ = tx.send(Ok(()));
+                    l
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            while !halt.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((s, _)) => drop(s),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        rx.recv()
+            .expect("listener thread")
+            .unwrap_or_else(|e| panic!("listen on TCP port {port}: {e}"));
+        Listener {
+            child: None,
+            thread: Some((stop, thread)),
+            out: None,
+        }
     }
 
     /// Receives UDP datagrams from anyone on `port` (`nc -u -k -l`), writing them to `out`.
@@ -632,7 +664,8 @@ impl Listener {
             .spawn()
             .expect("nc");
         Listener {
-            child,
+            child: Some(child),
+            thread: None,
             out: Some(out),
         }
     }
@@ -648,8 +681,14 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some((stop, t)) = self.thread.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let _ = t.join();
+        }
         if let Some(p) = &self.out {
             let _ = std::fs::remove_file(p);
         }
