@@ -327,6 +327,7 @@ async fn add(conf: &NetConf, env: &Env, log: &Log) -> Result<String, CniError> {
             ipv6: iface.ipv6.clone(),
             default_gateway,
             gateway: iface.gateway.clone(),
+            host_interface: iface.host_interface.clone(),
             routes: iface
                 .routes
                 .iter()

@@ -61,6 +61,9 @@ pub struct Attached {
     /// The gateway of the interface's IPv4 subnet, as the result reports it.
     pub gateway: String,
     pub routes: Vec<(String, String)>,
+    /// The veth's end on the host (reported after the container's interface, without a sandbox:
+    /// `bandwidth` finds it there).
+    pub host_interface: String,
 }
 
 impl CniResult {
@@ -114,6 +117,12 @@ impl CniResult {
             mtu: (a.mtu != 0).then_some(a.mtu),
             sandbox: Some(a.sandbox.clone()),
         });
+        if !a.host_interface.is_empty() {
+            self.interfaces.push(Interface {
+                name: a.host_interface.clone(),
+                ..Default::default()
+            });
+        }
         if !a.ipv4.is_empty() {
             self.ips.push(IpConfig {
                 address: a.ipv4.clone(),
@@ -201,6 +210,7 @@ mod tests {
             default_gateway: Some("10.231.1.1".into()),
             gateway: "10.231.1.1".into(),
             routes: vec![("10.96.0.0/12".into(), "".into())],
+            host_interface: "wf0123456789ab".into(),
         }
     }
 
@@ -213,7 +223,10 @@ mod tests {
             v,
             json!({
                 "cniVersion": "1.0.0",
-                "interfaces": [{"name":"eth0","mac":"02:00:0a:e7:01:05","sandbox":"/var/run/netns/c1"}],
+                "interfaces": [
+                    {"name":"eth0","mac":"02:00:0a:e7:01:05","sandbox":"/var/run/netns/c1"},
+                    {"name":"wf0123456789ab"}
+                ],
                 "ips": [
                     {"address":"10.231.1.5/24","gateway":"10.231.1.1","interface":0},
                     {"address":"fd00::5/64","interface":0}
@@ -255,6 +268,7 @@ mod tests {
         let out = r.render("0.4.0");
         assert_eq!(out["interfaces"][0]["name"], "lo0");
         assert_eq!(out["interfaces"][1]["name"], "eth0");
+        assert_eq!(out["interfaces"][2]["name"], "wf0123456789ab");
         assert_eq!(out["ips"][1]["interface"], 1);
         assert_eq!(out["routes"][0]["dst"], "192.0.2.0/24");
         assert_eq!(out["dns"]["nameservers"][0], "192.0.2.53");

@@ -38,6 +38,13 @@ fn add_check_del_in_every_version() {
         assert_eq!(r["cniVersion"], *v, "{r}");
         assert_eq!(r["interfaces"][0]["name"], "eth0");
         assert_eq!(r["interfaces"][0]["sandbox"], ns.as_str());
+        // The host end, without a sandbox, on the host.
+        let host_end = r["interfaces"][1]["name"].as_str().unwrap();
+        assert!(r["interfaces"][1].get("sandbox").is_none(), "{r}");
+        assert!(
+            h.ovs.netns().try_exec(&["ip", "link", "show", host_end]),
+            "{r}"
+        );
         let addr = r["ips"][0]["address"].as_str().unwrap().to_string();
         assert!(
             addr.starts_with("10.233.1.") && addr.ends_with("/24"),
@@ -409,11 +416,12 @@ fn webhook_attaches_several_networks_master_first() {
         "{req}"
     );
     assert_eq!(r["interfaces"][0]["name"], "eth0", "master first: {r}");
-    assert_eq!(r["interfaces"][1]["name"], "net1");
+    assert_eq!(r["interfaces"][2]["name"], "net1");
+    assert!(r["interfaces"][1].get("sandbox").is_none(), "host end: {r}");
     assert_eq!(r["ips"][0]["address"], "10.233.1.50/24");
     assert_eq!(
         r["ips"][1],
-        json!({"address": "10.233.2.50/24", "gateway": "10.233.2.1", "interface": 1})
+        json!({"address": "10.233.2.50/24", "gateway": "10.233.2.1", "interface": 2})
     );
     assert_eq!(
         r["routes"],
