@@ -125,7 +125,7 @@ fn expect(cluster: &Cluster, cs: &[Ctr], phase: &str, checks: &[Check]) {
     for c in checks.iter().filter(|c| !c.3) {
         let controlled = checks
             .iter()
-            .any(|d| d.3 && ((d.1 == c.1 && d.2 == c.2) || (d.0 == c.0 && d.1 == c.1)));
+            .any(|d| d.3 && d.1 == c.1 && (d.2 == c.2 || d.0 == c.0));
         assert!(controlled, "{phase}: {} has no control", describe(cs, c));
     }
     let start = Instant::now();
