@@ -115,6 +115,14 @@ fn policy_flows(cluster: &Cluster) -> String {
             h.name,
             mine.join("\n")
         ));
+        // What the datapath's flow cache does with conntrack (it should follow the tables).
+        let dp = h.ovs.appctl(&["dpctl/dump-flows"]);
+        let ct: Vec<&str> = dp.lines().filter(|l| l.contains("ct(")).take(20).collect();
+        s.push_str(&format!(
+            "--- {} datapath flows with ct (up to 20)\n{}\n",
+            h.name,
+            ct.join("\n")
+        ));
     }
     s
 }
