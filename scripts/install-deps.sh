@@ -10,7 +10,7 @@ packages=(
   openvswitch-switch
   etcd-server etcd-client
   iproute2 iputils-ping netcat-openbsd tcpdump iperf3 busybox-static
-  podman runc containernetworking-plugins docker.io
+  podman runc containernetworking-plugins docker.io iptables  # iptables: the reference portmap plugin (weft-cni chaining tests)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
