@@ -499,6 +499,31 @@ pub struct AppProfile {
     pub endpoint_groups: Vec<String>,
 }
 
+/// The networks a pod gets, for CNI plugins that ask netmaster (weft-cni's `netmaster`
+/// attachment backend): one interface per entry, the `master` one first, with the default route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodAttachment {
+    pub pod_namespace: String,
+    pub pod_name: String,
+    pub attachments: Vec<PodNetwork>,
+}
+
+/// One interface of a pod.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodNetwork {
+    pub tenant_name: String,
+    pub network_name: String,
+    /// Name inside the pod: eth0, net1, ...
+    pub if_name: String,
+    /// Empty: netmaster allocates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_address: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub master: bool,
+}
+
 /// A host running netplugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -573,6 +598,10 @@ keyed!(Rule, "rule", |s| format!(
 keyed!(AppProfile, "appProfile", |s| format!(
     "{}:{}",
     s.tenant_name, s.app_profile_name
+));
+keyed!(PodAttachment, "podAttachment", |s| format!(
+    "{}:{}",
+    s.pod_namespace, s.pod_name
 ));
 keyed!(Node, "node", |s| s.name.clone());
 keyed!(Endpoint, "endpoint", |s| s.endpoint_id.clone());

@@ -19,6 +19,8 @@ pub struct State {
     pub policies: BTreeMap<String, Policy>,
     pub rules: BTreeMap<String, Rule>,
     pub app_profiles: BTreeMap<String, AppProfile>,
+    #[serde(default)]
+    pub pod_attachments: BTreeMap<String, PodAttachment>,
 }
 
 /// Weft's intent spec: the same objects as the REST API, in lists. Applied declaratively: what
@@ -56,6 +58,8 @@ pub struct Spec {
     pub rules: Vec<Rule>,
     #[serde(default)]
     pub app_profiles: Vec<AppProfile>,
+    #[serde(default)]
+    pub pod_attachments: Vec<PodAttachment>,
 }
 
 fn insert_unique<T: Keyed + Clone>(
@@ -95,6 +99,7 @@ impl Spec {
         insert_unique(&mut s.policies, &self.policies, &mut errors);
         insert_unique(&mut s.rules, &self.rules, &mut errors);
         insert_unique(&mut s.app_profiles, &self.app_profiles, &mut errors);
+        insert_unique(&mut s.pod_attachments, &self.pod_attachments, &mut errors);
         if errors.is_empty() {
             Ok(s)
         } else {
@@ -124,6 +129,7 @@ impl Spec {
         s.policies.extend(named.policies);
         s.rules.extend(named.rules);
         s.app_profiles.extend(named.app_profiles);
+        s.pod_attachments.extend(named.pod_attachments);
         Ok(s)
     }
 }
@@ -182,6 +188,12 @@ pub fn plan(from: &State, to: &State) -> Result<Vec<Change>, ValidationErrors> {
     diff(&from.groups, &to.groups, &mut ups, &mut downs);
     diff(&from.rules, &to.rules, &mut ups, &mut downs);
     diff(&from.app_profiles, &to.app_profiles, &mut ups, &mut downs);
+    diff(
+        &from.pod_attachments,
+        &to.pod_attachments,
+        &mut ups,
+        &mut downs,
+    );
     downs.reverse();
     ups.extend(downs);
     Ok(ups)

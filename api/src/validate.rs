@@ -424,6 +424,58 @@ pub fn validate_state(s: &State) -> Result<(), ValidationErrors> {
             }
         }
     }
+    for p in s.pod_attachments.values() {
+        if p.pod_namespace.is_empty() || p.pod_name.is_empty() {
+            e.add(p, "podName", "podNamespace and podName are required");
+        }
+        if p.attachments.is_empty() {
+            e.add(p, "attachments", "names no network");
+        }
+        if p.attachments.iter().filter(|a| a.master).count() > 1 {
+            e.add(
+                p,
+                "attachments",
+                "more than one entry says \"master\": true",
+            );
+        }
+        let mut names = BTreeSet::new();
+        for a in &p.attachments {
+            if a.if_name.is_empty() || a.if_name.len() > 15 || a.if_name.contains(['/', ' ', ':']) {
+                e.add(
+                    p,
+                    "ifName",
+                    format!("\"{}\" is not an interface name", a.if_name),
+                );
+            } else if !names.insert(a.if_name.as_str()) {
+                e.add(p, "ifName", format!("\"{}\" is named twice", a.if_name));
+            }
+            let key = format!("{}:{}", a.tenant_name, a.network_name);
+            match s.networks.get(&key) {
+                None => e.add(
+                    p,
+                    "networkName",
+                    format!(
+                        "network \"{}\" does not exist in tenant \"{}\"",
+                        a.network_name, a.tenant_name
+                    ),
+                ),
+                Some(n) => {
+                    if let Some(ip) = a.ip_address {
+                        if !n.subnet.net.contains(&ip) {
+                            e.add(
+                                p,
+                                "ipAddress",
+                                format!(
+                                    "{ip} is outside subnet {} of network \"{key}\"",
+                                    n.subnet.net
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
     if e.0.is_empty() {
         Ok(())
     } else {

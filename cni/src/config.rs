@@ -122,6 +122,27 @@ pub enum Attachments {
         #[serde(default = "default_webhook_timeout")]
         timeout_ms: u64,
     },
+    /// netmaster's own pod-attachment records (`/api/v1/podAttachments/`), read at
+    /// `URL/api/v1/cni/attachments` (URL: netmaster's REST address), in the same format.
+    #[serde(rename = "netmaster", rename_all = "camelCase")]
+    Netmaster {
+        url: String,
+        #[serde(default = "default_webhook_timeout")]
+        timeout_ms: u64,
+    },
+}
+
+impl Attachments {
+    /// The URL to ask and the time allowed.
+    pub fn endpoint(&self) -> (String, u64) {
+        match self {
+            Attachments::Webhook { url, timeout_ms } => (url.clone(), *timeout_ms),
+            Attachments::Netmaster { url, timeout_ms } => (
+                format!("{}/api/v1/cni/attachments", url.trim_end_matches('/')),
+                *timeout_ms,
+            ),
+        }
+    }
 }
 
 fn default_webhook_timeout() -> u64 {
@@ -285,7 +306,9 @@ impl NetConf {
                 )));
             }
         }
-        if let Some(Attachments::Webhook { url, .. }) = &self.attachments {
+        if let Some(Attachments::Webhook { url, .. } | Attachments::Netmaster { url, .. }) =
+            &self.attachments
+        {
             if !url.starts_with("http://") {
                 return Err(CniError::config(format!(
                     "attachments.url \"{url}\": only http:// URLs are supported"
@@ -607,6 +630,14 @@ mod tests {
                 url: "http://127.0.0.1:1/a".into(),
                 timeout_ms: 300
             })
+        );
+        let c = conf(r#","attachments":{"backend":"netmaster","url":"http://10.0.0.1:9999/"}"#);
+        assert_eq!(
+            c.attachments.unwrap().endpoint(),
+            (
+                "http://10.0.0.1:9999/api/v1/cni/attachments".to_string(),
+                5000
+            )
         );
     }
 

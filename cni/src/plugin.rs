@@ -233,13 +233,22 @@ async fn add(conf: &NetConf, env: &Env, log: &Log) -> Result<String, CniError> {
             }
             plan.push((req, gw));
         }
-        Some(Attachments::Webhook { url, timeout_ms }) => {
-            let body = fetch_webhook(url, *timeout_ms, env, &cni_args, conf).await?;
+        Some(att) => {
+            let (url, timeout_ms) = att.endpoint();
+            if matches!(att, Attachments::Netmaster { .. })
+                && (cni_args.pod_namespace.is_empty() || cni_args.pod_name.is_empty())
+            {
+                return Err(CniError::env(
+                    "the netmaster attachment backend finds a pod by K8S_POD_NAMESPACE and \
+                     K8S_POD_NAME in CNI_ARGS; they are missing",
+                ));
+            }
+            let body = fetch_webhook(&url, timeout_ms, env, &cni_args, conf).await?;
             log.at(
                 LogLevel::Debug,
-                &format!("webhook {url}: {}", String::from_utf8_lossy(&body)),
+                &format!("attachments from {url}: {}", String::from_utf8_lossy(&body)),
             );
-            for p in webhook::plan(&body, url, &conf.tenant, &env.ifname)? {
+            for p in webhook::plan(&body, &url, &conf.tenant, &env.ifname)? {
                 let mut req = pb::AttachRequest {
                     interface_name: p.ifname,
                     tenant: p.tenant,

@@ -50,7 +50,7 @@ pub struct Planned {
 fn fail(details: String) -> CniError {
     CniError::new(
         code::WEBHOOK_FAILED,
-        "the attachment webhook gave no usable answer",
+        "the attachment backend (webhook or netmaster) gave no usable answer",
         details,
     )
 }

@@ -461,3 +461,102 @@ fn webhook_attaches_several_networks_master_first() {
         .error();
     assert_eq!(e["code"], 11, "{e}");
 }
+
+/// POSTs `body` to netmaster's `path` (from the fabric, where netmaster listens); status, text.
+fn nm_post(cl: &Cluster, path: &str, body: Value) -> (u16, String) {
+    let url = format!("{}{path}", cl.rest);
+    cl.on_fabric(move || async move {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("netmaster answers");
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    })
+}
+
+#[test]
+fn netmaster_pod_attachment_records() {
+    let cl = cluster();
+    let h = &cl.hosts[0];
+    let state = TempDir::new("weft-cni-state-");
+    let record = json!({
+        "podNamespace": "shop", "podName": "web-0",
+        "attachments": [
+            {"tenantName": "blue", "networkName": "db", "ifName": "net1"},
+            {"tenantName": "blue", "networkName": "web", "ifName": "eth0",
+             "ipAddress": "10.233.1.60", "master": true}
+        ]
+    });
+    let (st, text) = nm_post(&cl, "/api/v1/podAttachments/shop:web-0/", record.clone());
+    assert_eq!(st, 200, "{text}");
+    // netmaster validates the record: an address outside the network, a network that is not.
+    let mut bad = record.clone();
+    bad["attachments"][1]["ipAddress"] = json!("10.99.0.1");
+    bad["attachments"][0]["networkName"] = json!("nosuch");
+    let (st, text) = nm_post(&cl, "/api/v1/podAttachments/shop:web-0/", bad);
+    assert_eq!(st, 400, "{text}");
+    assert!(
+        text.contains("outside subnet") && text.contains("nosuch"),
+        "{text}"
+    );
+
+    // weft-cni runs on the host (in its namespace, where netmaster's address is reachable).
+    let cf = json!({
+        "cniVersion": "1.1.0", "name": "pods", "type": "weft-cni", "tenant": "blue",
+        "agentSocket": h.socket, "stateDir": state.path(),
+        "attachments": {"backend": "netmaster", "url": cl.rest}
+    });
+    let c = Netns::new();
+    let ns = c.path().display().to_string();
+    let host = h.ovs.netns().name().to_string();
+    let r = Call::new("ADD", "pod-web-0", &ns)
+        .args("K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-0;K8S_POD_UID=9")
+        .in_ns(&host)
+        .run(&cf.to_string())
+        .result();
+    assert_eq!(r["interfaces"][0]["name"], "eth0", "master first: {r}");
+    assert_eq!(r["interfaces"][2]["name"], "net1", "{r}");
+    assert_eq!(r["ips"][0]["address"], "10.233.1.60/24");
+    assert_eq!(addrs(&c, "eth0"), vec!["10.233.1.60/24"]);
+    let net1 = addrs(&c, "net1");
+    assert!(
+        net1.len() == 1 && net1[0].starts_with("10.233.2."),
+        "{net1:?}"
+    );
+    assert_eq!(default_gw(&c).as_deref(), Some("10.233.1.1"));
+    assert!(
+        Call::new("DEL", "pod-web-0", &ns)
+            .in_ns(&host)
+            .run(&cf.to_string())
+            .ok
+    );
+    assert!(!has_link(&c, "eth0") && !has_link(&c, "net1"));
+
+    // A pod netmaster has no record of; a runtime that does not say which pod.
+    let e = Call::new("ADD", "pod-x", &ns)
+        .args("K8S_POD_NAMESPACE=shop;K8S_POD_NAME=web-9")
+        .in_ns(&host)
+        .run(&cf.to_string())
+        .error();
+    assert_eq!(e["code"], 102, "{e}");
+    assert!(
+        e["details"]
+            .as_str()
+            .unwrap()
+            .contains("no podAttachment \"shop:web-9\""),
+        "{e}"
+    );
+    let e = Call::new("ADD", "pod-x", &ns)
+        .in_ns(&host)
+        .run(&cf.to_string())
+        .error();
+    assert_eq!(e["code"], 4, "{e}");
+    assert!(
+        e["details"].as_str().unwrap().contains("K8S_POD_NAME"),
+        "{e}"
+    );
+    assert_eq!(container_ports(&h.ovs), Vec::<String>::new());
+}

@@ -71,6 +71,7 @@ fn flatten(s: &State) -> BTreeMap<Vec<u8>, Vec<u8>> {
     objects(&s.policies, &mut out);
     objects(&s.rules, &mut out);
     objects(&s.app_profiles, &mut out);
+    objects(&s.pod_attachments, &mut out);
     out
 }
 
@@ -172,6 +173,7 @@ impl Intent {
                 b"policy" => insert(&mut s.policies, parse(&kv.key, &kv.value)?),
                 b"rule" => insert(&mut s.rules, parse(&kv.key, &kv.value)?),
                 b"appProfile" => insert(&mut s.app_profiles, parse(&kv.key, &kv.value)?),
+                b"podAttachment" => insert(&mut s.pod_attachments, parse(&kv.key, &kv.value)?),
                 _ => {}
             }
         }

@@ -72,6 +72,16 @@ pub fn document() -> Value {
     ] {
         paths.insert(p.into(), json!({ "get": op(what, false, what) }));
     }
+    let mut cni = op(
+        "a pod's networks from its podAttachment, in dockin's format (code, message, data[]), for weft-cni",
+        false,
+        "code 0 and the pod's networks, or code 1 and why",
+    );
+    cni["parameters"] = json!([
+        { "name": "podNamespace", "in": "query", "required": true, "schema": { "type": "string" } },
+        { "name": "podName", "in": "query", "required": true, "schema": { "type": "string" } }
+    ]);
+    paths.insert("/api/v1/cni/attachments".into(), json!({ "get": cni }));
     paths.insert("/healthz".into(), json!({ "get": { "summary": "200 when the store answers, else 503", "responses": { "200": { "description": "ok" }, "503": { "description": "store unreachable" } } } }));
     paths.insert("/metrics".into(), json!({ "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }));
     json!({

@@ -1,7 +1,8 @@
 //! The REST API under `/api/v1/`, on Contiv's paths: `tenants/`, `networks/{tenant}:{name}/`,
 //! `endpointGroups/`, `netprofiles/`, `policys/`, `rules/`, `appProfiles/`, `globals/`; plus
-//! `POST /api/v1/intent` (a whole spec, or a Contiv intent file, applied at once) and
-//! `inspect/state/`. Errors are JSON `{"error": "..."}` with 400 (invalid input), 404, 409
+//! `POST /api/v1/intent` (a whole spec, or a Contiv intent file, applied at once),
+//! `inspect/state/`, `podAttachments/` (a pod's networks) and `cni/attachments` (the same in
+//! dockin's format, for weft-cni). Errors are JSON `{"error": "..."}` with 400 (invalid input), 404, 409
 //! (in use, or concurrent writers) or 503 (store unreachable).
 
 use std::collections::BTreeMap;
@@ -79,6 +80,7 @@ rest_kind!(NetProfile, "netprofiles", netprofiles);
 rest_kind!(Policy, "policys", policies);
 rest_kind!(Rule, "rules", rules);
 rest_kind!(AppProfile, "appProfiles", app_profiles);
+rest_kind!(PodAttachment, "podAttachments", pod_attachments);
 
 async fn list<T: RestKind>(AxState(i): AxState<Intent>) -> Result<Json<Vec<T>>, ApiError> {
     let (s, _) = i.load().await?;
@@ -321,6 +323,58 @@ async fn inspect_endpoints(
     inspect_prefix(&i, crate::intent::ENDPOINTS).await
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodQuery {
+    #[serde(default)]
+    pod_namespace: String,
+    #[serde(default)]
+    pod_name: String,
+}
+
+/// A pod's networks in dockin's format (`code`, `message`, `data[]`), as weft-cni's attachment
+/// backends read it: `GET /api/v1/cni/attachments?podNamespace=NS&podName=NAME`. A pod without a
+/// record is code 1 with a message (HTTP 200: the answer is in the body, as dockin's is).
+async fn cni_attachments(
+    AxState(i): AxState<Intent>,
+    Query(q): Query<PodQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if q.pod_namespace.is_empty() || q.pod_name.is_empty() {
+        return Err(bad(
+            "podNamespace and podName are required query parameters",
+        ));
+    }
+    let (s, _) = i.load().await?;
+    let key = format!("{}:{}", q.pod_namespace, q.pod_name);
+    let Some(p) = s.pod_attachments.get(&key) else {
+        return Ok(Json(serde_json::json!({
+            "code": 1,
+            "message": format!("netmaster has no podAttachment \"{key}\" (create it under /api/v1/podAttachments/)"),
+            "data": [],
+        })));
+    };
+    let data: Vec<serde_json::Value> = p
+        .attachments
+        .iter()
+        .map(|a| {
+            let n = s
+                .networks
+                .get(&format!("{}:{}", a.tenant_name, a.network_name));
+            serde_json::json!({
+                "type": format!("{}/{}", a.tenant_name, a.network_name),
+                "podIp": a.ip_address.map(|ip| ip.to_string()).unwrap_or_default(),
+                "subnetMask": n.map(|n| n.subnet.net.prefix_len().to_string()).unwrap_or_default(),
+                "gateway": n.and_then(|n| n.gateway).map(|g| g.to_string()).unwrap_or_default(),
+                "ifName": a.if_name,
+                "master": a.master,
+            })
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({"code": 0, "message": "success", "data": data}),
+    ))
+}
+
 async fn healthz(AxState(i): AxState<Intent>) -> Response {
     match i.store().get(b"/weft/meta/healthz").await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
@@ -345,7 +399,8 @@ pub fn router(intent: Intent) -> Router {
         .route("/api/v1/intent", axum::routing::post(apply_intent))
         .route("/api/v1/inspect/state/", get(inspect_state))
         .route("/api/v1/inspect/nodes/", get(inspect_nodes))
-        .route("/api/v1/inspect/endpoints/", get(inspect_endpoints));
+        .route("/api/v1/inspect/endpoints/", get(inspect_endpoints))
+        .route("/api/v1/cni/attachments", get(cni_attachments));
     r = kind_routes::<Tenant>(r);
     r = kind_routes::<Network>(r);
     r = kind_routes::<EndpointGroup>(r);
@@ -353,6 +408,7 @@ pub fn router(intent: Intent) -> Router {
     r = kind_routes::<Policy>(r);
     r = kind_routes::<Rule>(r);
     r = kind_routes::<AppProfile>(r);
+    r = kind_routes::<PodAttachment>(r);
     r.with_state(intent)
         .route(
             "/metrics",
@@ -365,7 +421,7 @@ pub fn router(intent: Intent) -> Router {
 }
 
 /// The object kinds and their REST paths (for the OpenAPI document).
-pub const KINDS: [(&str, &str); 7] = [
+pub const KINDS: [(&str, &str); 8] = [
     ("tenants", Tenant::KIND),
     ("networks", Network::KIND),
     ("endpointGroups", EndpointGroup::KIND),
@@ -373,4 +429,5 @@ pub const KINDS: [(&str, &str); 7] = [
     ("policys", Policy::KIND),
     ("rules", Rule::KIND),
     ("appProfiles", AppProfile::KIND),
+    ("podAttachments", PodAttachment::KIND),
 ];
