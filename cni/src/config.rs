@@ -221,6 +221,10 @@ pub struct NetConf {
     /// Where weft-cni notes the attachments it made (for GC).
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Whether the interface gets the default route via its network's gateway (false for the
+    /// second and later networks of a pod with several conflists).
+    #[serde(default = "yes")]
+    pub default_route: bool,
     /// Longest time a request to netplugin may take.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
@@ -241,6 +245,9 @@ fn default_socket() -> PathBuf {
 }
 fn default_state_dir() -> PathBuf {
     PathBuf::from(DEFAULT_STATE_DIR)
+}
+fn yes() -> bool {
+    true
 }
 fn default_timeout() -> u64 {
     60
@@ -613,6 +620,8 @@ mod tests {
         assert_eq!(c.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert_eq!(c.log_level, LogLevel::Error);
         assert_eq!(c.timeout_seconds, 60);
+        assert!(c.default_route);
+        assert!(!conf(r#","defaultRoute":false"#).default_route);
         assert!(c.attachments.is_none());
     }
 

@@ -221,6 +221,7 @@ async fn add(conf: &NetConf, env: &Env, log: &Log) -> Result<String, CniError> {
                 ipv4: choice.ipv4,
                 ipv6: choice.ipv6,
                 mac: choice.mac,
+                no_default_route: !conf.default_route,
                 ..base.clone()
             };
             let gw = choice.gateway.map(|g| g.to_string());

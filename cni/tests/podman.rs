@@ -105,6 +105,17 @@ impl Podman {
     }
 
     fn network(&self, name: &str, tenant: &str, network: &str, socket: &Path) {
+        self.network_with(name, tenant, network, socket, true)
+    }
+
+    fn network_with(
+        &self,
+        name: &str,
+        tenant: &str,
+        network: &str,
+        socket: &Path,
+        default_route: bool,
+    ) {
         let conflist = json!({
             "cniVersion": "1.0.0",
             "name": name,
@@ -116,6 +127,7 @@ impl Podman {
                 "stateDir": self.dir().join("cni-state"),
                 "logFile": self.dir().join("weft-cni.log"),
                 "logLevel": "info",
+                "defaultRoute": default_route,
                 "capabilities": {"ips": true, "mac": true}
             }]
         });
@@ -193,14 +205,18 @@ fn podman_containers_on_two_tenants_and_two_hosts() {
     p.network("blue-web-h2", "blue", "web", &h2.socket);
     p.network("red-web-h1", "red", "web", &h1.socket);
     p.network("red-web-h2", "red", "web", &h2.socket);
+    // A pod's second network: no default route of its own.
+    p.network_with("blue-db-h1", "blue", "db", &h1.socket, false);
 
     // Static addresses (podman's --ip, through the ips capability) and one allocated.
     let b1 = p.start("b1", "blue-web-h1", Some("10.233.1.11"));
     let b2 = p.start("b2", "blue-web-h2", Some("10.233.1.12"));
-    let r1 = p.start("r1", "red-web-h1", Some("10.233.1.13"));
+    let r1 = p.start("r1", "red-web-h1", Some("10.233.1.200"));
     let r2 = p.start("r2", "red-web-h2", None);
-    let ids = [&b1, &b2, &r1, &r2];
-    let sandboxes: Vec<PathBuf> = ["b1", "b2", "r1", "r2"]
+    // Two networks in one pod: two conflists (podman names the interfaces eth0 and eth1).
+    let m = p.start("m1", "blue-web-h1,blue-db-h1", None);
+    let ids = [&b1, &b2, &r1, &r2, &m];
+    let sandboxes: Vec<PathBuf> = ["b1", "b2", "r1", "r2", "m1"]
         .iter()
         .map(|n| p.sandbox(n))
         .collect();
@@ -213,7 +229,7 @@ fn podman_containers_on_two_tenants_and_two_hosts() {
         )
     );
     assert_eq!(eth0(&p, "b2").0, "10.233.1.12/24");
-    assert_eq!(eth0(&p, "r1").0, "10.233.1.13/24");
+    assert_eq!(eth0(&p, "r1").0, "10.233.1.200/24");
     let (r2_addr, r2_route) = eth0(&p, "r2");
     assert!(
         r2_addr.starts_with("10.233.1.") && r2_addr.ends_with("/24"),
@@ -234,18 +250,44 @@ fn podman_containers_on_two_tenants_and_two_hosts() {
         "red r1 (host1) -> r2 (host2)\n{}",
         cl.diagnose()
     );
-    assert!(!p.pings("b1", "10.233.1.13"), "blue reached red's r1");
+    assert!(!p.pings("b1", "10.233.1.200"), "blue reached red's r1");
     assert!(!p.pings("r1", "10.233.1.11"), "red reached blue's b1");
     assert!(!p.pings("r2", "10.233.1.12"), "red reached blue's b2");
-    if r2_ip != "10.233.1.11" {
+    let m1_web = eth0(&p, "m1").0;
+    let blue = ["10.233.1.11/24", "10.233.1.12/24", m1_web.as_str()];
+    if !blue.contains(&r2_addr.as_str()) {
         assert!(!p.pings("b1", &r2_ip), "blue reached red's r2");
     }
 
     let eps = cl.get("/api/v1/inspect/endpoints/");
-    assert!(eps.contains(b1.as_str()), "netmaster's records name the container: {eps}");
+    assert!(
+        eps.contains(b1.as_str()),
+        "netmaster's records name the container: {eps}"
+    );
+
+    let (ok, m_addrs) = p.exec("m1", &["ip", "-4", "-o", "addr"]);
+    assert!(ok, "{m_addrs}");
+    assert!(
+        m_addrs.contains("eth0") && m_addrs.contains("inet 10.233.1."),
+        "{m_addrs}"
+    );
+    assert!(
+        m_addrs.contains("eth1") && m_addrs.contains("inet 10.233.2."),
+        "{m_addrs}"
+    );
+    let (_, m_routes) = p.exec("m1", &["ip", "-4", "route"]);
+    assert_eq!(
+        m_routes
+            .lines()
+            .filter(|l| l.starts_with("default"))
+            .collect::<Vec<_>>(),
+        vec!["default via 10.233.1.1 dev eth0 "],
+        "{m_routes}"
+    );
+    assert!(p.pings("m1", "10.233.1.11"), "m1 -> b1 on blue:web");
 
     // podman rm: nothing left (veths, ports, namespaces, netmaster's records, weft-cni's notes).
-    p.run(&["rm", "-f", "-t", "0", "b1", "b2", "r1", "r2"]);
+    p.run(&["rm", "-f", "-t", "0", "b1", "b2", "r1", "r2", "m1"]);
     assert_eq!(
         container_ports(&h1.ovs),
         Vec::<String>::new(),
@@ -271,6 +313,6 @@ fn podman_containers_on_two_tenants_and_two_hosts() {
         Vec::<PathBuf>::new()
     );
     let log = p.log();
-    assert_eq!(log.matches("ADD ok").count(), 4, "{log}");
-    assert_eq!(log.matches("DEL ok").count(), 4, "{log}");
+    assert_eq!(log.matches("ADD ok").count(), 6, "{log}");
+    assert_eq!(log.matches("DEL ok").count(), 6, "{log}");
 }
