@@ -9,8 +9,8 @@ pub const CLASSIFIER: u8 = 0;
 pub const SPOOF_GUARD: u8 = 10;
 /// ARP requests for known addresses are answered here, never flooded.
 pub const ARP_RESPONDER: u8 = 20;
-/// Egress policy, step 1: IPv4 of a network under policy goes through conntrack (its tenant's
-/// zone); anything else passes on to L3.
+/// Egress policy, step 1: IPv4 goes through conntrack (its tenant's zone); anything else passes
+/// on to L3.
 pub const EGRESS_POLICY: u8 = 30;
 /// Egress, step 2: established and related pass, invalid is dropped, new goes on.
 pub const EGRESS_STATE: u8 = 31;
@@ -22,8 +22,8 @@ pub const EGRESS_RULES: u8 = 33;
 pub const L3: u8 = 40;
 /// Network + destination MAC → output port; broadcast → the network's group.
 pub const L2_FORWARD: u8 = 50;
-/// Ingress policy, step 1: IPv4 of a network under policy not yet tracked on this host goes
-/// through conntrack; tracked goes on; anything else to output.
+/// Ingress policy, step 1: IPv4 not yet tracked on this host goes through conntrack; tracked
+/// goes on; anything else to output.
 pub const INGRESS_POLICY: u8 = 60;
 /// Ingress, step 2: established and related pass, invalid is dropped; new towards another host
 /// is committed (its rules are that host's business), new towards a local endpoint goes on.

@@ -215,7 +215,7 @@ pub fn compile(state: &HostState) -> Compiled {
     for (key, eps) in &members {
         let net = by_key[key];
         let rs = remotes.get(key).map(Vec::as_slice).unwrap_or_default();
-        network_flows(&mut out, net, eps, rs, state, &pol);
+        network_flows(&mut out, net, eps, rs, state);
         for ep in eps {
             endpoint_flows(&mut out, net, ep, &pol);
         }
@@ -304,7 +304,6 @@ fn network_flows(
     eps: &[&Endpoint],
     remotes: &[&RemoteEndpoint],
     state: &HostState,
-    pol: &crate::rules::Policies<'_>,
 ) {
     let uplink = state.uplink_port;
     let c = cookie(CookieKind::Network, &net.key);
@@ -347,6 +346,7 @@ fn network_flows(
                 apply(vec![
                     set_reg(REG_NETWORK, seg),
                     set_reg(REG_ORIGIN, FROM_TUNNEL),
+                    set_reg(REG_ZONE, u32::from(net.zone)),
                 ]),
                 goto(L2_FORWARD),
             ],
@@ -395,6 +395,7 @@ fn network_flows(
                     Action::PopVlan,
                     set_reg(REG_NETWORK, seg),
                     set_reg(REG_ORIGIN, FROM_UPLINK),
+                    set_reg(REG_ZONE, u32::from(net.zone)),
                 ]),
                 goto(L2_FORWARD),
             ],
@@ -423,7 +424,6 @@ fn network_flows(
             vec![apply(tagging.clone())],
         ));
     }
-    pol.network_flows(out, net, c);
     let set = &mut out.flows;
 
     if let Some(gw) = net.gateway {
@@ -475,7 +475,11 @@ fn endpoint_flows(
     let set = &mut out.flows;
 
     // Classifier: the port names the network (and the endpoint's group).
-    let mut classify = vec![set_reg(REG_NETWORK, seg), set_reg(REG_ORIGIN, FROM_LOCAL)];
+    let mut classify = vec![
+        set_reg(REG_NETWORK, seg),
+        set_reg(REG_ORIGIN, FROM_LOCAL),
+        set_reg(REG_ZONE, u32::from(net.zone)),
+    ];
     if let Some(g) = group {
         classify.push(set_reg(REG_SRC_GROUP, g));
     }

@@ -1,11 +1,13 @@
 //! Endpoint groups, policies and rules: the stateful policy tables (`EGRESS_*`, `INGRESS_*`).
 //!
-//! A network is *under policy* when one of its groups has a policy or denies by default; only
-//! then does its IPv4 traffic go through conntrack (its tenant's zone) and the rules. Group
-//! membership is resolved once per address into a register (reg3, the peer's group), so a rule
-//! compiles to flows on (its target groups) × (its peer and service); where both sides have more
-//! than one value, a conjunctive match keeps that a sum. Flow count grows with rules + members,
-//! never with their product.
+//! All IPv4 goes through conntrack, in its tenant's zone (reg6, set by the classifier), whether
+//! its network has policies or not: the choice to track a packet never changes with intent, so no
+//! flow cached in the datapath can outlive a policy change with the wrong answer (Open vSwitch's
+//! userspace datapath kept such flows for a minute and more when tracking was switched off for a
+//! network). Group membership is resolved once per address into a register (reg3, the peer's
+//! group), so a rule compiles to flows on (its target groups) × (its peer and service); where the
+//! targets are several, a conjunctive match keeps that a sum. Flow count grows with rules +
+//! members, never with their product.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::Ipv4Addr;
@@ -59,11 +61,16 @@ fn state(bits: u32) -> Match {
     Match::new().ct_state(bits | CT_TRK, bits | CT_TRK)
 }
 
-/// The fixed flows of the policy tables. Only packets of networks under policy are ever tracked
-/// and reach the state tables.
+/// The fixed flows of the policy tables.
 pub(crate) fn skeleton(set: &mut FlowSet, pipe: u64) {
     let f = |t, p, m, i| Flow::new(t, p, pipe, m, i);
-    // Egress: after conntrack.
+    // Egress: IPv4 through conntrack, the rest on to L3.
+    set.insert_flow(f(
+        EGRESS_POLICY,
+        100,
+        Match::new().eth_type(ETH_IPV4),
+        vec![apply(vec![ct_lookup(EGRESS_STATE)])],
+    ));
     set.insert_flow(f(EGRESS_POLICY, 0, Match::new(), vec![goto(L3)]));
     set.insert_flow(f(EGRESS_STATE, 100, state(CT_EST), vec![goto(L3)]));
     set.insert_flow(f(EGRESS_STATE, 100, state(CT_REL), vec![goto(L3)]));
@@ -78,12 +85,19 @@ pub(crate) fn skeleton(set: &mut FlowSet, pipe: u64) {
     ));
     set.insert_flow(f(EGRESS_RULES, 0, Match::new(), vec![goto(L3)]));
 
-    // Ingress: what egress tracked goes straight to the state table.
+    // Ingress: what egress tracked goes straight to the state table; IPv4 that came from a
+    // tunnel or the uplink is looked up first.
     set.insert_flow(f(
         INGRESS_POLICY,
         110,
         Match::new().eth_type(ETH_IPV4).ct_state(CT_TRK, CT_TRK),
         vec![goto(INGRESS_STATE)],
+    ));
+    set.insert_flow(f(
+        INGRESS_POLICY,
+        100,
+        Match::new().eth_type(ETH_IPV4),
+        vec![apply(vec![ct_lookup(INGRESS_STATE)])],
     ));
     set.insert_flow(f(INGRESS_POLICY, 0, Match::new(), vec![goto(OUTPUT)]));
     set.insert_flow(f(INGRESS_STATE, 100, state(CT_EST), vec![goto(OUTPUT)]));
@@ -119,13 +133,11 @@ pub(crate) fn skeleton(set: &mut FlowSet, pipe: u64) {
     ));
 }
 
-/// Groups, policies and which networks are under policy, resolved for one compile.
+/// Groups and policies, resolved for one compile.
 pub(crate) struct Policies<'a> {
     /// Group key → (its register value, the group).
     groups: BTreeMap<&'a str, (u32, &'a Group)>,
     policies: BTreeMap<&'a str, &'a Policy>,
-    /// Networks whose IPv4 traffic goes through conntrack and the rules.
-    policed: BTreeSet<&'a str>,
     /// Groups with an endpoint on this host, by key.
     local: BTreeSet<&'a str>,
 }
@@ -159,7 +171,6 @@ impl<'a> Policies<'a> {
         }
         let policies: BTreeMap<&str, &Policy> =
             state.policies.iter().map(|p| (p.key.as_str(), p)).collect();
-        let mut policed = BTreeSet::new();
         for (_, g) in groups.values() {
             for p in &g.policies {
                 if !policies.contains_key(p.as_str()) {
@@ -169,14 +180,10 @@ impl<'a> Policies<'a> {
                     });
                 }
             }
-            if g.default_deny || !g.policies.is_empty() {
-                policed.insert(g.network.as_str());
-            }
         }
         let mut p = Policies {
             groups,
             policies,
-            policed,
             local: BTreeSet::new(),
         };
         for eps in members.values() {
@@ -214,33 +221,6 @@ impl<'a> Policies<'a> {
         self.groups.get(key?).and_then(|(_, g)| g.profile)
     }
 
-    fn policed(&self, net: &Network) -> bool {
-        self.policed.contains(net.key.as_str())
-    }
-
-    /// A network under policy sends its IPv4 traffic through conntrack in its tenant's zone.
-    pub(crate) fn network_flows(&self, out: &mut Compiled, net: &Network, c: u64) {
-        if !self.policed(net) {
-            return;
-        }
-        let seg = net.segment.id();
-        for (table, next) in [
-            (EGRESS_POLICY, EGRESS_STATE),
-            (INGRESS_POLICY, INGRESS_STATE),
-        ] {
-            out.flows.insert_flow(Flow::new(
-                table,
-                100,
-                c,
-                Match::new().reg(REG_NETWORK, seg).eth_type(ETH_IPV4),
-                vec![apply(vec![
-                    set_reg(REG_ZONE, u32::from(net.zone)),
-                    ct_lookup(next),
-                ])],
-            ));
-        }
-    }
-
     /// An endpoint's addresses name its group, as a destination (egress) and as a source
     /// (ingress). Addresses are what the spoof guard of the sender's host vouches for.
     pub(crate) fn peer_flows(
@@ -251,9 +231,6 @@ impl<'a> Policies<'a> {
         addrs: &[Ipv4Addr],
         group: Option<&str>,
     ) {
-        if !self.policed(net) {
-            return;
-        }
         let Some(g) = self.group(group, &net.key) else {
             return;
         };
