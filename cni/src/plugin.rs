@@ -307,6 +307,9 @@ async fn add(conf: &NetConf, env: &Env, log: &Log) -> Result<String, CniError> {
             Err(e) => {
                 // Leave nothing half made: undo the interfaces this ADD attached before.
                 for d in &done {
+                    let _ = std::fs::remove_file(
+                        notes_dir(conf).join(format!("{}-{d}", env.container_id)),
+                    );
                     let _ = client
                         .detach(request(
                             conf,
@@ -341,7 +344,7 @@ async fn add(conf: &NetConf, env: &Env, log: &Log) -> Result<String, CniError> {
             routes: iface
                 .routes
                 .iter()
-                .filter(|r| !(r.dst == "0.0.0.0/0" && has_default))
+                .filter(|r| !((r.dst == "0.0.0.0/0" || r.dst == "::/0") && has_default))
                 .map(|r| (r.dst.clone(), r.gateway.clone()))
                 .collect(),
         };

@@ -138,8 +138,13 @@ impl CniResult {
             });
         }
         if let Some(gw) = &a.default_gateway {
+            let dst = if gw.contains(':') {
+                "::/0"
+            } else {
+                "0.0.0.0/0"
+            };
             self.routes.push(Route {
-                dst: "0.0.0.0/0".into(),
+                dst: dst.into(),
                 gw: Some(gw.clone()),
             });
         }

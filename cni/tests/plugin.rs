@@ -439,6 +439,28 @@ fn webhook_attaches_several_networks_master_first() {
     assert_eq!(container_ports(&h.ovs), Vec::<String>::new());
     assert_eq!(state_files(state.path()), Vec::<std::path::PathBuf>::new());
 
+    // The second network fails: the first interface is taken back, nothing is left.
+    let (url, _) = webhook(json!({"code": 0, "data": [
+        {"type": "web", "ifName": "eth0", "master": true},
+        {"type": "nosuch", "ifName": "net1"}]}));
+    let e = Call::new("ADD", "multi-4", &ns)
+        .run(
+            &with(
+                cf.clone(),
+                json!({"attachments": {"backend": "webhook", "url": url}}),
+            )
+            .to_string(),
+        )
+        .error();
+    assert_eq!(e["code"], 7, "{e}");
+    assert!(e["details"].as_str().unwrap().contains("nosuch"), "{e}");
+    assert!(
+        !has_link(&c, "eth0"),
+        "the first interface of a failed ADD was left"
+    );
+    assert_eq!(container_ports(&h.ovs), Vec::<String>::new());
+    assert_eq!(state_files(state.path()), Vec::<std::path::PathBuf>::new());
+
     // A webhook that says no: its message reaches the person.
     let (url, _) = webhook(json!({"code": 5, "message": "pod shop/web-1 has no network quota"}));
     let e = Call::new("ADD", "multi-2", &ns)
