@@ -158,8 +158,8 @@ impl AgentService for Agents {
         let key = format!("{ENDPOINTS}{}", r.endpoint_id).into_bytes();
         let store = self.intent.store();
         if let Some(kv) = store.get(&key).await.map_err(status)? {
-            // Asked again: the same answer (idempotent), if it is the same request.
-            let ep: Endpoint =
+            // Asked again: the same address (idempotent), if it is the same network.
+            let mut ep: Endpoint =
                 serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
             if ep.tenant_name != r.tenant || ep.network_name != r.network {
                 return Err(Status::already_exists(format!(
@@ -167,8 +167,60 @@ impl AgentService for Agents {
                     r.endpoint_id, ep.tenant_name, ep.network_name
                 )));
             }
+            if !r.requested_ipv4.is_empty() && r.requested_ipv4 != ep.ipv4.to_string() {
+                return Err(Status::already_exists(format!(
+                    "endpoint \"{}\" holds {}, not the {} asked for",
+                    r.endpoint_id, ep.ipv4, r.requested_ipv4
+                )));
+            }
+            // A reservation (the Docker driver's IPAM reserves before the container exists)
+            // becomes the endpoint: what the later request says of it is kept.
+            let mut changed = false;
+            for (have, want) in [
+                (&mut ep.container, &r.container),
+                (&mut ep.host, &r.host),
+                (&mut ep.group_name, &r.group),
+                (&mut ep.interface_name, &r.interface_name),
+            ] {
+                if !want.is_empty() && have != want {
+                    *have = want.clone();
+                    changed = true;
+                }
+            }
+            if !changed {
+                return Ok(Response::new(pb::AllocateEndpointReply {
+                    endpoint_json: kv.value,
+                }));
+            }
+            if !r.group.is_empty() {
+                let (state, _) = self.intent.load().await.map_err(intent_status)?;
+                if !state
+                    .groups
+                    .contains_key(&format!("{}:{}", r.tenant, r.group))
+                {
+                    return Err(Status::not_found(format!(
+                        "endpoint group \"{}:{}\" does not exist",
+                        r.tenant, r.group
+                    )));
+                }
+            }
+            let value = serde_json::to_vec(&ep).expect("endpoints serialize");
+            let done = store
+                .txn(
+                    vec![Compare::Value(key.clone(), kv.value.clone())],
+                    vec![Op::put(key.clone(), value.clone())],
+                    vec![],
+                )
+                .await
+                .map_err(status)?;
+            if !done.succeeded {
+                return Err(Status::aborted(format!(
+                    "endpoint \"{}\" changed while it was being updated; try again",
+                    r.endpoint_id
+                )));
+            }
             return Ok(Response::new(pb::AllocateEndpointReply {
-                endpoint_json: kv.value,
+                endpoint_json: value,
             }));
         }
         let (state, _) = self.intent.load().await.map_err(intent_status)?;

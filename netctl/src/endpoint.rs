@@ -93,6 +93,7 @@ pub fn attach_request(a: AttachArgs) -> Result<pb::AttachRequest> {
         pod_namespace: a.pod_namespace.unwrap_or_default(),
         pod_uid: a.pod_uid.unwrap_or_default(),
         labels: Default::default(),
+        ..Default::default()
     })
 }
 
