@@ -114,9 +114,16 @@ pub async fn remove(name: &str) -> Result<bool, String> {
 
 /// Makes the interface, all or nothing: when a step fails, the veth pair is deleted (with it,
 /// whatever was set on the container end) and the error names the step.
+/// With an empty `netns`, the container end stays in this namespace under `temp_peer`.
 pub async fn create(spec: &IfaceSpec) -> Result<(), String> {
-    let ns = std::fs::File::open(&spec.netns)
-        .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?;
+    let ns = if spec.netns.as_os_str().is_empty() {
+        None
+    } else {
+        Some(
+            std::fs::File::open(&spec.netns)
+                .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?,
+        )
+    };
     let h = connect()?;
     // A leftover from a crashed attach under the same names goes first.
     let _ = remove(&spec.host_if).await;
@@ -130,19 +137,42 @@ pub async fn create(spec: &IfaceSpec) -> Result<(), String> {
         .execute()
         .await
         .map_err(|e| format!("creating veth {}: {e}", spec.host_if))?;
-    let r = finish(&h, spec, &ns).await;
+    let r = finish(&h, spec, ns.as_ref()).await;
     if r.is_err() {
         let _ = remove(&spec.host_if).await;
     }
     r
 }
 
-async fn finish(h: &Handle, spec: &IfaceSpec, ns: &std::fs::File) -> Result<(), String> {
+async fn finish(h: &Handle, spec: &IfaceSpec, ns: Option<&std::fs::File>) -> Result<(), String> {
     let peer = index_of(h, &spec.temp_peer)
         .await?
         .ok_or_else(|| format!("veth peer {} vanished", spec.temp_peer))?;
     // Before it moves: the setting goes with the device (see the function for why).
     crate::offload::tx_checksum_off(&spec.temp_peer)?;
+    let Some(ns) = ns else {
+        // Stays here for the runtime to move: named, with its MAC and MTU; the host end up.
+        h.link()
+            .set(
+                LinkUnspec::new_with_index(peer)
+                    .address(spec.mac.to_vec())
+                    .mtu(spec.mtu)
+                    .build(),
+            )
+            .execute()
+            .await
+            .map_err(|e| format!("setting MAC and MTU of {}: {e}", spec.temp_peer))?;
+        bridge_only(&spec.host_if)?;
+        let host = index_of(h, &spec.host_if)
+            .await?
+            .ok_or_else(|| format!("veth {} vanished", spec.host_if))?;
+        return h
+            .link()
+            .set(LinkUnspec::new_with_index(host).up().build())
+            .execute()
+            .await
+            .map_err(|e| format!("bringing {} up: {e}", spec.host_if));
+    };
     h.link()
         .set(
             LinkUnspec::new_with_index(peer)

@@ -179,6 +179,11 @@ impl LocalPort {
                 .cloned()
                 .unwrap_or_default(),
             pod_uid: self.labels.get("pod_uid").cloned().unwrap_or_default(),
+            peer_interface: if self.netns.is_empty() {
+                temp_peer(&self.endpoint_id)
+            } else {
+                String::new()
+            },
         }
     }
 }
@@ -223,7 +228,13 @@ impl Service {
             ));
         }
         check_ifname(&r.interface_name)?;
-        if r.netns.is_empty() || !Path::new(&r.netns).exists() {
+        if r.leave_in_host_namespace {
+            if !r.netns.is_empty() {
+                return Err(Status::invalid_argument(
+                    "leave_in_host_namespace and netns exclude each other",
+                ));
+            }
+        } else if r.netns.is_empty() || !Path::new(&r.netns).exists() {
             return Err(Status::invalid_argument(format!(
                 "netns \"{}\" does not exist (give /var/run/netns/NAME or /proc/PID/ns/net)",
                 r.netns
@@ -281,7 +292,14 @@ impl Service {
                 Status::invalid_argument(format!("mac \"{}\" is not aa:bb:cc:dd:ee:ff", r.mac))
             })?)
         };
-        let id = endpoint_id(&r.container_id, &r.interface_name);
+        if r.endpoint_id.contains('/') {
+            return Err(Status::invalid_argument("endpoint_id must contain no '/'"));
+        }
+        let id = if r.endpoint_id.is_empty() {
+            endpoint_id(&r.container_id, &r.interface_name)
+        } else {
+            r.endpoint_id.clone()
+        };
         let lock = inner.ep_lock(&id);
         let _g = lock.lock().await;
 
@@ -527,7 +545,19 @@ impl Service {
     /// What is wrong with an attached port, one line per problem.
     async fn check_port(&self, lp: &LocalPort) -> Vec<String> {
         let mut problems = vec![];
-        match kernel::inspect(Path::new(&lp.netns), &lp.interface_name).await {
+        // Left in the host namespace for the runtime to move (Docker): where it went is the
+        // runtime's business.
+        let inside = if lp.netns.is_empty() {
+            Ok(Some(kernel::Seen {
+                mac: lp.mac.clone(),
+                up: true,
+                mtu: lp.mtu,
+                addrs: lp.ipv4.parse().into_iter().collect(),
+            }))
+        } else {
+            kernel::inspect(Path::new(&lp.netns), &lp.interface_name).await
+        };
+        match inside {
             Ok(Some(seen)) => {
                 if !seen.mac.eq_ignore_ascii_case(&lp.mac) {
                     problems.push(format!(
