@@ -5,10 +5,11 @@
 pub mod agent;
 pub mod bridge;
 pub mod client;
+pub mod docker;
 pub mod kernel;
 pub mod netmaster;
-pub mod offload;
 pub mod ofdriver;
+pub mod offload;
 pub mod reconcile;
 pub mod service;
 

@@ -45,6 +45,13 @@ struct Args {
     /// Lease of this host's registration, in seconds.
     #[arg(long, default_value_t = 10)]
     lease_ttl: u32,
+    /// Serve Docker's network and IPAM driver APIs on this socket; its file name is the
+    /// driver's name (`/run/docker/plugins/weft.sock`: `docker network create -d weft`).
+    #[arg(long)]
+    docker_plugin: Option<PathBuf>,
+    /// Where the Docker driver keeps which Docker network is which Weft network.
+    #[arg(long, default_value = "/var/lib/weft/docker-networks.json")]
+    docker_state: PathBuf,
 }
 
 fn hostname() -> String {
@@ -76,6 +83,12 @@ async fn main() -> anyhow::Result<()> {
         confirm_timeout: Duration::from_secs(10),
     };
     let agent = Agent::start(cfg).await?;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    if let Some(sock) = &a.docker_plugin {
+        weft_agent::docker::serve(&agent, sock, &a.docker_state, cancel.clone())
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
     tracing::info!("netplugin running");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -83,6 +96,7 @@ async fn main() -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("stopping; the switch keeps its flows");
+    cancel.cancel();
     drop(agent);
     tokio::time::sleep(Duration::from_millis(50)).await;
     Ok(())
