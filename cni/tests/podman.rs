@@ -27,7 +27,7 @@ impl Podman {
     fn new() -> Podman {
         let dir = TempDir::new("weft-podman-");
         let d = dir.path();
-        for sub in ["bin", "net.d", "tmp", "rootfs/bin"] {
+        for sub in ["bin", "net.d", "tmp"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
         std::os::unix::fs::symlink(BIN, d.join("bin/weft-cni")).unwrap();
@@ -54,25 +54,9 @@ impl Podman {
         )
         .unwrap();
         // An image: busybox and its applets, imported from a tarball.
-        let root = d.join("rootfs");
-        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-        let list = testsupport::run(Command::new("/bin/busybox").arg("--list"));
-        for a in list.lines().filter(|a| *a != "busybox") {
-            std::os::unix::fs::symlink("busybox", root.join("bin").join(a)).unwrap();
-        }
-        testsupport::run(Command::new("tar").args([
-            "-C",
-            root.to_str().unwrap(),
-            "-cf",
-            d.join("img.tar").to_str().unwrap(),
-            ".",
-        ]));
+        let tar = testsupport::busybox_image_tar(d);
         let p = Podman { dir };
-        p.run(&[
-            "import",
-            p.dir.path().join("img.tar").to_str().unwrap(),
-            "localhost/weft-busybox",
-        ]);
+        p.run(&["import", tar.to_str().unwrap(), "localhost/weft-busybox"]);
         p
     }
 

@@ -649,3 +649,24 @@ impl Drop for Etcd {
         self.stop();
     }
 }
+
+/// A container image as a tarball, for `podman import` / `docker import`: `/bin/busybox` (from
+/// busybox-static) and a link for each of its applets, built under `dir`. Returns the tarball.
+pub fn busybox_image_tar(dir: &Path) -> PathBuf {
+    let root = dir.join("rootfs");
+    std::fs::create_dir_all(root.join("bin")).expect("rootfs/bin");
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("/bin/busybox (busybox-static)");
+    let list = run(Command::new("/bin/busybox").arg("--list"));
+    for a in list.lines().filter(|a| *a != "busybox") {
+        let _ = std::os::unix::fs::symlink("busybox", root.join("bin").join(a));
+    }
+    let tar = dir.join("busybox-image.tar");
+    run(Command::new("tar").args([
+        "-C",
+        &root.display().to_string(),
+        "-cf",
+        &tar.display().to_string(),
+        ".",
+    ]));
+    tar
+}
