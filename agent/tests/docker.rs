@@ -3,12 +3,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::PathBuf;
 
 use common::{runtime_in, Host};
-use testsupport::{Ovs, TempDir};
+use testsupport::{Dockerd, Ovs, RemoveOnDrop};
 use tokio_util::sync::CancellationToken;
 
 const SPEC: &str = r#"{
@@ -21,131 +19,6 @@ const SPEC: &str = r#"{
   ],
   "endpointGroups": [ { "tenantName": "blue", "groupName": "web", "networkName": "app" } ]
 }"#;
-
-/// A dockerd of the test's own: data, exec root, socket and pid file in a temp directory, no
-/// bridge, no iptables, the vfs storage driver (no mounts to leave behind). Stopped on drop.
-struct Dockerd {
-    dir: TempDir,
-    child: std::process::Child,
-}
-
-impl Dockerd {
-    fn start() -> Dockerd {
-        let dir = TempDir::new("weft-dockerd-");
-        let d = dir.path();
-        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new("dockerd")
-            .args(["--data-root", &p(&d.join("data"))])
-            .args(["--exec-root", &p(&d.join("exec"))])
-            .args(["--pidfile", &p(&d.join("docker.pid"))])
-            .args(["-H", &format!("unix://{}", p(&d.join("docker.sock")))])
-            .args(["--iptables=false", "--bridge=none", "--storage-driver=vfs"])
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("dockerd (docker.io)");
-        let dk = Dockerd { dir, child };
-        for _ in 0..150 {
-            if dk.try_run(&["version"]).is_ok() {
-                return dk;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        panic!("dockerd did not come up: {}", dk.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
-    }
-
-    /// `docker ARGS` against this daemon: Ok(stdout) or Err(stderr).
-    fn try_run(&self, args: &[&str]) -> Result<String, String> {
-        // Debian's client matches Debian's daemon (a newer CLI may be first on PATH).
-        let out = Command::new("/usr/bin/docker")
-            .arg("-H")
-            .arg(format!(
-                "unix://{}",
-                p(&self.dir.path().join("docker.sock"))
-            ))
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("docker CLI");
-        if out.status.success() {
-            Ok(String::from_utf8_lossy(&out.stdout).to_string())
-        } else {
-            Err(String::from_utf8_lossy(&out.stderr).to_string())
-        }
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        self.try_run(args)
-            .unwrap_or_else(|e| panic!("docker {}: {e}", args.join(" ")))
-    }
-}
-
-impl Drop for Dockerd {
-    fn drop(&mut self) {
-        if let Ok(ids) = self.try_run(&["ps", "-aq"]) {
-            for id in ids.split_whitespace() {
-                let _ = self.try_run(&["rm", "-f", id]);
-            }
-        }
-        // SIGTERM: dockerd stops its containerd and unmounts what it mounted.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_))) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // Anything still mounted below our directory goes before the directory does.
-        if let Ok(m) = std::fs::read_to_string("/proc/self/mounts") {
-            let root = p(self.dir.path());
-            let mut points: Vec<&str> = m
-                .lines()
-                .filter_map(|l| l.split(' ').nth(1))
-                .filter(|mp| mp.starts_with(&root))
-                .collect();
-            points.sort_by_key(|mp| std::cmp::Reverse(mp.len()));
-            for mp in points {
-                let _ = Command::new("umount").arg("-l").arg(mp).status();
-            }
-        }
-    }
-}
-
-fn p(path: &Path) -> String {
-    path.display().to_string()
-}
-
-/// A busybox image: /bin/busybox and its applets.
-fn image(dk: &Dockerd) -> String {
-    let tar = testsupport::busybox_image_tar(dk.dir.path());
-    let name = "weft-busybox:test";
-    dk.run(&["import", &p(&tar), name]);
-    name.to_string()
-}
-
-fn addr_of(dk: &Dockerd, c: &str) -> String {
-    let out = dk.run(&["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
-    out.split_whitespace()
-        .skip_while(|w| *w != "inet")
-        .nth(1)
-        .unwrap_or_else(|| panic!("{c}: no IPv4 address: {out}"))
-        .to_string()
-}
-
-fn pings(dk: &Dockerd, from: &str, to: &str) -> bool {
-    (0..3).any(|_| {
-        dk.try_run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
-            .is_ok()
-    })
-}
 
 #[test]
 fn docker_networks_of_two_tenants() {
@@ -165,8 +38,8 @@ fn docker_networks_of_two_tenants() {
         cancel.clone(),
     ))
     .unwrap();
-    let dk = Dockerd::start();
-    let img = image(&dk);
+    let dk = Dockerd::start_in(None);
+    let img = dk.busybox();
 
     // Which Weft network: named by IPAM options; a subnet two tenants share is refused.
     let create = |name: &str, extra: &[&str]| {
@@ -234,28 +107,24 @@ fn docker_networks_of_two_tenants() {
     run("r1", "rnet", Some("10.231.9.50"));
     run("r2", "rnet", None);
 
-    let b1 = addr_of(&dk, "b1");
+    let b1 = dk.addr_of("b1");
     assert!(b1.starts_with("10.231.9.") && b1.ends_with("/24"), "{b1}");
-    assert_eq!(addr_of(&dk, "b2"), "10.231.9.50/24", "--ip is honoured");
-    assert_eq!(addr_of(&dk, "r1"), "10.231.9.50/24");
+    assert_eq!(dk.addr_of("b2"), "10.231.9.50/24", "--ip is honoured");
+    assert_eq!(dk.addr_of("r1"), "10.231.9.50/24");
     let routes = dk.run(&["exec", "b2", "ip", "route"]);
     assert!(
         routes.contains("default via 10.231.9.1 dev eth0"),
         "{routes}"
     );
     let b1 = b1.trim_end_matches("/24").to_string();
-    let r2 = addr_of(&dk, "r2").trim_end_matches("/24").to_string();
+    let r2 = dk.addr_of("r2").trim_end_matches("/24").to_string();
 
     // Same network: reaches; the twin address answers in its own tenant only.
-    assert!(pings(&dk, "b1", "10.231.9.50"), "b1 → b2");
-    assert!(pings(&dk, "r2", "10.231.9.50"), "r2 → r1");
+    assert!(dk.pings("b1", "10.231.9.50"), "b1 → b2");
+    assert!(dk.pings("r2", "10.231.9.50"), "r2 → r1");
     let flows = || ovs.ofctl("dump-flows", "br-int", &["--no-stats"]);
-    assert!(
-        !pings(&dk, "r2", &b1),
-        "red must not reach blue\n{}",
-        flows()
-    );
-    assert!(!pings(&dk, "b1", &r2), "blue must not reach red");
+    assert!(!dk.pings("r2", &b1), "red must not reach blue\n{}", flows());
+    assert!(!dk.pings("b1", &r2), "blue must not reach red");
     // Docker's endpoint is Weft's: in group web, at netmaster.
     let eps = rt.block_on(h.nm_endpoints());
     assert!(eps.contains("\"groupName\":\"web\""), "{eps}");
@@ -282,13 +151,4 @@ fn docker_networks_of_two_tenants() {
     cancel.cancel();
     drop(h);
     drop(rt);
-}
-
-/// The plugin socket lives in Docker's global plugin directory: removed also when a check fails.
-struct RemoveOnDrop(PathBuf);
-
-impl Drop for RemoveOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }

@@ -105,6 +105,8 @@ pub struct Host {
     pub socket: PathBuf,
     agent: Option<NsRuntime>,
     cfg: Config,
+    /// The Docker plugin socket this host's netplugin serves, once asked to.
+    docker: Option<PathBuf>,
     // Dropped last: the switch and the namespace.
     pub ovs: Ovs,
 }
@@ -217,23 +219,47 @@ impl Host {
     /// Starts this host's netplugin again.
     pub fn start_agent(&mut self) {
         if self.agent.is_none() {
-            self.agent = Some(start_agent(&self.ovs, self.cfg.clone()));
+            self.agent = Some(start_agent(
+                &self.ovs,
+                self.cfg.clone(),
+                self.docker.clone(),
+            ));
         }
+    }
+
+    /// Restarts this host's netplugin serving Docker's network and IPAM driver on
+    /// `/run/docker/plugins/NAME.sock` (NAME is the driver's name in Docker; the socket is removed
+    /// with the cluster). Its network mapping is kept in the host's switch directory.
+    pub fn serve_docker(&mut self, name: &str) {
+        self.stop_agent();
+        self.docker = Some(PathBuf::from(format!("/run/docker/plugins/{name}.sock")));
+        self.start_agent();
     }
 }
 
-fn start_agent(ovs: &Ovs, cfg: Config) -> NsRuntime {
+fn start_agent(ovs: &Ovs, cfg: Config, docker: Option<PathBuf>) -> NsRuntime {
+    let state = ovs.dir().join("docker-networks.json");
     let (rt, ok) = NsRuntime::start(ovs.netns(), move || async move {
-        match Agent::start(cfg).await {
-            Ok(a) => {
-                let ready = a.ready(Duration::from_secs(30)).await;
-                (Some(a), ready)
-            }
+        let a = match Agent::start(cfg).await {
+            Ok(a) => a,
             Err(e) => {
                 eprintln!("agent failed to start: {e}");
-                (None, false)
+                return ((None, None), false);
+            }
+        };
+        let mut ready = a.ready(Duration::from_secs(30)).await;
+        let mut guard = None;
+        if let Some(sock) = docker {
+            let cancel = tokio_util::sync::CancellationToken::new();
+            match weft_agent::docker::serve(&a, &sock, &state, cancel.clone()).await {
+                Ok(()) => guard = Some(cancel.drop_guard()),
+                Err(e) => {
+                    eprintln!("docker plugin failed to start: {e}");
+                    ready = false;
+                }
             }
         }
+        ((Some(a), guard), ready)
     });
     assert!(ok, "netplugin did not become ready");
     rt
@@ -404,13 +430,14 @@ impl Cluster {
             lease_ttl: 10,
             confirm_timeout: Duration::from_secs(10),
         };
-        let agent = start_agent(&ovs, cfg.clone());
+        let agent = start_agent(&ovs, cfg.clone(), None);
         self.hosts.push(Host {
             name,
             vtep: v,
             socket,
             agent: Some(agent),
             cfg,
+            docker: None,
             ovs,
         });
         self.hosts.last().expect("just added")
@@ -569,6 +596,9 @@ impl Drop for Cluster {
         // go with the fields.
         for h in &mut self.hosts {
             h.stop_agent();
+            if let Some(sock) = &h.docker {
+                let _ = std::fs::remove_file(sock);
+            }
         }
         self.netmaster.take();
     }

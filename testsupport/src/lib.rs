@@ -670,3 +670,167 @@ pub fn busybox_image_tar(dir: &Path) -> PathBuf {
     ]));
     tar
 }
+
+/// A dockerd of a test's own: data, exec root, socket and pid file in a temp directory, no
+/// bridge, no iptables, the vfs storage driver. Started in the root namespace or inside `ns` (a
+/// simulated host: Docker then moves interfaces out of that namespace). Its containers are
+/// removed and it is stopped on drop, and whatever is still mounted under its directory goes.
+pub struct Dockerd {
+    dir: TempDir,
+    child: std::process::Child,
+}
+
+impl Dockerd {
+    pub fn start_in(ns: Option<&Netns>) -> Dockerd {
+        let dir = TempDir::new("weft-dockerd-");
+        let d = dir.path();
+        let log = std::fs::File::create(d.join("dockerd.log")).expect("dockerd.log");
+        let s = |p: &Path| p.display().to_string();
+        let args = [
+            "dockerd".to_string(),
+            "--data-root".into(),
+            s(&d.join("data")),
+            "--exec-root".into(),
+            s(&d.join("exec")),
+            "--pidfile".into(),
+            s(&d.join("docker.pid")),
+            "-H".into(),
+            format!("unix://{}", s(&d.join("docker.sock"))),
+            "--iptables=false".into(),
+            "--bridge=none".into(),
+            "--storage-driver=vfs".into(),
+        ];
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        // Only the network namespace: `ip netns exec` would also give dockerd a mount namespace
+        // with a fresh /sys and no cgroup filesystem. nsenter execs dockerd: the child is dockerd.
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", ns.path().display())).args(&args);
+                c
+            }
+            None => {
+                let mut c = Command::new(args[0]);
+                c.args(&args[1..]);
+                c
+            }
+        };
+        let child = cmd
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("dockerd (docker.io)");
+        let dk = Dockerd { dir, child };
+        for _ in 0..150 {
+            if dk.try_run(&["version"]).is_ok() {
+                return dk;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("dockerd did not come up: {}", dk.log());
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// `docker ARGS` against this daemon: Ok(stdout) or Err(stderr).
+    pub fn try_run(&self, args: &[&str]) -> Result<String, String> {
+        // Debian's client matches Debian's daemon (a newer CLI may be first on PATH).
+        let out = Command::new("/usr/bin/docker")
+            .arg("-H")
+            .arg(format!(
+                "unix://{}",
+                self.dir.path().join("docker.sock").display()
+            ))
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("docker CLI");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).to_string())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).to_string())
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        self.try_run(args)
+            .unwrap_or_else(|e| panic!("docker {}: {e}", args.join(" ")))
+    }
+
+    /// Imports the busybox image (see [`busybox_image_tar`]) as `weft-busybox:test`.
+    pub fn busybox(&self) -> String {
+        let tar = busybox_image_tar(self.dir.path());
+        let name = "weft-busybox:test";
+        self.run(&["import", &tar.display().to_string(), name]);
+        name.to_string()
+    }
+
+    /// The IPv4 address (with prefix) of `eth0` in container `c`.
+    pub fn addr_of(&self, c: &str) -> String {
+        let out = self.run(&["exec", c, "ip", "-4", "-o", "addr", "show", "eth0"]);
+        out.split_whitespace()
+            .skip_while(|w| *w != "inet")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{c}: no IPv4 address: {out}"))
+            .to_string()
+    }
+
+    /// Whether `from` gets an answer from `to` (three tries of one ping).
+    pub fn pings(&self, from: &str, to: &str) -> bool {
+        (0..3).any(|_| {
+            self.try_run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
+                .is_ok()
+        })
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Ok(ids) = self.try_run(&["ps", "-aq"]) {
+            for id in ids.split_whitespace() {
+                let _ = self.try_run(&["rm", "-f", id]);
+            }
+        }
+        // SIGTERM: dockerd stops its containerd and unmounts what it mounted.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        for _ in 0..100 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Anything still mounted below our directory goes before the directory does.
+        if let Ok(m) = std::fs::read_to_string("/proc/self/mounts") {
+            let root = self.dir.path().display().to_string();
+            let mut points: Vec<&str> = m
+                .lines()
+                .filter_map(|l| l.split(' ').nth(1))
+                .filter(|mp| mp.starts_with(&root))
+                .collect();
+            points.sort_by_key(|mp| std::cmp::Reverse(mp.len()));
+            for mp in points {
+                let _ = Command::new("umount").arg("-l").arg(mp).status();
+            }
+        }
+    }
+}
+
+/// Removes a file on drop (a socket in a shared directory such as `/run/docker/plugins`), also
+/// when a check fails.
+pub struct RemoveOnDrop(pub PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
