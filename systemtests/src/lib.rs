@@ -154,20 +154,8 @@ impl Host {
         network: &str,
         ipv4: &str,
     ) -> Result<pb::Interface, tonic::Status> {
-        let r = self
-            .client()
+        self.attach_in_group(c, container, tenant, network, "", ipv4)
             .await
-            .attach(pb::AttachRequest {
-                container_id: container.into(),
-                netns: c.path().display().to_string(),
-                interface_name: "eth0".into(),
-                tenant: tenant.into(),
-                network: network.into(),
-                ipv4: ipv4.into(),
-                ..Default::default()
-            })
-            .await?;
-        Ok(r.into_inner().interface.expect("an interface"))
     }
 
     /// Attaches container `c` to `tenant:network` as a member of endpoint group `group` (empty:
