@@ -150,9 +150,10 @@ impl Agent {
             }
             None => None,
         };
-        let tunnel_port = crate::bridge::ensure_tunnel(&db, &cfg.bridge, cfg.vtep_ip)
-            .await
-            .map_err(ovsdb_err)?;
+        let tunnel_port =
+            crate::bridge::ensure_tunnel(&db, &cfg.bridge, cfg.vtep_ip, &cfg.datapath)
+                .await
+                .map_err(ovsdb_err)?;
         let local = crate::bridge::local_ports(&db, &cfg.bridge)
             .await
             .map_err(ovsdb_err)?;

@@ -2,8 +2,8 @@
 //! `two_hosts_multiple_vxlan_add_del_ep.json` (which names only an existing network) is applied
 //! and containers come and go on both hosts, while a pair of other containers pings across hosts
 //! at 100/s. No flow the churn does not concern is touched on either host (the agents change
-//! flows by diff, never by flush), and the pair loses no packet beyond what OVS's userspace
-//! datapath drops while it adds or removes a port; what was added reaches its network and
+//! flows by diff, never by flush), and the pair loses at most one packet per port change (what
+//! OVS's userspace datapath still loses then, see the end); what was added reaches its network and
 //! nothing else; what was removed is gone everywhere.
 
 use std::path::PathBuf;
@@ -132,10 +132,12 @@ fn endpoints_come_and_go_while_traffic_runs() {
 
     let (sent, got) = flood.finish();
     assert!(sent > 100, "the flood ran ({sent} sent)");
-    // OVS's userspace datapath itself drops the odd packet while it reconfigures for a port
-    // added or removed (seen with ovs-vsctl alone and no Weft: 4 of 7,500 pings lost across 24
-    // port changes on the sender's host). The churn changes ports three times, so the pair may
-    // lose up to three; anything more is ours.
+    // Each endpoint change is a link change in its host, and OVS (3.1, userspace datapath) then
+    // rereads its cached routes; a tunnel flow revalidated meanwhile could become `drop`. The
+    // agent leaves the tunnel's source open so that no longer happens (see bridge::ensure_tunnel),
+    // but a reply is still lost now and then on the host being changed (measured: 0 to 2 per 24
+    // endpoint changes there, cause not found). The churn changes ports three times, so the pair
+    // may lose up to three; more is ours.
     assert!(
         sent - got <= 3,
         "{} of {sent} packets lost between myContainer1 and myContainer3 while others came and went",
