@@ -62,7 +62,7 @@ pub async fn ensure_uplink(
 /// source address it insists on finding that address among the *local* routes it caches from
 /// the kernel. It empties that cache and reads it again on every link change in the host (each
 /// endpoint's veth coming or going is one), and a flow revalidated inside that window is
-/// translated to `drop`: measured, 3 to 5 pings lost per 24 endpoint changes on the sender's host
+/// translated to `drop`: measured, 1 to 5 pings lost per 24 endpoint changes on the sender's host
 /// with `local_ip`, 0 to 2 without. The source is then the one the host's routing picks for the
 /// other VTEPs, which is the VTEP address in any setup the docs describe (it is the address on
 /// the underlay bridge).

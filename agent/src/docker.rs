@@ -489,11 +489,6 @@ async fn delete_network(State(d): D, b: axum::body::Bytes) -> Json<Value> {
 async fn create_endpoint(State(d): D, b: axum::body::Bytes) -> Json<Value> {
     let v = body(&b);
     let net_id = s(&v, "NetworkID");
-    if !d.networks.lock().expect("lock").contains_key(net_id) {
-        return err(format!(
-            "Docker network {net_id} is not known to this netplugin; recreate it"
-        ));
-    }
     let address = v
         .pointer("/Interface/Address")
         .and_then(Value::as_str)
@@ -509,7 +504,9 @@ async fn create_endpoint(State(d): D, b: axum::body::Bytes) -> Json<Value> {
         return err("--mac-address is not supported: netmaster gives each address its MAC");
     }
     let Some(net) = d.networks.lock().expect("lock").get(net_id).cloned() else {
-        return err(format!("Docker network {net_id} is not known"));
+        return err(format!(
+            "Docker network {net_id} is not known to this netplugin; recreate it"
+        ));
     };
     let pool = format!("{}:{}", net.tenant, net.network);
     let Some((_, mac)) = reservation_of(&d, &pool, &address) else {

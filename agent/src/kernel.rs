@@ -162,16 +162,7 @@ async fn finish(h: &Handle, spec: &IfaceSpec, ns: Option<&std::fs::File>) -> Res
             .execute()
             .await
             .map_err(|e| format!("setting MAC and MTU of {}: {e}", spec.temp_peer))?;
-        bridge_only(&spec.host_if)?;
-        let host = index_of(h, &spec.host_if)
-            .await?
-            .ok_or_else(|| format!("veth {} vanished", spec.host_if))?;
-        return h
-            .link()
-            .set(LinkUnspec::new_with_index(host).up().build())
-            .execute()
-            .await
-            .map_err(|e| format!("bringing {} up: {e}", spec.host_if));
+        return host_end_up(h, spec).await;
     };
     h.link()
         .set(
@@ -188,6 +179,16 @@ async fn finish(h: &Handle, spec: &IfaceSpec, ns: Option<&std::fs::File>) -> Res
                 spec.netns.display()
             )
         })?;
+    host_end_up(h, spec).await?;
+    let spec2 = spec.clone();
+    in_netns(&spec.netns, move |h| async move {
+        configure_inside(&h, &spec2).await
+    })
+    .await
+}
+
+/// The host end: left to the bridge (see [`bridge_only`]), then up.
+async fn host_end_up(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
     bridge_only(&spec.host_if)?;
     let host = index_of(h, &spec.host_if)
         .await?
@@ -196,12 +197,7 @@ async fn finish(h: &Handle, spec: &IfaceSpec, ns: Option<&std::fs::File>) -> Res
         .set(LinkUnspec::new_with_index(host).up().build())
         .execute()
         .await
-        .map_err(|e| format!("bringing {} up: {e}", spec.host_if))?;
-    let spec2 = spec.clone();
-    in_netns(&spec.netns, move |h| async move {
-        configure_inside(&h, &spec2).await
-    })
-    .await
+        .map_err(|e| format!("bringing {} up: {e}", spec.host_if))
 }
 
 async fn configure_inside(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {

@@ -77,6 +77,17 @@ fn object_of(key: &[u8]) -> Option<(String, String)> {
 }
 
 /// A MAC for an endpoint: locally administered, derived from its address so it is stable.
+/// An endpoint may name only a group of its tenant that exists.
+fn group_exists(state: &weft_api::State, tenant: &str, group: &str) -> Result<(), Status> {
+    if state.groups.contains_key(&format!("{tenant}:{group}")) {
+        Ok(())
+    } else {
+        Err(Status::not_found(format!(
+            "endpoint group \"{tenant}:{group}\" does not exist"
+        )))
+    }
+}
+
 fn mac_for(ip: Ipv4Addr) -> String {
     let o = ip.octets();
     format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
@@ -194,15 +205,7 @@ impl AgentService for Agents {
             }
             if !r.group.is_empty() {
                 let (state, _) = self.intent.load().await.map_err(intent_status)?;
-                if !state
-                    .groups
-                    .contains_key(&format!("{}:{}", r.tenant, r.group))
-                {
-                    return Err(Status::not_found(format!(
-                        "endpoint group \"{}:{}\" does not exist",
-                        r.tenant, r.group
-                    )));
-                }
+                group_exists(&state, &r.tenant, &r.group)?;
             }
             let value = serde_json::to_vec(&ep).expect("endpoints serialize");
             let done = store
@@ -229,15 +232,8 @@ impl AgentService for Agents {
             .networks
             .get(&net_key)
             .ok_or_else(|| Status::not_found(format!("network \"{net_key}\" does not exist")))?;
-        if !r.group.is_empty()
-            && !state
-                .groups
-                .contains_key(&format!("{}:{}", r.tenant, r.group))
-        {
-            return Err(Status::not_found(format!(
-                "endpoint group \"{}:{}\" does not exist",
-                r.tenant, r.group
-            )));
+        if !r.group.is_empty() {
+            group_exists(&state, &r.tenant, &r.group)?;
         }
         let (first, last) = net.subnet.usable();
         let pool = Pool::addresses(
