@@ -24,12 +24,18 @@ fn state(local: u32, remote: u32, rules: u32) -> HostState {
     let group = |i: u32| Some(format!("t:g{}", i % GROUPS));
     let addr = |i: u32| Ipv4Addr::from(0x0a40_0000 + 10 + i);
     HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         tunnel_port: Some(1),
         networks: vec![Network {
             key: "t:n".into(),
             segment: Segment::Vxlan(9000),
             gateway: Some("10.64.0.1".parse().unwrap()),
             zone: 1,
+            subnet: None,
+            host_access: false,
+            external: false,
         }],
         endpoints: (0..local)
             .map(|i| Endpoint {

@@ -18,7 +18,8 @@ pub const EGRESS_STATE: u8 = 31;
 pub const EGRESS_PEER: u8 = 32;
 /// Egress, step 4: the rules of the source's group; allowed → L3.
 pub const EGRESS_RULES: u8 = 33;
-/// Gateway and routing within a tenant (not built; today: pass).
+/// Routing: to the gateway MAC, by destination address within the tenant (reg6), to a host's
+/// address, a service range, or out of the host (external networks).
 pub const L3: u8 = 40;
 /// Network + destination MAC → output port; broadcast → the network's group.
 pub const L2_FORWARD: u8 = 50;
@@ -58,6 +59,8 @@ pub const REG_ORIGIN: u8 = 0;
 pub const FROM_LOCAL: u32 = 1;
 pub const FROM_UPLINK: u32 = 2;
 pub const FROM_TUNNEL: u32 = 3;
+// (What the host's gateway port sends counts as FROM_LOCAL: it was made on this host, so it may
+// go to other hosts; `in_port` still tells the gateway port apart where that matters.)
 /// reg1: the group of the local endpoint that sent the packet (0: none).
 pub const REG_SRC_GROUP: u8 = 1;
 /// reg2: the group of the local endpoint the packet goes to (0: none).
@@ -68,6 +71,9 @@ pub const REG_PEER_GROUP: u8 = 3;
 pub const REG_DEST: u8 = 4;
 pub const TO_LOCAL: u32 = 1;
 pub const TO_REMOTE: u32 = 2;
+/// Out of the gateway port to the outside: a new connection is committed with source NAT to
+/// its tenant's transit address.
+pub const TO_EXTERNAL: u32 = 3;
 /// reg6: the conntrack zone of the packet's tenant (bits 0..15).
 pub const REG_ZONE: u8 = 6;
 /// reg5: the packet's network, as its segment id (see [`crate::Segment::id`]).
@@ -81,6 +87,29 @@ pub fn reg(n: u8) -> Field {
 
 /// The MAC address the gateway of every network answers ARP with (Contiv's choice too).
 pub const GATEWAY_MAC: [u8; 6] = [0x00, 0x00, 0x11, 0x11, 0x11, 0x11];
+
+/// The MAC of a host's gateway port (its end in the host's stack), from the host's address:
+/// unique per host (a VLAN fabric sees them all), computable by every other host, and apart
+/// from endpoint MACs (`02:00:` + address).
+pub fn host_gateway_mac(host: std::net::Ipv4Addr) -> [u8; 6] {
+    let o = host.octets();
+    [0x0a, 0x00, o[0], o[1], o[2], o[3]]
+}
+
+/// A tenant's transit address: what its external traffic is translated to inside the bridge
+/// (169.254.0.0/16 + its conntrack zone), before the host masquerades it to its own address.
+/// Two tenants with one subnet thus never look alike to the host's connection tracking.
+pub fn transit_address(zone: u16) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::from(0xa9fe_0000 | u32::from(zone))
+}
+/// The range of [`transit_address`]es, which the host masquerades.
+pub const TRANSIT_RANGE: (std::net::Ipv4Addr, u8) = (std::net::Ipv4Addr::new(169, 254, 0, 0), 16);
+/// The zone whose transit address would be 169.254.169.254 (cloud metadata): never used.
+pub const METADATA_ZONE: u16 = 169 * 256 + 254;
+
+/// `ct_mark` bit: the connection entered the bridge from this host's gateway port, so its
+/// replies go back there (the host may have translated it, as kube-proxy does for Services).
+pub const MARK_FROM_HOST: u32 = 1;
 
 /// `OFPP_IN_PORT`.
 pub const IN_PORT: u32 = 0xffff_fff8;
@@ -100,12 +129,15 @@ pub enum CookieKind {
     Group = 5,
     /// A policy rule.
     Rule = 6,
+    /// This host's gateway port and routes through it.
+    HostGateway = 7,
 }
 
 /// `ct_state` bits.
 pub const CT_NEW: u32 = 0x01;
 pub const CT_EST: u32 = 0x02;
 pub const CT_REL: u32 = 0x04;
+pub const CT_RPL: u32 = 0x08;
 pub const CT_INV: u32 = 0x10;
 pub const CT_TRK: u32 = 0x20;
 
@@ -129,6 +161,7 @@ impl CookieKind {
             4 => Some(CookieKind::RemoteEndpoint),
             5 => Some(CookieKind::Group),
             6 => Some(CookieKind::Rule),
+            7 => Some(CookieKind::HostGateway),
             _ => None,
         }
     }
@@ -141,6 +174,7 @@ impl CookieKind {
             CookieKind::RemoteEndpoint => "remote endpoint",
             CookieKind::Group => "group",
             CookieKind::Rule => "rule",
+            CookieKind::HostGateway => "host gateway",
         }
     }
 }

@@ -12,7 +12,7 @@ pub mod rules;
 
 pub use flowset::{diff, Diff, Flow, FlowKey, FlowSet, Group, Meter};
 pub use model::{
-    fmt_mac, parse_mac, tenant_zones, Direction, Endpoint, EndpointGroup, HostState, Network, Peer,
-    Policy, Problem, Profile, RemoteEndpoint, Rule, Segment,
+    fmt_mac, parse_mac, tenant_zones, Direction, Endpoint, EndpointGroup, GatewayPort, HostState,
+    Network, Peer, Policy, Problem, Profile, RemoteEndpoint, Rule, Segment,
 };
 pub use pipeline::{compile, Compiled};

@@ -41,9 +41,18 @@ pub struct Network {
     pub segment: Segment,
     /// Answered by ARP with [`crate::layout::GATEWAY_MAC`].
     pub gateway: Option<Ipv4Addr>,
-    /// The conntrack zone of its tenant (see [`tenant_zones`]); used once the network is under
-    /// policy (one of its groups has a policy or denies by default).
+    /// The conntrack zone of its tenant (see [`tenant_zones`]). It is also the tenant's routing
+    /// domain: routing between networks happens only between networks of one zone.
     pub zone: u16,
+    /// Its IPv4 subnet (address, prefix length), where known.
+    pub subnet: Option<(Ipv4Addr, u8)>,
+    /// Its endpoints reach every host's address and every host reaches them, through each
+    /// host's gateway port; traffic to the service CIDRs goes through the host's stack.
+    pub host_access: bool,
+    /// Traffic to addresses outside the tenant leaves through the host's gateway port, its
+    /// source translated (to the tenant's transit address here, to the host's address by the
+    /// host).
+    pub external: bool,
 }
 
 /// An endpoint attached to a port of this host's bridge.
@@ -156,7 +165,9 @@ pub fn tenant_zones<'a>(
     for n in names {
         // Zones 1..=65000; 0 is conntrack's default zone, the top is left for others.
         let mut z = (crate::layout::fnv1a(n) % 65000) as u16 + 1;
-        while !used.insert(z) {
+        // The zone also names the tenant's transit address (169.254.Z/16); the one that would
+        // be 169.254.169.254, the cloud metadata address, is never handed out.
+        while z == crate::layout::METADATA_ZONE || !used.insert(z) {
             z = z % 65000 + 1;
         }
         out.insert(n.to_string(), z);
@@ -177,6 +188,24 @@ pub struct HostState {
     /// Every endpoint group of the tenants of these networks (peers included).
     pub groups: Vec<EndpointGroup>,
     pub policies: Vec<Policy>,
+    /// The port into this host's own IP stack, if it has one (host access and egress).
+    pub gateway_port: Option<GatewayPort>,
+    /// The addresses of the other hosts (their VTEPs): host-access networks reach them through
+    /// the tunnel or the uplink, at their gateway port's MAC ([`crate::layout::host_gateway_mac`]).
+    pub other_hosts: Vec<Ipv4Addr>,
+    /// Service ranges (Kubernetes Services): host-access networks send traffic to them into the
+    /// host's stack, where kube-proxy's rules apply.
+    pub service_cidrs: Vec<(Ipv4Addr, u8)>,
+}
+
+/// The port between the bridge and this host's own IP stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatewayPort {
+    pub ofport: u32,
+    /// The MAC of the host's end ([`crate::layout::host_gateway_mac`] of `address`).
+    pub mac: [u8; 6],
+    /// This host's address (its VTEP address), which host-access networks reach here.
+    pub address: Ipv4Addr,
 }
 
 /// Why part of a state was left out of the compiled flows. The rest compiles.
@@ -214,6 +243,13 @@ pub enum Problem {
     UnknownPolicy {
         group: String,
         policy: String,
+    },
+    /// Two endpoints of one tenant, in different networks, with one address: routing within the
+    /// tenant reaches only the first.
+    RouteInUse {
+        endpoint: String,
+        other: String,
+        address: String,
     },
 }
 
@@ -257,6 +293,14 @@ impl fmt::Display for Problem {
             Problem::UnknownPolicy { group, policy } => {
                 write!(f, "group {group}: policy {policy} is not known; left out")
             }
+            Problem::RouteInUse {
+                endpoint,
+                other,
+                address,
+            } => write!(
+                f,
+                "endpoint {endpoint}: address {address} is also {other}'s, in another network of the tenant; routing reaches only {other}"
+            ),
         }
     }
 }

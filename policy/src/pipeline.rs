@@ -1,6 +1,6 @@
 //! The compiler: [`HostState`] in, [`FlowSet`] out. See `docs/pipeline.md` for the layout.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ofproto::action::{Action, FieldRange};
@@ -10,7 +10,7 @@ use ofproto::oxm::{Field, Match};
 
 use crate::flowset::{Flow, FlowSet, Group};
 use crate::layout::*;
-use crate::model::{Endpoint, HostState, Network, Problem, RemoteEndpoint};
+use crate::model::{Endpoint, GatewayPort, HostState, Network, Problem, RemoteEndpoint};
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
@@ -178,13 +178,27 @@ pub fn compile(state: &HostState) -> Compiled {
         members.entry(ep.network.as_str()).or_default().push(ep);
     }
 
-    // Remote endpoints matter only in networks that have local ones; a clash with a local
+    // The networks this host carries: those with a local endpoint, every other network of their
+    // tenants (routing reaches them), and, where the host has a gateway port, every host-access
+    // network (the host reaches all of their endpoints).
+    let local_zones: BTreeSet<u16> = members.keys().map(|k| by_key[k].zone).collect();
+    let present: BTreeMap<&str, &Network> = by_key
+        .iter()
+        .filter(|(k, n)| {
+            members.contains_key(*k)
+                || local_zones.contains(&n.zone)
+                || (n.host_access && state.gateway_port.is_some())
+        })
+        .map(|(k, n)| (*k, *n))
+        .collect();
+
+    // Remote endpoints matter only in networks this host carries; a clash with a local
     // endpoint (or an earlier remote one) leaves the remote one out.
     let mut remotes: BTreeMap<&str, Vec<&RemoteEndpoint>> = BTreeMap::new();
     let mut sorted: Vec<&RemoteEndpoint> = state.remote_endpoints.iter().collect();
     sorted.sort_by(|a, b| a.key.cmp(&b.key));
     'remote: for r in sorted {
-        if !members.contains_key(r.network.as_str()) {
+        if !present.contains_key(r.network.as_str()) {
             continue;
         }
         if let Some(other) = macs.get(&(r.network.as_str(), r.mac)) {
@@ -212,19 +226,290 @@ pub fn compile(state: &HostState) -> Compiled {
     }
 
     let pol = crate::rules::Policies::resolve(state, &members, &mut out.problems);
-    for (key, eps) in &members {
-        let net = by_key[key];
+    let mut routes = Routes::default();
+    for (key, net) in &present {
+        let eps = members.get(key).map(Vec::as_slice).unwrap_or_default();
         let rs = remotes.get(key).map(Vec::as_slice).unwrap_or_default();
         network_flows(&mut out, net, eps, rs, state);
+        if let Some((a, len)) = net.subnet {
+            // An address of the tenant's own that no endpoint holds goes nowhere (not out of
+            // the host, for one).
+            out.flows.insert_flow(Flow::new(
+                L3,
+                150,
+                cookie(CookieKind::Network, &net.key),
+                to_router()
+                    .reg(REG_ZONE, u32::from(net.zone))
+                    .ipv4_dst(a, len),
+                vec![],
+            ));
+        }
         for ep in eps {
             endpoint_flows(&mut out, net, ep, &pol);
+            routes.add(
+                &mut out,
+                net,
+                &ep.key,
+                CookieKind::Endpoint,
+                &ep.ipv4,
+                &ep.mac,
+            );
         }
         for r in rs {
             remote_flows(&mut out, net, r, state, &pol);
+            routes.add(
+                &mut out,
+                net,
+                &r.key,
+                CookieKind::RemoteEndpoint,
+                &r.ipv4,
+                &r.mac,
+            );
         }
+    }
+    if let Some(gw) = &state.gateway_port {
+        gateway_flows(&mut out, state, gw, &present);
     }
     pol.compile(&mut out);
     out
+}
+
+/// Routes within each tenant: an address of an endpoint of any of the tenant's networks, local
+/// or remote, is reached from every other network of the tenant through the gateway MAC (the
+/// distributed router: each host routes what its own endpoints send). The first endpoint (by
+/// network, local before remote, then key) with an address wins it.
+#[derive(Default)]
+struct Routes {
+    taken: HashMap<(u16, Ipv4Addr), String>,
+}
+
+impl Routes {
+    fn add(
+        &mut self,
+        out: &mut Compiled,
+        net: &Network,
+        key: &str,
+        kind: CookieKind,
+        addrs: &[Ipv4Addr],
+        mac: &[u8; 6],
+    ) {
+        let c = cookie(kind, key);
+        for a in addrs {
+            if let Some(other) = self.taken.get(&(net.zone, *a)) {
+                out.problems.push(Problem::RouteInUse {
+                    endpoint: key.to_string(),
+                    other: other.clone(),
+                    address: a.to_string(),
+                });
+                continue;
+            }
+            self.taken.insert((net.zone, *a), key.to_string());
+            out.flows.insert_flow(Flow::new(
+                L3,
+                300,
+                c,
+                to_router()
+                    .reg(REG_ZONE, u32::from(net.zone))
+                    .with(Field::Ipv4Dst, u128::from(u32::from(*a))),
+                vec![
+                    apply(vec![
+                        set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
+                        set_f(Field::EthDst, mac_u(mac)),
+                        set_reg(REG_NETWORK, net.segment.id()),
+                        Action::DecNwTtl,
+                    ]),
+                    goto(L2_FORWARD),
+                ],
+            ));
+        }
+    }
+}
+
+/// IPv4 sent to the router (the gateway MAC).
+fn to_router() -> Match {
+    Match::new().eth_type(ETH_IPV4).eth_dst(GATEWAY_MAC)
+}
+
+/// Routed towards a host: from the gateway MAC to the host's gateway port MAC, one hop less.
+fn routed_to(mac: [u8; 6]) -> Vec<Action> {
+    vec![
+        set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
+        set_f(Field::EthDst, mac_u(&mac)),
+        Action::DecNwTtl,
+    ]
+}
+
+/// The host gateway: the port into this host's own IP stack.
+/// - From the host: addresses of host-access subnets enter their network, the transit address
+///   of a tenant with an external network enters that tenant (replies from the outside); ARP for
+///   any of them is answered with the gateway MAC (the bridge is the host's router towards them).
+/// - Host-access networks reach this host's address and the service ranges through the port,
+///   and other hosts' addresses through the tunnel or uplink, at their gateway port's MAC, which
+///   each host forwards to its own port.
+/// - External networks send everything else out of the port, translated (see
+///   `rules::gateway`).
+fn gateway_flows(
+    out: &mut Compiled,
+    state: &HostState,
+    gw: &GatewayPort,
+    present: &BTreeMap<&str, &Network>,
+) {
+    let c = cookie(CookieKind::HostGateway, "host-gateway");
+    out.owners.insert(c, "host gateway".into());
+    let from_host = || Match::new().in_port(gw.ofport);
+    let to_host = vec![
+        set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
+        set_f(Field::EthDst, mac_u(&gw.mac)),
+        set_reg(REG_OUT_PORT, gw.ofport),
+        set_reg(REG_DEST, TO_LOCAL),
+    ];
+    // The host never sends with a transit address as its source: such a packet is a tenant's
+    // external traffic the host routed back into the bridge, and must not enter any network.
+    let (range, len) = TRANSIT_RANGE;
+    out.flows.insert_flow(Flow::new(
+        CLASSIFIER,
+        200,
+        c,
+        from_host().eth_type(ETH_IPV4).ipv4_src(range, len),
+        vec![],
+    ));
+    let enter = |zone: u16, seg: Option<u32>| {
+        let mut a = vec![
+            set_reg(REG_ORIGIN, FROM_LOCAL),
+            set_reg(REG_ZONE, u32::from(zone)),
+        ];
+        if let Some(seg) = seg {
+            a.insert(0, set_reg(REG_NETWORK, seg));
+        }
+        vec![apply(a), goto(EGRESS_POLICY)]
+    };
+    let mut external_zones = BTreeSet::new();
+    for net in present.values() {
+        let seg = net.segment.id();
+        let nc = cookie(CookieKind::Network, &net.key);
+        if net.external {
+            external_zones.insert(net.zone);
+            // Everything the tenant does not route itself (its endpoints, below at 300; the
+            // hosts at 250) leaves through the host.
+            let mut a = to_host[..3].to_vec();
+            a.extend([set_reg(REG_DEST, TO_EXTERNAL), Action::DecNwTtl]);
+            out.flows.insert_flow(Flow::new(
+                L3,
+                100,
+                nc,
+                to_router().reg(REG_NETWORK, seg),
+                vec![apply(a), goto(INGRESS_POLICY)],
+            ));
+        }
+        if !net.host_access {
+            continue;
+        }
+        let Some((addr, len)) = net.subnet else {
+            continue;
+        };
+        out.flows.insert_flow(Flow::new(
+            CLASSIFIER,
+            100,
+            nc,
+            from_host().eth_type(ETH_IPV4).ipv4_dst(addr, len),
+            enter(net.zone, Some(seg)),
+        ));
+        out.flows
+            .insert_flow(proxy_arp(nc, from_host().ipv4(Field::ArpTpa, addr, len)));
+        // This host's address, and the service ranges: into the host's stack.
+        let mut local = vec![(gw.address, 32)];
+        local.extend(state.service_cidrs.iter().copied());
+        for (a, l) in local {
+            let mut actions = to_host.clone();
+            actions.push(Action::DecNwTtl);
+            out.flows.insert_flow(Flow::new(
+                L3,
+                if l == 32 { 250 } else { 200 },
+                nc,
+                to_router().reg(REG_NETWORK, seg).ipv4_dst(a, l),
+                vec![apply(actions), goto(INGRESS_POLICY)],
+            ));
+        }
+        // Another host's address: to that host in this network, at its gateway port's MAC.
+        for h in &state.other_hosts {
+            let Some(towards) = towards_unicast(net, *h, state) else {
+                continue;
+            };
+            let mut actions = routed_to(host_gateway_mac(*h));
+            actions.extend(towards);
+            out.flows.insert_flow(Flow::new(
+                L3,
+                250,
+                nc,
+                to_router()
+                    .reg(REG_NETWORK, seg)
+                    .with(Field::Ipv4Dst, u128::from(u32::from(*h))),
+                vec![apply(actions), goto(INGRESS_POLICY)],
+            ));
+        }
+        // ... and what another host sends this way arrives here for our port.
+        out.flows.insert_flow(Flow::new(
+            L2_FORWARD,
+            200,
+            nc,
+            Match::new().reg(REG_NETWORK, seg).eth_dst(gw.mac),
+            vec![
+                apply(vec![
+                    set_reg(REG_OUT_PORT, gw.ofport),
+                    set_reg(REG_DEST, TO_LOCAL),
+                ]),
+                goto(INGRESS_POLICY),
+            ],
+        ));
+    }
+    // Replies from the outside, translated back by the host to a tenant's transit address.
+    for z in &external_zones {
+        let t = transit_address(*z);
+        out.flows.insert_flow(Flow::new(
+            CLASSIFIER,
+            100,
+            c,
+            from_host()
+                .eth_type(ETH_IPV4)
+                .with(Field::Ipv4Dst, u128::from(u32::from(t))),
+            enter(*z, None),
+        ));
+        out.flows.insert_flow(proxy_arp(
+            c,
+            from_host().with(Field::ArpTpa, u128::from(u32::from(t))),
+        ));
+    }
+    crate::rules::gateway(&mut out.flows, c, gw, &to_host, &external_zones);
+}
+
+/// Answers the host's ARP requests (matched by `m`, which names the addresses) with the
+/// gateway MAC, sent back out of the gateway port.
+fn proxy_arp(c: u64, m: Match) -> Flow {
+    let tmp = FieldRange::whole(reg(REG_PEER_GROUP));
+    Flow::new(
+        CLASSIFIER,
+        100,
+        c,
+        m.eth_type(ETH_ARP).with(Field::ArpOp, ARP_REQUEST),
+        vec![apply(vec![
+            mv(Field::EthSrc, Field::EthDst),
+            set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
+            set_f(Field::ArpOp, ARP_REPLY),
+            mv(Field::ArpSha, Field::ArpTha),
+            set_f(Field::ArpSha, mac_u(&GATEWAY_MAC)),
+            // Swap the addresses: the asked-for one answers.
+            Action::Move {
+                src: FieldRange::whole(Field::ArpTpa),
+                dst: tmp,
+            },
+            mv(Field::ArpSpa, Field::ArpTpa),
+            Action::Move {
+                src: tmp,
+                dst: FieldRange::whole(Field::ArpSpa),
+            },
+            Action::output(IN_PORT),
+        ])],
+    )
 }
 
 /// The actions that carry a frame of `net` to the host at `vtep`, or to the physical network.

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::Ipv4Addr;
 
-use ofproto::action::{Action, Ct, CtZone, FieldRange};
+use ofproto::action::{Action, Ct, CtZone, FieldRange, Nat, NatAddrs, NatKind};
 use ofproto::instruction::Instruction;
 use ofproto::oxm::{Field, Match};
 
@@ -32,7 +32,20 @@ fn zone_reg() -> CtZone {
     CtZone::Field(FieldRange::new(reg(REG_ZONE), 0, 16).expect("reg6[0..15] is a valid range"))
 }
 
-/// `ct(table=T, zone=reg6[0..15])`: look the packet up in its tenant's zone, continue at `T`.
+fn nat(kind: NatKind, addrs: NatAddrs) -> Action {
+    Action::Nat(Nat {
+        kind,
+        addrs,
+        ports: None,
+        persistent: false,
+        hash: false,
+        random: false,
+    })
+}
+
+/// `ct(table=T, zone=reg6[0..15], nat)`: look the packet up in its tenant's zone, continue at
+/// `T`; a connection that was source-translated on its way out (external networks) is
+/// translated again, both ways, here.
 fn ct_lookup(table: u8) -> Action {
     Action::Ct(Ct {
         commit: false,
@@ -40,21 +53,108 @@ fn ct_lookup(table: u8) -> Action {
         zone: zone_reg(),
         table: Some(table),
         alg: 0,
-        actions: vec![],
+        actions: vec![nat(NatKind::Reuse, NatAddrs::None)],
     })
 }
 
 /// `ct(commit, zone=reg6[0..15])`: remember the connection, so its later packets and replies
 /// are `+est`.
 fn ct_commit() -> Action {
+    ct_commit_with(vec![])
+}
+
+fn ct_commit_with(actions: Vec<Action>) -> Action {
     Action::Ct(Ct {
         commit: true,
         force: false,
         zone: zone_reg(),
         table: None,
         alg: 0,
-        actions: vec![],
+        actions,
     })
+}
+
+/// Commits a connection that came from the host's gateway port, marked so its replies go back
+/// there.
+fn ct_commit_from_host() -> Action {
+    ct_commit_with(vec![crate::pipeline::set_f(
+        Field::CtMark,
+        u128::from(MARK_FROM_HOST),
+    )])
+}
+
+/// The policy tables' part of the host gateway: what the host starts may always reach an
+/// endpoint of this host (kubelet's probes; like a host's own firewall, a group's rules govern
+/// other peers), connections it started are marked so their replies return to it, and a new
+/// connection leaving for the outside is translated to its tenant's transit address.
+pub(crate) fn gateway(
+    set: &mut FlowSet,
+    c: u64,
+    gw: &crate::model::GatewayPort,
+    to_host: &[Action],
+    external_zones: &BTreeSet<u16>,
+) {
+    // Whatever the rules say, the host reaches its own endpoints.
+    set.insert_flow(Flow::new(
+        INGRESS_RULES,
+        1000,
+        c,
+        Match::new().eth_type(ETH_IPV4).in_port(gw.ofport),
+        vec![apply(vec![ct_commit_from_host()]), goto(OUTPUT)],
+    ));
+    set.insert_flow(Flow::new(
+        INGRESS_STATE,
+        85,
+        c,
+        state(CT_NEW)
+            .eth_type(ETH_IPV4)
+            .in_port(gw.ofport)
+            .reg(REG_DEST, TO_REMOTE),
+        vec![apply(vec![ct_commit_from_host()]), goto(OUTPUT)],
+    ));
+    // Replies to what the host started go back to the host, wherever they were addressed: the
+    // host may have changed the destination (a Service's address to a backend's), and only it
+    // can undo that.
+    let reply = Match::new()
+        .ct_state(CT_EST | CT_RPL | CT_TRK, CT_EST | CT_RPL | CT_TRK)
+        .with_masked(
+            Field::CtMark,
+            u128::from(MARK_FROM_HOST),
+            u128::from(MARK_FROM_HOST),
+        );
+    set.insert_flow(Flow::new(
+        EGRESS_STATE,
+        110,
+        c,
+        reply.clone(),
+        vec![apply(to_host.to_vec()), goto(INGRESS_POLICY)],
+    ));
+    set.insert_flow(Flow::new(
+        INGRESS_STATE,
+        110,
+        c,
+        reply,
+        vec![apply(to_host.to_vec()), goto(OUTPUT)],
+    ));
+    // A new connection to the outside: source NAT to the tenant's transit address.
+    for z in external_zones {
+        set.insert_flow(Flow::new(
+            INGRESS_STATE,
+            85,
+            c,
+            state(CT_NEW)
+                .eth_type(ETH_IPV4)
+                .reg(REG_DEST, TO_EXTERNAL)
+                .reg(REG_ZONE, u32::from(*z)),
+            vec![
+                apply(vec![ct_commit_with(vec![nat(
+                    NatKind::Src,
+                    NatAddrs::V4(transit_address(*z), None),
+                )])]),
+                goto(OUTPUT),
+            ],
+        ));
+    }
 }
 
 fn state(bits: u32) -> Match {
@@ -222,7 +322,9 @@ impl<'a> Policies<'a> {
     }
 
     /// An endpoint's addresses name its group, as a destination (egress) and as a source
-    /// (ingress). Addresses are what the spoof guard of the sender's host vouches for.
+    /// (ingress), anywhere in its tenant (reg6): routed traffic meets the policy tables in the
+    /// sender's network on one host and in the receiver's on the other. Addresses are what the
+    /// spoof guard of the sender's host vouches for.
     pub(crate) fn peer_flows(
         &self,
         out: &mut Compiled,
@@ -235,7 +337,6 @@ impl<'a> Policies<'a> {
             return;
         };
         let id = self.groups[g.key.as_str()].0;
-        let seg = net.segment.id();
         for a in addrs {
             for (table, field, next) in [
                 (EGRESS_PEER, Field::Ipv4Dst, EGRESS_RULES),
@@ -246,7 +347,7 @@ impl<'a> Policies<'a> {
                     100,
                     c,
                     Match::new()
-                        .reg(REG_NETWORK, seg)
+                        .reg(REG_ZONE, u32::from(net.zone))
                         .eth_type(ETH_IPV4)
                         .with(field, u128::from(u32::from(*a))),
                     vec![apply(vec![set_reg(REG_PEER_GROUP, id)]), goto(next)],

@@ -20,6 +20,9 @@ fn ep(key: &str, net: &str, port: u32, mac: &str, ip: &str) -> Endpoint {
 
 fn net(key: &str, segment: Segment, gw: Option<&str>) -> Network {
     Network {
+        subnet: None,
+        host_access: false,
+        external: false,
         key: key.into(),
         segment,
         gateway: gw.map(|g| g.parse::<Ipv4Addr>().unwrap()),
@@ -35,7 +38,7 @@ fn empty_host_has_only_the_skeleton() {
         cookie=0x13c11fd413aeee3, table=0, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=10, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
-        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
@@ -47,7 +50,7 @@ fn empty_host_has_only_the_skeleton() {
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
-        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
@@ -65,6 +68,9 @@ fn empty_host_has_only_the_skeleton() {
 #[test]
 fn vlan_network_with_two_endpoints_and_an_uplink() {
     let state = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: Some(1),
@@ -92,7 +98,7 @@ fn vlan_network_with_two_endpoints_and_an_uplink() {
         cookie=0x3a27f07b54a6859, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.1.0.2,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:01:00:02->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:01:00:02->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.2->arp_spa,IN_PORT
         cookie=0x3a27c07b54a6340, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.1.0.3,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:01:00:03->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:01:00:03->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.3->arp_spa,IN_PORT
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
-        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
@@ -101,6 +107,8 @@ fn vlan_network_with_two_endpoints_and_an_uplink() {
         cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
         cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
+        cookie=0x3a27f07b54a6859, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
+        cookie=0x3a27c07b54a6340, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.3 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:03->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:02 actions=set_field:0x2->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,set_field:0x1->reg4,goto_table:60
@@ -108,7 +116,7 @@ fn vlan_network_with_two_endpoints_and_an_uplink() {
         cookie=0x25c51dbd68924c1, table=50, priority=50,reg0=0x1,reg5=0x1000064 actions=set_field:0x1->reg7,set_field:0x2->reg4,goto_table:60
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
-        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
@@ -129,6 +137,9 @@ fn vxlan_network_and_ipv6() {
     let mut e = ep("c1", "red:db", 5, "02:00:0a:02:00:02", "10.2.0.2");
     e.ipv6 = vec!["fd00::2".parse::<Ipv6Addr>().unwrap()];
     let state = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: Some(1),
@@ -150,7 +161,7 @@ fn vxlan_network_and_ipv6() {
         cookie=0x13c11fd413aeee3, table=10, priority=0 actions=drop
         cookie=0x3a27f07b54a6859, table=20, priority=100,arp,reg5=0x1388,arp_tpa=10.2.0.2,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:02:00:02->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:02:00:02->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.2.0.2->arp_spa,IN_PORT
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
-        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
@@ -159,12 +170,13 @@ fn vxlan_network_and_ipv6() {
         cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
         cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
+        cookie=0x3a27f07b54a6859, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:02:00:02->eth_dst,set_field:0x1388->reg5,dec_ttl,goto_table:50
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1388,dl_dst=02:00:0a:02:00:02 actions=set_field:0x5->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x2dbf10a658abf20, table=50, priority=100,reg5=0x1388,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5000
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
-        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
@@ -182,6 +194,9 @@ fn vxlan_network_and_ipv6() {
 #[test]
 fn two_tenants_with_the_same_subnet_never_share_a_flow() {
     let state = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: None,
@@ -189,7 +204,10 @@ fn two_tenants_with_the_same_subnet_never_share_a_flow() {
         remote_endpoints: vec![],
         networks: vec![
             net("blue:web", Segment::Vxlan(10), Some("10.0.0.1")),
-            net("red:web", Segment::Vxlan(20), Some("10.0.0.1")),
+            Network {
+                zone: 2,
+                ..net("red:web", Segment::Vxlan(20), Some("10.0.0.1"))
+            },
         ],
         endpoints: vec![
             ep("b1", "blue:web", 2, "02:00:00:00:00:02", "10.0.0.2"),
@@ -199,7 +217,8 @@ fn two_tenants_with_the_same_subnet_never_share_a_flow() {
     let c = compile(&state);
     assert!(c.problems.is_empty(), "{:?}", c.problems);
     // Every flow past the classifier that belongs to a network or endpoint matches reg5 of
-    // exactly one network, or the in_port of exactly one endpoint.
+    // exactly one network, reg6 of its tenant (routing and peers: the tenant is its own routing
+    // domain), or the in_port of exactly one endpoint.
     for f in c.flows.flows.values() {
         let text = f.to_string();
         let owner = &c.owners[&f.cookie];
@@ -207,14 +226,16 @@ fn two_tenants_with_the_same_subnet_never_share_a_flow() {
             continue;
         }
         let blue = owner.contains("blue") || owner.contains("b1");
-        let (mine, theirs) = if blue {
-            ("reg5=0xa", "reg5=0x14")
+        let (mine, theirs, my_zone, their_zone) = if blue {
+            ("reg5=0xa", "reg5=0x14", "reg6=0x1", "reg6=0x2")
         } else {
-            ("reg5=0x14", "reg5=0xa")
+            ("reg5=0x14", "reg5=0xa", "reg6=0x2", "reg6=0x1")
         };
         assert!(!text.contains(theirs), "{owner}: {text}");
+        assert!(!text.contains(their_zone), "{owner}: {text}");
         assert!(
             text.contains(mine)
+                || text.contains(my_zone)
                 || text.contains("in_port=")
                 || text.contains("load:0xa->NXM_NX_REG5")
                 || text.contains("->NXM_NX_REG5"),
@@ -235,6 +256,9 @@ fn two_tenants_with_the_same_subnet_never_share_a_flow() {
 #[test]
 fn conflicts_are_left_out_and_reported() {
     let state = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: None,
@@ -273,6 +297,9 @@ fn conflicts_are_left_out_and_reported() {
 #[test]
 fn compile_is_deterministic_whatever_the_order() {
     let mut state = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: Some(1),
@@ -305,6 +332,9 @@ fn compile_is_deterministic_whatever_the_order() {
 #[test]
 fn one_more_endpoint_changes_only_its_flows_and_its_group() {
     let base = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: Some(1),
@@ -323,6 +353,7 @@ fn one_more_endpoint_changes_only_its_flows_and_its_group() {
         + cookie=0x3a27c07b54a6340, table=10, priority=100,ip,in_port=3,dl_src=02:00:0a:01:00:03,nw_src=10.1.0.3 actions=goto_table:20
         + cookie=0x3a27c07b54a6340, table=10, priority=100,arp,in_port=3,dl_src=02:00:0a:01:00:03,arp_spa=10.1.0.3,arp_sha=02:00:0a:01:00:03 actions=goto_table:20
         + cookie=0x3a27c07b54a6340, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.1.0.3,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:01:00:03->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:01:00:03->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.3->arp_spa,IN_PORT
+        + cookie=0x3a27c07b54a6340, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.3 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:03->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
         + cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,set_field:0x1->reg4,goto_table:60
     "#]].assert_eq(&d.to_string());
     // And back.
@@ -334,6 +365,9 @@ fn one_more_endpoint_changes_only_its_flows_and_its_group() {
 #[test]
 fn the_last_endpoint_of_a_network_takes_the_network_with_it() {
     let one = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: Some(1),
@@ -343,6 +377,9 @@ fn the_last_endpoint_of_a_network_takes_the_network_with_it() {
         endpoints: vec![ep("c1", "blue:web", 2, "02:00:0a:01:00:02", "10.1.0.2")],
     };
     let none = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         endpoints: vec![],
         ..one.clone()
     };
@@ -370,6 +407,9 @@ fn remote(key: &str, net: &str, vtep: &str, mac: &str, ip: &str) -> weft_policy:
 #[test]
 fn remote_endpoints_over_vxlan_and_vlan() {
     let state = HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![],
         policies: vec![],
         uplink_port: Some(1),
@@ -449,7 +489,7 @@ fn remote_endpoints_over_vxlan_and_vlan() {
         cookie=0x3ad0e07b553afdb, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.2.0.11,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:11->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:00:11->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.2.0.11->arp_spa,IN_PORT
         cookie=0x4dc8007b57be253, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.2.0.40,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:00:00:00:40->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:00:00:00:40->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.2.0.40->arp_spa,IN_PORT
         cookie=0x13c11fd413aeee3, table=20, priority=0 actions=goto_table:30
-        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=30, priority=100,ip actions=ct(table=31,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=30, priority=0 actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
@@ -458,6 +498,12 @@ fn remote_endpoints_over_vxlan_and_vlan() {
         cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
         cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
+        cookie=0x3ad0f07b553b18e, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.10 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:10->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
+        cookie=0x4dc8307b57be76c, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.20 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:20->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
+        cookie=0x4dc8607b57bec85, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.30 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:30->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
+        cookie=0x4dc8507b57bead2, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.31 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:31->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
+        cookie=0x3ad0e07b553afdb, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.11 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:11->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
+        cookie=0x4dc8007b57be253, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.40 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:40->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x3ad0f07b553b18e, table=50, priority=200,reg5=0x1389,dl_dst=02:00:00:00:00:10 actions=set_field:0xa->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x3ad0e07b553afdb, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:00:00:00:11 actions=set_field:0xb->reg7,set_field:0x1->reg4,goto_table:60
@@ -471,7 +517,7 @@ fn remote_endpoints_over_vxlan_and_vlan() {
         cookie=0x248f8fe26ea4ef3, table=50, priority=50,reg0=0x1,reg5=0x1000064 actions=set_field:0x1->reg7,set_field:0x2->reg4,goto_table:60
         cookie=0x13c11fd413aeee3, table=50, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=60, priority=110,ct_state=+trk,ip actions=goto_table:61
-        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15])
+        cookie=0x13c11fd413aeee3, table=60, priority=100,ip actions=ct(table=61,zone=NXM_NX_REG6[0..15],nat)
         cookie=0x13c11fd413aeee3, table=60, priority=0 actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
@@ -543,6 +589,9 @@ fn policy_state() -> HostState {
     );
     remote_db.group = Some("blue:db".into());
     HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         uplink_port: None,
         tunnel_port: Some(9),
         networks: vec![net("blue:web", Segment::Vxlan(5001), Some("10.1.0.1"))],
@@ -622,9 +671,9 @@ fn groups_rules_and_conntrack() {
         cookie=0x36fc22e095c221f, table=0, priority=100,in_port=2 actions=set_field:0x1389->reg5,set_field:0x1->reg0,set_field:0x1->reg6,set_field:0x18d5751a->reg1,goto_table:10
         cookie=0x36804672aa2e741, table=0, priority=100,in_port=3 actions=set_field:0x1389->reg5,set_field:0x1->reg0,set_field:0x1->reg6,set_field:0x48a2b60d->reg1,goto_table:10
         cookie=0x25c51dbd68924c1, table=0, priority=100,tun_id=0x1389,in_port=9 actions=set_field:0x1389->reg5,set_field:0x3->reg0,set_field:0x1->reg6,goto_table:50
-        cookie=0x36fc22e095c221f, table=32, priority=100,ip,reg5=0x1389,nw_dst=10.1.0.2 actions=set_field:0x18d5751a->reg3,goto_table:33
-        cookie=0x36804672aa2e741, table=32, priority=100,ip,reg5=0x1389,nw_dst=10.1.0.3 actions=set_field:0x48a2b60d->reg3,goto_table:33
-        cookie=0x46801672aa2e228, table=32, priority=100,ip,reg5=0x1389,nw_dst=10.1.0.12 actions=set_field:0x48a2b60d->reg3,goto_table:33
+        cookie=0x36fc22e095c221f, table=32, priority=100,ip,reg6=0x1,nw_dst=10.1.0.2 actions=set_field:0x18d5751a->reg3,goto_table:33
+        cookie=0x36804672aa2e741, table=32, priority=100,ip,reg6=0x1,nw_dst=10.1.0.3 actions=set_field:0x48a2b60d->reg3,goto_table:33
+        cookie=0x46801672aa2e228, table=32, priority=100,ip,reg6=0x1,nw_dst=10.1.0.12 actions=set_field:0x48a2b60d->reg3,goto_table:33
         cookie=0x67f007506dd250d, table=33, priority=110,tcp,reg1=0x48a2b60d,nw_dst=10.9.0.0/16,tp_dst=0x1f40/0xfff0 actions=goto_table:40
         cookie=0x548f8fe26ea4ef3, table=33, priority=10,reg1=0x48a2b60d actions=drop
         cookie=0x36fc22e095c221f, table=50, priority=200,reg5=0x1389,dl_dst=02:00:0a:01:00:02 actions=set_field:0x2->reg7,set_field:0x1->reg4,set_field:0x18d5751a->reg2,goto_table:60
@@ -632,9 +681,9 @@ fn groups_rules_and_conntrack() {
         cookie=0x46801672aa2e228, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:0a:01:00:0c actions=set_field:0x1389->tun_id,set_field:192.168.9.2->tun_dst,set_field:0x9->reg7,set_field:0x2->reg4,goto_table:60
         cookie=0x25c51dbd68924c1, table=50, priority=110,reg0=0x3,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:1073746825
         cookie=0x25c51dbd68924c1, table=50, priority=100,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5001
-        cookie=0x36fc22e095c221f, table=62, priority=100,ip,reg5=0x1389,nw_src=10.1.0.2 actions=set_field:0x18d5751a->reg3,goto_table:63
-        cookie=0x36804672aa2e741, table=62, priority=100,ip,reg5=0x1389,nw_src=10.1.0.3 actions=set_field:0x48a2b60d->reg3,goto_table:63
-        cookie=0x46801672aa2e228, table=62, priority=100,ip,reg5=0x1389,nw_src=10.1.0.12 actions=set_field:0x48a2b60d->reg3,goto_table:63
+        cookie=0x36fc22e095c221f, table=62, priority=100,ip,reg6=0x1,nw_src=10.1.0.2 actions=set_field:0x18d5751a->reg3,goto_table:63
+        cookie=0x36804672aa2e741, table=62, priority=100,ip,reg6=0x1,nw_src=10.1.0.3 actions=set_field:0x48a2b60d->reg3,goto_table:63
+        cookie=0x46801672aa2e228, table=62, priority=100,ip,reg6=0x1,nw_src=10.1.0.12 actions=set_field:0x48a2b60d->reg3,goto_table:63
         cookie=0x636f4974a0a3ae3, table=63, priority=200,reg2=0x18d5751a actions=conjunction(926731892,1/2)
         cookie=0x636f4974a0a3ae3, table=63, priority=200,reg2=0x48a2b60d actions=conjunction(926731892,1/2)
         cookie=0x636f4974a0a3ae3, table=63, priority=200,conj_id=926731892,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
@@ -700,7 +749,7 @@ fn one_rule_or_one_member_changes_only_its_own_flows() {
     let ep_cookie =
         weft_policy::layout::cookie(weft_policy::layout::CookieKind::RemoteEndpoint, "web-9");
     assert!(d.flows_delete.is_empty(), "{d}");
-    assert_eq!(d.flows_add.len(), 4, "{d}");
+    assert_eq!(d.flows_add.len(), 5, "{d}");
     for f in &d.flows_add {
         assert_eq!(f.cookie, ep_cookie, "{f}");
     }
@@ -718,6 +767,9 @@ fn flows_grow_with_rules_plus_members() {
     // two values and the rules need conjunctions).
     let count = |n: u32| {
         let mut s = HostState {
+            gateway_port: None,
+            other_hosts: vec![],
+            service_cidrs: vec![],
             tunnel_port: Some(9),
             networks: vec![net("t:n", Segment::Vxlan(7000), None)],
             groups: vec![
@@ -800,4 +852,193 @@ fn a_netprofile_is_a_meter_per_endpoint_and_a_dscp_mark() {
         cookie=0x36fc22e095c221f, table=10, priority=100,ip,in_port=2,dl_src=02:00:0a:01:00:02,nw_src=10.1.0.2 actions=set_field:46->ip_dscp,goto_table:20"#]].assert_eq(&lines.join("\n"));
     assert_eq!(c.flows.meters.len(), 1);
     assert!(!text.contains("meter:3"));
+}
+
+/// Tenant blue: `web` (host access, external) with an endpoint here, `db` with one on another
+/// host; tenant red: `web` on the same subnet, external, with an endpoint here. The host has a
+/// gateway port, one other host and a service range.
+fn routed_state() -> HostState {
+    let subnet = |s: &str| {
+        let (a, l) = s.split_once('/').unwrap();
+        Some((a.parse().unwrap(), l.parse().unwrap()))
+    };
+    HostState {
+        gateway_port: Some(weft_policy::GatewayPort {
+            ofport: 50,
+            mac: weft_policy::layout::host_gateway_mac("192.168.9.1".parse().unwrap()),
+            address: "192.168.9.1".parse().unwrap(),
+        }),
+        other_hosts: vec!["192.168.9.2".parse().unwrap()],
+        service_cidrs: vec![("10.96.0.0".parse().unwrap(), 12)],
+        uplink_port: None,
+        tunnel_port: Some(9),
+        networks: vec![
+            Network {
+                subnet: subnet("10.1.0.0/24"),
+                host_access: true,
+                external: true,
+                ..net("blue:web", Segment::Vxlan(5000), Some("10.1.0.1"))
+            },
+            Network {
+                subnet: subnet("10.2.0.0/24"),
+                ..net("blue:db", Segment::Vxlan(5001), Some("10.2.0.1"))
+            },
+            Network {
+                subnet: subnet("10.1.0.0/24"),
+                external: true,
+                zone: 2,
+                ..net("red:web", Segment::Vxlan(6000), Some("10.1.0.1"))
+            },
+        ],
+        endpoints: vec![
+            ep("web-1", "blue:web", 2, "02:00:0a:01:00:02", "10.1.0.2"),
+            ep("red-1", "red:web", 3, "02:00:0a:01:00:02", "10.1.0.2"),
+        ],
+        remote_endpoints: vec![remote(
+            "db-1",
+            "blue:db",
+            "192.168.9.2",
+            "02:00:0a:02:00:05",
+            "10.2.0.5",
+        )],
+        groups: vec![],
+        policies: vec![],
+    }
+}
+
+fn tables(c: &weft_policy::Compiled, tables: &[u8]) -> String {
+    c.flows
+        .flows
+        .values()
+        .filter(|f| tables.contains(&f.table) && f.priority > 0)
+        .map(|f| format!("{f}\n"))
+        .collect()
+}
+
+#[test]
+fn routing_within_a_tenant_host_access_and_egress() {
+    let c = compile(&routed_state());
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    // Table 0: the gateway port's traffic enters a host-access network by destination, or a
+    // tenant by its transit address; ARP from the host is answered with the gateway MAC.
+    // Table 40: routes to every endpoint of the tenant (reg6), the tenant's subnets otherwise
+    // dropped, the hosts and the service range for the host-access network, the rest of an
+    // external network's traffic out of the gateway port.
+    expect![[r#"
+        cookie=0x7cee6ea1b7ff1f8, table=0, priority=200,ip,in_port=50,nw_src=169.254.0.0/16 actions=drop
+        cookie=0x36fc22e095c221f, table=0, priority=100,in_port=2 actions=set_field:0x1388->reg5,set_field:0x1->reg0,set_field:0x1->reg6,goto_table:10
+        cookie=0x32569f313c6dcb6, table=0, priority=100,in_port=3 actions=set_field:0x1770->reg5,set_field:0x1->reg0,set_field:0x2->reg6,goto_table:10
+        cookie=0x25c51dbd68924c1, table=0, priority=100,tun_id=0x1388,in_port=9 actions=set_field:0x1388->reg5,set_field:0x3->reg0,set_field:0x1->reg6,goto_table:50
+        cookie=0x248f8fe26ea4ef3, table=0, priority=100,tun_id=0x1389,in_port=9 actions=set_field:0x1389->reg5,set_field:0x3->reg0,set_field:0x1->reg6,goto_table:50
+        cookie=0x22e35aa3751f6c4, table=0, priority=100,tun_id=0x1770,in_port=9 actions=set_field:0x1770->reg5,set_field:0x3->reg0,set_field:0x2->reg6,goto_table:50
+        cookie=0x7cee6ea1b7ff1f8, table=0, priority=100,ip,in_port=50,nw_dst=169.254.0.1 actions=set_field:0x1->reg0,set_field:0x1->reg6,goto_table:30
+        cookie=0x7cee6ea1b7ff1f8, table=0, priority=100,ip,in_port=50,nw_dst=169.254.0.2 actions=set_field:0x1->reg0,set_field:0x2->reg6,goto_table:30
+        cookie=0x25c51dbd68924c1, table=0, priority=100,ip,in_port=50,nw_dst=10.1.0.0/24 actions=set_field:0x1388->reg5,set_field:0x1->reg0,set_field:0x1->reg6,goto_table:30
+        cookie=0x7cee6ea1b7ff1f8, table=0, priority=100,arp,in_port=50,arp_tpa=169.254.0.1,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:11:11:11:11->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:11:11:11:11->arp_sha,move:NXM_OF_ARP_TPA[]->NXM_NX_REG3[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_NX_REG3[]->NXM_OF_ARP_SPA[],IN_PORT
+        cookie=0x7cee6ea1b7ff1f8, table=0, priority=100,arp,in_port=50,arp_tpa=169.254.0.2,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:11:11:11:11->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:11:11:11:11->arp_sha,move:NXM_OF_ARP_TPA[]->NXM_NX_REG3[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_NX_REG3[]->NXM_OF_ARP_SPA[],IN_PORT
+        cookie=0x25c51dbd68924c1, table=0, priority=100,arp,in_port=50,arp_tpa=10.1.0.0/24,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:11:11:11:11->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:11:11:11:11->arp_sha,move:NXM_OF_ARP_TPA[]->NXM_NX_REG3[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_NX_REG3[]->NXM_OF_ARP_SPA[],IN_PORT
+        cookie=0x36fc22e095c221f, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,set_field:0x1388->reg5,dec_ttl,goto_table:50
+        cookie=0x46804672aa2e741, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.5 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:02:00:05->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
+        cookie=0x32569f313c6dcb6, table=40, priority=300,ip,reg6=0x2,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,set_field:0x1770->reg5,dec_ttl,goto_table:50
+        cookie=0x25c51dbd68924c1, table=40, priority=250,ip,reg5=0x1388,dl_dst=00:00:11:11:11:11,nw_dst=192.168.9.1 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,dec_ttl,goto_table:60
+        cookie=0x25c51dbd68924c1, table=40, priority=250,ip,reg5=0x1388,dl_dst=00:00:11:11:11:11,nw_dst=192.168.9.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:02->eth_dst,dec_ttl,set_field:0x1388->tun_id,set_field:192.168.9.2->tun_dst,set_field:0x9->reg7,set_field:0x2->reg4,goto_table:60
+        cookie=0x25c51dbd68924c1, table=40, priority=200,ip,reg5=0x1388,dl_dst=00:00:11:11:11:11,nw_dst=10.96.0.0/12 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,dec_ttl,goto_table:60
+        cookie=0x25c51dbd68924c1, table=40, priority=150,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.0/24 actions=drop
+        cookie=0x248f8fe26ea4ef3, table=40, priority=150,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.0/24 actions=drop
+        cookie=0x22e35aa3751f6c4, table=40, priority=150,ip,reg6=0x2,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.0/24 actions=drop
+        cookie=0x25c51dbd68924c1, table=40, priority=100,ip,reg5=0x1388,dl_dst=00:00:11:11:11:11 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x3->reg4,dec_ttl,goto_table:60
+        cookie=0x22e35aa3751f6c4, table=40, priority=100,ip,reg5=0x1770,dl_dst=00:00:11:11:11:11 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x3->reg4,dec_ttl,goto_table:60
+    "#]]
+    .assert_eq(&tables(&c, &[0, 40]));
+    expect![[r#"
+        cookie=0x7cee6ea1b7ff1f8, table=31, priority=110,ct_state=+est+rpl+trk,ct_mark=0x1/0x1 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,goto_table:60
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
+        cookie=0x13c11fd413aeee3, table=31, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x13c11fd413aeee3, table=31, priority=80,ct_state=+new+trk actions=goto_table:32
+        cookie=0x36fc22e095c221f, table=50, priority=200,reg5=0x1388,dl_dst=02:00:0a:01:00:02 actions=set_field:0x2->reg7,set_field:0x1->reg4,goto_table:60
+        cookie=0x25c51dbd68924c1, table=50, priority=200,reg5=0x1388,dl_dst=0a:00:c0:a8:09:01 actions=set_field:0x32->reg7,set_field:0x1->reg4,goto_table:60
+        cookie=0x32569f313c6dcb6, table=50, priority=200,reg5=0x1770,dl_dst=02:00:0a:01:00:02 actions=set_field:0x3->reg7,set_field:0x1->reg4,goto_table:60
+        cookie=0x46804672aa2e741, table=50, priority=200,reg0=0x1,reg5=0x1389,dl_dst=02:00:0a:02:00:05 actions=set_field:0x1389->tun_id,set_field:192.168.9.2->tun_dst,set_field:0x9->reg7,set_field:0x2->reg4,goto_table:60
+        cookie=0x25c51dbd68924c1, table=50, priority=110,reg0=0x3,reg5=0x1388,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:1073746824
+        cookie=0x248f8fe26ea4ef3, table=50, priority=110,reg0=0x3,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:1073746825
+        cookie=0x22e35aa3751f6c4, table=50, priority=110,reg0=0x3,reg5=0x1770,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:1073747824
+        cookie=0x25c51dbd68924c1, table=50, priority=100,reg5=0x1388,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5000
+        cookie=0x248f8fe26ea4ef3, table=50, priority=100,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5001
+        cookie=0x22e35aa3751f6c4, table=50, priority=100,reg5=0x1770,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:6000
+        cookie=0x7cee6ea1b7ff1f8, table=61, priority=110,ct_state=+est+rpl+trk,ct_mark=0x1/0x1 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=90,ct_state=+inv+trk actions=drop
+        cookie=0x7cee6ea1b7ff1f8, table=61, priority=85,ct_state=+new+trk,ip,reg4=0x2,in_port=50 actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(set_field:0x1->ct_mark)),goto_table:70
+        cookie=0x7cee6ea1b7ff1f8, table=61, priority=85,ct_state=+new+trk,ip,reg4=0x3,reg6=0x1 actions=ct(commit,zone=NXM_NX_REG6[0..15],nat(src=169.254.0.1)),goto_table:70
+        cookie=0x7cee6ea1b7ff1f8, table=61, priority=85,ct_state=+new+trk,ip,reg4=0x3,reg6=0x2 actions=ct(commit,zone=NXM_NX_REG6[0..15],nat(src=169.254.0.2)),goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=80,ct_state=+new+trk,ip,reg4=0x2 actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
+        cookie=0x13c11fd413aeee3, table=61, priority=70,ct_state=+new+trk actions=goto_table:62
+        cookie=0x7cee6ea1b7ff1f8, table=63, priority=1000,ip,in_port=50 actions=ct(commit,zone=NXM_NX_REG6[0..15],exec(set_field:0x1->ct_mark)),goto_table:70
+    "#]]
+    .assert_eq(&tables(&c, &[31, 50, 61, 63]));
+}
+
+#[test]
+fn host_access_networks_are_carried_by_every_host_with_a_gateway() {
+    // No local endpoint at all: the host-access network is still here (the host reaches its
+    // endpoints), red's network is not.
+    let mut s = routed_state();
+    s.endpoints.clear();
+    let c = compile(&s);
+    let owners: std::collections::BTreeSet<&String> = c.owners.values().collect();
+    assert!(
+        owners.iter().any(|o| o.as_str() == "network blue:web"),
+        "{owners:?}"
+    );
+    assert!(!owners.iter().any(|o| o.contains("red:web")), "{owners:?}");
+    assert!(!owners.iter().any(|o| o.contains("blue:db")), "{owners:?}");
+    // Without a gateway port, nothing of it.
+    s.gateway_port = None;
+    let c = compile(&s);
+    assert!(
+        !c.owners.values().any(|o| o.contains("blue:web")),
+        "{:?}",
+        c.owners
+    );
+}
+
+#[test]
+fn tenants_route_only_within_themselves() {
+    // Red's endpoint and blue's have one address; each tenant's routes name only its own.
+    let c = compile(&routed_state());
+    let blue = weft_policy::layout::cookie(weft_policy::layout::CookieKind::Endpoint, "web-1");
+    let red = weft_policy::layout::cookie(weft_policy::layout::CookieKind::Endpoint, "red-1");
+    let routes: Vec<String> = c
+        .flows
+        .flows
+        .values()
+        .filter(|f| f.table == 40 && (f.cookie == blue || f.cookie == red))
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(routes.len(), 2, "{routes:#?}");
+    for r in &routes {
+        let zone = if r.contains("set_field:0x1388->reg5") {
+            "reg6=0x1"
+        } else {
+            "reg6=0x2"
+        };
+        assert!(r.contains(zone), "{r}");
+    }
+    // Each external tenant has its own transit address: replies from the outside enter only it.
+    let transit: Vec<String> = c
+        .flows
+        .flows
+        .values()
+        .filter(|f| f.table == 0 && f.to_string().contains("nw_dst=169.254."))
+        .map(|f| f.to_string())
+        .collect();
+    assert_eq!(transit.len(), 2, "{transit:#?}");
+    assert!(transit
+        .iter()
+        .any(|f| f.contains("nw_dst=169.254.0.1") && f.contains("0x1->reg6")));
+    assert!(transit
+        .iter()
+        .any(|f| f.contains("nw_dst=169.254.0.2") && f.contains("0x2->reg6")));
 }
