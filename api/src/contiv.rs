@@ -187,6 +187,8 @@ impl ContivIntent {
                         ipv6_gateway: None,
                         nw_type: NwType::Data,
                         cfgd_tag: None,
+                        host_access: false,
+                        external: false,
                     }),
                     None => existing.push(format!("{}:{}", t.name, n.name)),
                 }

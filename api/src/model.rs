@@ -234,6 +234,30 @@ pub struct Global {
     pub pvt_subnet: Subnet,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_infra_type: Option<String>,
+    /// Weft: the cluster's Kubernetes Service ranges (`serviceCidrs`). Traffic from containers
+    /// of `hostAccess` networks to these addresses goes through the host's own IP stack, where
+    /// kube-proxy's rules translate it; no host-access network's subnet may overlap one.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "cidr_list"
+    )]
+    pub service_cidrs: Vec<Ipv4Net>,
+}
+
+/// A list of IPv4 CIDRs, each refused with its text when it is not one (ipnet's own error
+/// names neither).
+fn cidr_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Ipv4Net>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "serviceCidrs: \"{s}\" is not an IPv4 CIDR (like 10.96.0.0/12)"
+                ))
+            })
+        })
+        .collect()
 }
 
 fn global_name() -> String {
@@ -265,6 +289,7 @@ impl Default for Global {
             arp_mode: default_arp_mode(),
             pvt_subnet: default_pvt_subnet(),
             network_infra_type: None,
+            service_cidrs: Vec::new(),
         }
     }
 }
@@ -345,6 +370,22 @@ pub struct Network {
     /// Contiv's configured tag for external integrations; kept, not used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cfgd_tag: Option<String>,
+    /// Weft (`hostAccess`): each host gets a gateway port from this network into its own IP
+    /// stack. The network's containers reach every host's addresses and every host reaches
+    /// them, without NAT; their traffic to the global `serviceCidrs` goes through the host's
+    /// stack. Every host routes the subnet, so it may overlap no other `hostAccess` network's
+    /// subnet, in any tenant, nor a service CIDR.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub host_access: bool,
+    /// Weft (`external`): traffic from the network's containers to addresses outside the
+    /// cluster leaves through the host, its source translated to the host's address. Subnets
+    /// of `external` networks may overlap across tenants like any other.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub external: bool,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -106,8 +106,13 @@ pub fn bandwidth_kbps(s: &str) -> Result<u64, String> {
     Ok(n * k)
 }
 
+fn overlap(a: Ipv4Net, b: Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
 /// Checks the whole desired state: every object alone, and everything that relates objects
-/// (references, uniqueness of tags, overlapping subnets within a tenant).
+/// (references, uniqueness of tags, overlapping subnets within a tenant, and across tenants
+/// for hostAccess networks).
 pub fn validate_state(s: &State) -> Result<(), ValidationErrors> {
     let mut e = Errors(Vec::new());
     let g = &s.global;
@@ -212,10 +217,7 @@ pub fn validate_state(s: &State) -> Result<(), ValidationErrors> {
     let nets: Vec<&Network> = s.networks.values().collect();
     for (i, a) in nets.iter().enumerate() {
         for b in &nets[i + 1..] {
-            if a.tenant_name == b.tenant_name
-                && (a.subnet.net.contains(&b.subnet.net.network())
-                    || b.subnet.net.contains(&a.subnet.net.network()))
-            {
+            if a.tenant_name == b.tenant_name && overlap(a.subnet.net, b.subnet.net) {
                 e.add(
                     *b,
                     "subnet",
@@ -224,6 +226,56 @@ pub fn validate_state(s: &State) -> Result<(), ValidationErrors> {
                         b.subnet.net,
                         a.subnet.net,
                         a.key()
+                    ),
+                );
+            }
+        }
+    }
+    // Every host routes the subnets of hostAccess networks through its gateway port, and a host
+    // has one routing table: those subnets must be disjoint across all tenants, and disjoint
+    // from the service ranges. (`external` alone puts no subnet in the host's table: egress
+    // leaves the pipeline on a per-tenant transit address.)
+    let routed: Vec<&Network> = nets.iter().copied().filter(|n| n.host_access).collect();
+    for (i, a) in routed.iter().enumerate() {
+        for b in &routed[i + 1..] {
+            // Within a tenant an overlap is already refused above.
+            if a.tenant_name != b.tenant_name && overlap(a.subnet.net, b.subnet.net) {
+                e.add(
+                    *b,
+                    "subnet",
+                    format!(
+                        "{} overlaps {} of network \"{}\"; both have hostAccess, so every host \
+                         routes both subnets, and a host has one routing table: it could not \
+                         tell them apart; give one another subnet",
+                        b.subnet.net,
+                        a.subnet.net,
+                        a.key(),
+                    ),
+                );
+            }
+        }
+    }
+    for c in &g.service_cidrs {
+        if *c != c.trunc() {
+            e.add(
+                g,
+                "serviceCidrs",
+                format!("{c} has host bits set; write {}", c.trunc()),
+            );
+            continue;
+        }
+        for n in &routed {
+            if overlap(*c, n.subnet.net) {
+                e.add(
+                    g,
+                    "serviceCidrs",
+                    format!(
+                        "{c} overlaps subnet {} of hostAccess network \"{}\"; its containers' \
+                         traffic to Service addresses goes through the host's stack, so their \
+                         own addresses would be taken for Service addresses: give the network \
+                         another subnet or change the service range",
+                        n.subnet.net,
+                        n.key(),
                     ),
                 );
             }

@@ -93,6 +93,131 @@ fn overlapping_subnets_within_a_tenant_but_not_across() {
     ));
 }
 
+const TWO_TENANTS: &str = r#""tenants": [{"tenantName": "blue"}, {"tenantName": "red"}]"#;
+
+#[test]
+fn host_access_subnets_overlap_nowhere() {
+    // Two host-access networks in different tenants with overlapping subnets.
+    refused(
+        &format!(
+            "{{{TWO_TENANTS}, {}}}",
+            r#""networks": [
+            {"tenantName": "blue", "networkName": "web", "subnet": "10.1.0.0/16", "hostAccess": true},
+            {"tenantName": "red", "networkName": "web", "subnet": "10.1.5.0/24", "hostAccess": true}]"#
+        ),
+        &[
+            "network \"red:web\": subnet: 10.1.5.0/24 overlaps 10.1.0.0/16 of network \"blue:web\"",
+            "both have hostAccess",
+            "one routing table",
+        ],
+    );
+    // Within one tenant the usual overlap error says it, once.
+    let errs = validate_state(
+        &spec(&with(
+            r#""networks": [
+            {"tenantName": "blue", "networkName": "a", "subnet": "10.1.0.0/16", "hostAccess": true},
+            {"tenantName": "blue", "networkName": "b", "subnet": "10.1.5.0/24", "hostAccess": true}]"#,
+        ))
+        .to_state()
+        .unwrap(),
+    )
+    .unwrap_err();
+    assert_eq!(errs.0.len(), 1, "{errs}");
+    assert!(errs.to_string().contains("in the same tenant"), "{errs}");
+    // Overlapping across tenants is fine when at most one of them has hostAccess: `external`
+    // alone puts no subnet in the hosts' routing tables.
+    accepted(&format!(
+        "{{{TWO_TENANTS}, {}}}",
+        r#""networks": [
+            {"tenantName": "blue", "networkName": "web", "subnet": "10.1.0.0/16", "hostAccess": true, "external": true},
+            {"tenantName": "red", "networkName": "web", "subnet": "10.1.0.0/16", "external": true},
+            {"tenantName": "red", "networkName": "db", "subnet": "10.2.0.0/24", "hostAccess": true}]"#
+    ));
+}
+
+#[test]
+fn service_cidrs_stay_clear_of_host_access_subnets() {
+    let g = |cidrs: &str| {
+        format!(
+            r#"{{"tenants": [{{"tenantName": "blue"}}], "global": {{"serviceCidrs": [{cidrs}]}},
+                "networks": [{{"tenantName": "blue", "networkName": "web", "subnet": "10.96.1.0/24", "hostAccess": true}},
+                             {{"tenantName": "blue", "networkName": "lab", "subnet": "10.97.0.0/24"}}]}}"#
+        )
+    };
+    refused(
+        &g(r#""10.96.0.0/12""#),
+        &[
+            "global \"global\": serviceCidrs: 10.96.0.0/12 overlaps subnet 10.96.1.0/24 of hostAccess network \"blue:web\"",
+        ],
+    );
+    refused(
+        &g(r#""10.100.0.1/16""#),
+        &["serviceCidrs: 10.100.0.1/16 has host bits set; write 10.100.0.0/16"],
+    );
+    let e = Spec::from_json(&g(r#""10.100.0.0/33""#)).unwrap_err();
+    assert!(
+        e.contains("serviceCidrs") && e.contains("10.100.0.0/33"),
+        "{e}"
+    );
+    // A network the hosts do not route may overlap a service range.
+    let s = accepted(&g(r#""10.97.0.0/16", "10.100.0.0/16""#));
+    assert_eq!(s.global.service_cidrs.len(), 2);
+}
+
+#[test]
+fn host_access_fields_round_trip_and_plan_as_changes() {
+    // Absent when false: existing JSON is unchanged.
+    let plain: Network = serde_json::from_str(
+        r#"{"tenantName": "blue", "networkName": "n", "subnet": "10.1.0.0/24"}"#,
+    )
+    .unwrap();
+    assert!(!plain.host_access && !plain.external);
+    let v = serde_json::to_value(&plain).unwrap();
+    assert!(
+        v.get("hostAccess").is_none() && v.get("external").is_none(),
+        "{v}"
+    );
+    let v = serde_json::to_value(Global::default()).unwrap();
+    assert!(v.get("serviceCidrs").is_none(), "{v}");
+    // Present when true, under their JSON names.
+    let mut n = plain.clone();
+    n.host_access = true;
+    n.external = true;
+    let v = serde_json::to_value(&n).unwrap();
+    assert_eq!(
+        (&v["hostAccess"], &v["external"]),
+        (&serde_json::json!(true), &serde_json::json!(true))
+    );
+    assert_eq!(serde_json::from_value::<Network>(v).unwrap(), n);
+    let g = Global {
+        service_cidrs: vec!["10.96.0.0/12".parse().unwrap()],
+        ..Global::default()
+    };
+    let v = serde_json::to_value(&g).unwrap();
+    assert_eq!(v["serviceCidrs"], serde_json::json!(["10.96.0.0/12"]));
+    assert_eq!(serde_json::from_value::<Global>(v).unwrap(), g);
+    // Turning one on is an update of the network; setting service ranges one of the global.
+    let before = accepted(&with(
+        r#""networks": [{"tenantName": "blue", "networkName": "n", "subnet": "10.1.0.0/24"}]"#,
+    ));
+    let mut after = before.clone();
+    after.networks.get_mut("blue:n").unwrap().host_access = true;
+    after.global.service_cidrs = g.service_cidrs.clone();
+    assert_eq!(
+        plan(&before, &after).unwrap(),
+        vec![
+            Change::Update {
+                kind: "global",
+                key: "global".into()
+            },
+            Change::Update {
+                kind: "network",
+                key: "blue:n".into()
+            },
+        ]
+    );
+}
+
 #[test]
 fn packet_tags_in_range_and_unique() {
     refused(

@@ -263,9 +263,14 @@ async fn apply_intent(
             let mut next = spec.apply_to(cur, prune).map_err(IntentError::Invalid)?;
             if contiv {
                 // A Contiv file adds to what is there: its tenants' VLAN/VXLAN ranges widen the
-                // global ones rather than replace them, so networks already placed stay valid.
-                next.global.vlans = union(&cur.global.vlans, &next.global.vlans);
-                next.global.vxlans = union(&cur.global.vxlans, &next.global.vxlans);
+                // global ones rather than replace them, so networks already placed stay valid;
+                // the rest of the global settings (which such a file cannot state: modes,
+                // serviceCidrs, ...) stay as they are.
+                next.global = Global {
+                    vlans: union(&cur.global.vlans, &next.global.vlans),
+                    vxlans: union(&cur.global.vxlans, &next.global.vxlans),
+                    ..cur.global.clone()
+                };
             }
             Ok(next)
         })

@@ -197,6 +197,130 @@ async fn bad_input_is_refused_clearly_and_stores_nothing() {
     );
 }
 
+/// Everything a client can read of the intent, to show that a refused change stored nothing.
+async fn everything(nm: &Netmaster) -> Value {
+    let mut all = serde_json::Map::new();
+    for p in [
+        "/api/v1/inspect/state/",
+        "/api/v1/globals/",
+        "/api/v1/tenants/",
+        "/api/v1/networks/",
+        "/api/v1/endpointGroups/",
+        "/api/v1/netprofiles/",
+        "/api/v1/policys/",
+        "/api/v1/rules/",
+        "/api/v1/appProfiles/",
+        "/api/v1/podAttachments/",
+    ] {
+        let (s, v) = nm.get(p).await;
+        assert_eq!(s, StatusCode::OK, "{p}: {v}");
+        all.insert(p.into(), v);
+    }
+    Value::Object(all)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_access_networks_may_not_overlap_in_any_tenant() {
+    let nm = netmaster().await;
+    for t in ["blue", "red"] {
+        let (s, e) = nm
+            .post(&format!("/api/v1/tenants/{t}/"), json!({"tenantName": t}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+    }
+    let (s, g) = nm.get("/api/v1/globals/global/").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(g.get("serviceCidrs").is_none(), "absent when empty: {g}");
+    let mut g2 = g.clone();
+    g2["serviceCidrs"] = json!(["10.96.0.0/12"]);
+    let (s, stored) = nm.post("/api/v1/globals/global/", g2).await;
+    assert_eq!(
+        (s, &stored["serviceCidrs"]),
+        (StatusCode::OK, &json!(["10.96.0.0/12"])),
+        "{stored}"
+    );
+    let web = json!({"tenantName": "blue", "networkName": "web", "encap": "vxlan",
+                     "subnet": "10.1.0.0/16", "hostAccess": true, "external": true});
+    let (s, stored) = nm.post("/api/v1/networks/blue:web/", web).await;
+    assert_eq!(s, StatusCode::OK, "{stored}");
+    assert_eq!(
+        (&stored["hostAccess"], &stored["external"]),
+        (&json!(true), &json!(true))
+    );
+    // A network without them stores neither field.
+    let plain = json!({"tenantName": "red", "networkName": "plain", "subnet": "10.1.0.0/24"});
+    let (s, stored) = nm.post("/api/v1/networks/red:plain/", plain).await;
+    assert_eq!(s, StatusCode::OK, "{stored}");
+    assert!(
+        stored.get("hostAccess").is_none() && stored.get("external").is_none(),
+        "{stored}"
+    );
+
+    let before = everything(&nm).await;
+    // A second host-access network, in another tenant, overlapping the first.
+    let (s, e) = nm
+        .post(
+            "/api/v1/networks/red:web/",
+            json!({"tenantName": "red", "networkName": "web", "encap": "vxlan",
+                   "subnet": "10.1.5.0/24", "hostAccess": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    for needle in [
+        "network \"red:web\"",
+        "10.1.5.0/24",
+        "network \"blue:web\"",
+        "10.1.0.0/16",
+        "one routing table",
+    ] {
+        assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+    }
+    // Turning hostAccess on for the existing overlapping network: refused the same way.
+    let (s, e) = nm
+        .post(
+            "/api/v1/networks/red:plain/",
+            json!({"tenantName": "red", "networkName": "plain", "subnet": "10.1.0.0/24", "hostAccess": true}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("red:plain"), "{e}");
+    // The same in a spec with something valid besides: refused whole.
+    let spec = json!({"tenants": [{"tenantName": "green"}],
+                      "networks": [{"tenantName": "green", "networkName": "web", "subnet": "10.1.0.0/24", "hostAccess": true}]});
+    let (s, e) = nm.post("/api/v1/intent", spec).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    assert!(e["error"].as_str().unwrap().contains("blue:web"), "{e}");
+    // A service range over the host-access subnet.
+    let mut g3 = g.clone();
+    g3["serviceCidrs"] = json!(["10.0.0.0/8"]);
+    let (s, e) = nm.post("/api/v1/globals/global/", g3).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
+    let msg = e["error"].as_str().unwrap();
+    assert!(
+        msg.contains(
+            "serviceCidrs: 10.0.0.0/8 overlaps subnet 10.1.0.0/16 of hostAccess network \"blue:web\""
+        ),
+        "{msg}"
+    );
+    assert_eq!(
+        everything(&nm).await,
+        before,
+        "a refused change stores nothing"
+    );
+
+    // A Contiv intent file adds networks and widens ranges, and leaves serviceCidrs alone.
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/contiv-examples/two_host_vxlan.json"),
+    )
+    .unwrap();
+    let (s, r) = nm.raw("/api/v1/intent", &text).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (_, g) = nm.get("/api/v1/globals/global/").await;
+    assert_eq!(g["serviceCidrs"], json!(["10.96.0.0/12"]), "{g}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn intent_applies_whole_specs_and_prunes() {
     let nm = netmaster().await;
@@ -206,6 +330,7 @@ async fn intent_applies_whole_specs_and_prunes() {
         "two-hosts-vxlan.json",
         "two-tenants-overlapping.json",
         "mixed-vlan-vxlan.json",
+        "host-access.json",
         "groups-and-policy.json",
     ] {
         let text = std::fs::read_to_string(dir.join(f)).unwrap();
@@ -332,6 +457,28 @@ async fn openapi_names_every_route_and_metrics_count_requests() {
             assert_ne!(nm.get(p).await.0, StatusCode::NOT_FOUND, "{p}");
         }
     }
+    // Networks and the global settings are described field by field, Weft's fields included.
+    let schemas = &doc["components"]["schemas"];
+    for (schema, field) in [
+        ("Network", "hostAccess"),
+        ("Network", "external"),
+        ("Global", "serviceCidrs"),
+    ] {
+        let d = schemas[schema]["properties"][field]["description"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{schema}.{field} has no description"));
+        assert!(d.len() > 40, "{schema}.{field}: {d}");
+    }
+    assert_eq!(
+        paths["/api/v1/networks/{key}/"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        json!("#/components/schemas/Network")
+    );
+    assert_eq!(
+        paths["/api/v1/globals/{name}/"]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        json!("#/components/schemas/Global")
+    );
     nm.post("/api/v1/tenants/blue/", json!({"tenantName": "blue"}))
         .await;
     let text = nm

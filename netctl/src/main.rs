@@ -157,6 +157,17 @@ enum NetOp {
         /// data or infra.
         #[arg(short = 'n', long = "nw-type", default_value = "data")]
         nw_type: String,
+        /// Give each host a gateway port from this network into its own IP stack: the
+        /// network's containers reach every host's addresses and every host reaches them,
+        /// without NAT, and their traffic to the global service CIDRs goes through the host
+        /// (kube-proxy's rules). Every host routes the subnet, so it may overlap no other
+        /// host-access network's subnet, in any tenant, nor a service CIDR.
+        #[arg(long = "host-access")]
+        host_access: bool,
+        /// Let the network's containers reach addresses outside the cluster through the host,
+        /// their source translated to the host's address.
+        #[arg(long = "external")]
+        external: bool,
     },
     #[command(alias = "delete")]
     Rm {
@@ -298,6 +309,14 @@ enum GlobalOp {
         arp_mode: Option<String>,
         #[arg(long = "private-subnet")]
         private_subnet: Option<String>,
+        /// A Kubernetes Service range (CIDR), like 10.96.0.0/12: traffic from host-access
+        /// networks to it goes through the host's stack. Repeat for several; the ones given
+        /// replace the list.
+        #[arg(long = "service-cidr", value_name = "CIDR")]
+        service_cidrs: Vec<String>,
+        /// Remove every service range.
+        #[arg(long = "no-service-cidrs", conflicts_with = "service_cidrs")]
+        no_service_cidrs: bool,
     },
     #[command(alias = "info")]
     Get,
@@ -404,6 +423,25 @@ fn table(json_out: bool, value: &Value, headers: &[&str], fields: &[&str]) {
     }
 }
 
+/// The objects of a list with `fields` that the server leaves out when false shown as false.
+fn with_false(v: Value, fields: &[&str]) -> Value {
+    match v {
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .map(|mut o| {
+                    if let Value::Object(m) = &mut o {
+                        for f in fields {
+                            m.entry(f.to_string()).or_insert(Value::Bool(false));
+                        }
+                    }
+                    o
+                })
+                .collect(),
+        ),
+        v => v,
+    }
+}
+
 fn filter_tenant(v: Value, tenant: &Option<String>) -> Value {
     match (v, tenant) {
         (Value::Array(a), Some(t)) => Value::Array(
@@ -472,6 +510,8 @@ async fn run(cli: Cli) -> Result<()> {
                 subnet_v6,
                 gateway_v6,
                 nw_type,
+                host_access,
+                external,
             } => {
                 let mut body = json!({"tenantName": tenant, "networkName": name, "encap": encap,
                                       "subnet": subnet, "nwType": nw_type});
@@ -487,14 +527,25 @@ async fn run(cli: Cli) -> Result<()> {
                 if let Some(g) = gateway_v6 {
                     body["ipv6Gateway"] = json!(g);
                 }
+                if host_access {
+                    body["hostAccess"] = json!(true);
+                }
+                if external {
+                    body["external"] = json!(true);
+                }
                 let stored = api
                     .post(&format!("/api/v1/networks/{tenant}:{name}/"), &body)
                     .await?;
                 if j {
                     println!("{stored}");
                 }
+                let reach: String = [("hostAccess", ", host access"), ("external", ", external")]
+                    .iter()
+                    .filter(|(f, _)| stored[*f] == json!(true))
+                    .map(|(_, what)| *what)
+                    .collect();
                 done(format!(
-                    "network {tenant}:{name} created ({} {})",
+                    "network {tenant}:{name} created ({} {}{reach})",
                     stored["encap"].as_str().unwrap_or(""),
                     stored["pktTag"]
                 ));
@@ -504,22 +555,41 @@ async fn run(cli: Cli) -> Result<()> {
                     .await?;
                 done(format!("network {tenant}:{name} removed"));
             }
-            NetOp::Ls { tenant } => table(
-                j,
-                &filter_tenant(api.get("/api/v1/networks/").await?, &tenant),
-                &[
-                    "Tenant", "Network", "Nw Type", "Encap", "Tag", "Subnet", "Gateway",
-                ],
-                &[
-                    "tenantName",
-                    "networkName",
-                    "nwType",
-                    "encap",
-                    "pktTag",
-                    "subnet",
-                    "gateway",
-                ],
-            ),
+            NetOp::Ls { tenant } => {
+                let nets = filter_tenant(api.get("/api/v1/networks/").await?, &tenant);
+                // --json prints what netmaster stored; the table shows both flags either way.
+                let nets = if j {
+                    nets
+                } else {
+                    with_false(nets, &["hostAccess", "external"])
+                };
+                table(
+                    j,
+                    &nets,
+                    &[
+                        "Tenant",
+                        "Network",
+                        "Nw Type",
+                        "Encap",
+                        "Tag",
+                        "Subnet",
+                        "Gateway",
+                        "Host Access",
+                        "External",
+                    ],
+                    &[
+                        "tenantName",
+                        "networkName",
+                        "nwType",
+                        "encap",
+                        "pktTag",
+                        "subnet",
+                        "gateway",
+                        "hostAccess",
+                        "external",
+                    ],
+                )
+            }
         },
         Cmd::Group { op } => match op {
             GroupOp::Create {
@@ -707,8 +777,22 @@ async fn run(cli: Cli) -> Result<()> {
                 table(
                     j,
                     &Value::Array(vec![g]),
-                    &["VLANs", "VXLANs", "Fwd Mode", "ARP Mode", "Private Subnet"],
-                    &["vlans", "vxlans", "fwdMode", "arpMode", "pvtSubnet"],
+                    &[
+                        "VLANs",
+                        "VXLANs",
+                        "Fwd Mode",
+                        "ARP Mode",
+                        "Private Subnet",
+                        "Service CIDRs",
+                    ],
+                    &[
+                        "vlans",
+                        "vxlans",
+                        "fwdMode",
+                        "arpMode",
+                        "pvtSubnet",
+                        "serviceCidrs",
+                    ],
                 );
             }
             GlobalOp::Set {
@@ -717,6 +801,8 @@ async fn run(cli: Cli) -> Result<()> {
                 fwd_mode,
                 arp_mode,
                 private_subnet,
+                service_cidrs,
+                no_service_cidrs,
             } => {
                 let mut g = api.get("/api/v1/globals/global/").await?;
                 for (k, v) in [
@@ -729,6 +815,9 @@ async fn run(cli: Cli) -> Result<()> {
                     if let Some(v) = v {
                         g[k] = json!(v);
                     }
+                }
+                if !service_cidrs.is_empty() || no_service_cidrs {
+                    g["serviceCidrs"] = json!(service_cidrs);
                 }
                 api.post("/api/v1/globals/global/", &g).await?;
                 done("global settings updated".into());

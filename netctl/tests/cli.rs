@@ -181,3 +181,101 @@ async fn apply_reads_weft_specs_and_contiv_files() {
     let (ok, _, err) = netctl(&nm, &["apply", "-f", "/nonexistent.json"]).await;
     assert!(!ok && err.contains("reading /nonexistent.json"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn host_access_external_and_service_cidrs() {
+    let nm = netmaster().await;
+    assert!(netctl(&nm, &["tenant", "create", "blue"]).await.0);
+    let (ok, out, err) = netctl(
+        &nm,
+        &[
+            "net",
+            "create",
+            "-t",
+            "blue",
+            "-s",
+            "10.1.0.0/24",
+            "--host-access",
+            "--external",
+            "web",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("host access, external"), "{out}");
+    assert!(
+        netctl(
+            &nm,
+            &["net", "create", "-t", "blue", "-s", "10.2.0.0/24", "db"]
+        )
+        .await
+        .0
+    );
+    let (_, out, _) = netctl(&nm, &["--json", "net", "ls"]).await;
+    let nets: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (&nets[1]["hostAccess"], &nets[1]["external"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{nets}"
+    );
+    assert!(nets[0].get("hostAccess").is_none(), "{nets}");
+    let (_, table, _) = netctl(&nm, &["net", "ls"]).await;
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.contains("Host Access") && header.contains("External"),
+        "{table}"
+    );
+    let web = table.lines().find(|l| l.contains("web")).unwrap();
+    let db = table.lines().find(|l| l.contains(" db ")).unwrap();
+    assert!(web.ends_with("true         true"), "{table}");
+    assert!(db.ends_with("false        false"), "{table}");
+
+    // Service ranges: repeated, replacing the list; refused over a host-access subnet.
+    let (ok, out, err) = netctl(
+        &nm,
+        &[
+            "global",
+            "set",
+            "--service-cidr",
+            "10.96.0.0/16",
+            "--service-cidr",
+            "10.97.0.0/16",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}{err}");
+    let (_, out, _) = netctl(&nm, &["global", "get"]).await;
+    assert!(
+        out.contains("Service CIDRs") && out.contains("10.96.0.0/16,10.97.0.0/16"),
+        "{out}"
+    );
+    let (ok, _, err) = netctl(&nm, &["global", "set", "--service-cidr", "10.1.0.0/16"]).await;
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("serviceCidrs: 10.1.0.0/16 overlaps subnet 10.1.0.0/24 of hostAccess network \"blue:web\""),
+        "{err}"
+    );
+    assert!(
+        netctl(&nm, &["global", "set", "--service-cidr", "10.98.0.0/16"])
+            .await
+            .0
+    );
+    let (_, out, _) = netctl(&nm, &["--json", "global", "get"]).await;
+    let g: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        g[0]["serviceCidrs"],
+        serde_json::json!(["10.98.0.0/16"]),
+        "{g}"
+    );
+    assert!(
+        netctl(&nm, &["global", "set", "--no-service-cidrs"])
+            .await
+            .0
+    );
+    let (_, out, _) = netctl(&nm, &["--json", "global", "get"]).await;
+    let g: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        g[0].get("serviceCidrs").is_none() && g[0]["vlans"].is_string(),
+        "{g}"
+    );
+}
