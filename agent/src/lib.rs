@@ -8,6 +8,7 @@ pub mod client;
 pub mod docker;
 pub mod kernel;
 pub mod netmaster;
+pub mod nft;
 pub mod ofdriver;
 pub mod offload;
 pub mod reconcile;
