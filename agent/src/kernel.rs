@@ -72,14 +72,16 @@ pub struct Seen {
     pub addrs: Vec<IpNet>,
 }
 
-fn connect() -> Result<Handle, String> {
+/// A netlink (rtnetlink) handle in the calling thread's namespace; its connection task runs on
+/// the current tokio runtime.
+pub(crate) fn connect() -> Result<Handle, String> {
     let (conn, handle, _) =
         rtnetlink::new_connection().map_err(|e| format!("opening a netlink socket: {e}"))?;
     tokio::spawn(conn);
     Ok(handle)
 }
 
-async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, String> {
+pub(crate) async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, String> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(m)) => Ok(Some(m.header.index)),
@@ -387,4 +389,190 @@ where
         .map_err(|e| format!("starting a thread: {e}"))?;
     rx.await
         .map_err(|_| "the namespace thread died".to_string())?
+}
+
+// Interfaces and routes of the calling thread's own namespace (the host gateway, `hostgw`).
+
+/// What an interface of this namespace looks like now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkState {
+    pub index: u32,
+    pub mac: Option<[u8; 6]>,
+    pub mtu: u32,
+    /// Administratively up.
+    pub up: bool,
+    /// `IFLA_LINK`: for a veth end, its peer's index (in this namespace when the peer is here).
+    pub link: Option<u32>,
+}
+
+/// Reads an interface of this namespace; None when it is not there.
+pub(crate) async fn link_state(h: &Handle, name: &str) -> Result<Option<LinkState>, String> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    let link: LinkMessage = match links.try_next().await {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(None),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
+            return Ok(None)
+        }
+        Err(e) => return Err(format!("looking up {name}: {e}")),
+    };
+    let mut st = LinkState {
+        index: link.header.index,
+        mac: None,
+        mtu: 0,
+        up: link.header.flags.contains(LinkFlags::Up),
+        link: None,
+    };
+    for a in &link.attributes {
+        match a {
+            LinkAttribute::Address(b) if b.len() == 6 => {
+                st.mac = Some([b[0], b[1], b[2], b[3], b[4], b[5]]);
+            }
+            LinkAttribute::Mtu(m) => st.mtu = *m,
+            LinkAttribute::Link(i) => st.link = Some(*i),
+            _ => {}
+        }
+    }
+    Ok(Some(st))
+}
+
+/// Creates a veth pair with both ends in this namespace.
+pub(crate) async fn create_veth_here(
+    h: &Handle,
+    name: &str,
+    peer: &str,
+    mtu: u32,
+) -> Result<(), String> {
+    h.link()
+        .add(LinkVeth::new(name, peer).mtu(mtu).build())
+        .execute()
+        .await
+        .map_err(|e| format!("creating veth {name} (peer {peer}): {e}"))
+}
+
+/// Sets what is given (MAC, MTU) on an interface, and brings it up when `up`; one request.
+pub(crate) async fn set_link(
+    h: &Handle,
+    name: &str,
+    index: u32,
+    mac: Option<[u8; 6]>,
+    mtu: Option<u32>,
+    up: bool,
+) -> Result<(), String> {
+    let mut b = LinkUnspec::new_with_index(index);
+    if let Some(m) = mac {
+        b = b.address(m.to_vec());
+    }
+    if let Some(m) = mtu {
+        b = b.mtu(m);
+    }
+    if up {
+        b = b.up();
+    }
+    h.link()
+        .set(b.build())
+        .execute()
+        .await
+        .map_err(|e| format!("setting {name} (MAC {mac:02x?}, MTU {mtu:?}, up {up}): {e}"))
+}
+
+/// An IPv4 route of the main table that some routing protocol number marks as its own.
+#[derive(Debug, Clone)]
+pub struct ProtoRoute {
+    pub dst: Ipv4Net,
+    pub oif: Option<u32>,
+    pub src: Option<Ipv4Addr>,
+    /// As the kernel listed it, to delete exactly this route.
+    msg: rtnetlink::packet_route::route::RouteMessage,
+}
+
+/// The IPv4 routes of the main table whose protocol is `protocol`.
+pub(crate) async fn routes_of_protocol(
+    h: &Handle,
+    protocol: u8,
+) -> Result<Vec<ProtoRoute>, String> {
+    use rtnetlink::packet_route::route::{
+        RouteAddress, RouteAttribute, RouteHeader, RouteProtocol,
+    };
+    let mut out = vec![];
+    let mut list = h
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute();
+    while let Some(m) = list
+        .try_next()
+        .await
+        .map_err(|e| format!("listing routes: {e}"))?
+    {
+        let table = m
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .unwrap_or(u32::from(m.header.table));
+        if table != u32::from(RouteHeader::RT_TABLE_MAIN)
+            || m.header.protocol != RouteProtocol::from(protocol)
+        {
+            continue;
+        }
+        let mut dst = Ipv4Addr::UNSPECIFIED;
+        let mut oif = None;
+        let mut src = None;
+        for a in &m.attributes {
+            match a {
+                RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = *d,
+                RouteAttribute::Oif(i) => oif = Some(*i),
+                RouteAttribute::PrefSource(RouteAddress::Inet(s)) => src = Some(*s),
+                _ => {}
+            }
+        }
+        let Ok(dst) = Ipv4Net::new(dst, m.header.destination_prefix_length) else {
+            continue;
+        };
+        out.push(ProtoRoute {
+            dst,
+            oif,
+            src,
+            msg: m,
+        });
+    }
+    Ok(out)
+}
+
+/// Adds `DST dev OIF [src SRC] scope link proto PROTOCOL` to the main table.
+pub(crate) async fn add_link_route(
+    h: &Handle,
+    dst: Ipv4Net,
+    oif: u32,
+    src: Option<Ipv4Addr>,
+    protocol: u8,
+) -> Result<(), String> {
+    use rtnetlink::packet_route::route::RouteProtocol;
+    let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
+        .destination_prefix(dst.network(), dst.prefix_len())
+        .output_interface(oif)
+        .scope(RouteScope::Link)
+        .protocol(RouteProtocol::from(protocol));
+    if let Some(s) = src {
+        b = b.pref_source(s);
+    }
+    match h.route().add(b.build()).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => Err(format!(
+            "route {dst}: the main table already has a route to {dst} that is not Weft's; \
+             left alone"
+        )),
+        Err(e) => Err(format!("adding route {dst}: {e}")),
+    }
+}
+
+/// Deletes a route as listed by [`routes_of_protocol`]; gone already is fine.
+pub(crate) async fn delete_route(h: &Handle, r: &ProtoRoute) -> Result<(), String> {
+    match h.route().del(r.msg.clone()).execute().await {
+        Ok(()) => Ok(()),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -3 => Ok(()),
+        Err(e) => Err(format!("deleting route {}: {e}", r.dst)),
+    }
 }

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod bridge;
 pub mod client;
 pub mod docker;
+pub mod hostgw;
 pub mod kernel;
 pub mod netmaster;
 pub mod nft;
