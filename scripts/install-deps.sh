@@ -11,6 +11,7 @@ packages=(
   etcd-server etcd-client
   iproute2 iputils-ping netcat-openbsd tcpdump iperf3 busybox-static
   podman runc containernetworking-plugins docker.io iptables  # iptables: the reference portmap plugin (weft-cni chaining tests)
+  nftables  # nft: tests only observe what the agent's own nf_tables code installs (hostgw)
 )
 
 if [ "$(id -u)" -ne 0 ]; then
