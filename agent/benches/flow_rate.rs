@@ -13,11 +13,17 @@ use weft_policy::{compile, diff, parse_mac, Endpoint, FlowSet, HostState, Networ
 /// 10,000 endpoints in 20 networks: five flows each, plus the networks' and the skeleton's.
 fn state(endpoints: u32) -> HostState {
     HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         uplink_port: Some(1),
         tunnel_port: None,
         remote_endpoints: vec![],
         networks: (0..20)
             .map(|n| Network {
+                subnet: None,
+                host_access: false,
+                external: false,
                 key: format!("t:n{n}"),
                 segment: if n % 2 == 0 {
                     Segment::Vlan(100 + n as u16)

@@ -95,6 +95,12 @@ pub(crate) struct Inner {
     pub local: Mutex<BTreeMap<String, LocalPort>>,
     pub uplink_port: Mutex<Option<u32>>,
     pub tunnel_port: Mutex<Option<u32>>,
+    /// The port into this host's own IP stack (None if it could not be made).
+    pub gateway: Mutex<Option<crate::hostgw::HostGateway>>,
+    /// What the host's routes through the gateway port and its masquerade rule must be.
+    /// None until the first compile: a restarted agent leaves the host's routes alone until it
+    /// knows what they must be.
+    host_routes: watch::Sender<Option<crate::hostgw::HostRoutes>>,
     /// Serialises compile-and-publish so versions follow state.
     publish_lock: Mutex<()>,
     /// One attach or detach at a time per endpoint id.
@@ -154,6 +160,20 @@ impl Agent {
             crate::bridge::ensure_tunnel(&db, &cfg.bridge, cfg.vtep_ip, &cfg.datapath)
                 .await
                 .map_err(ovsdb_err)?;
+        let gateway = match crate::hostgw::ensure(
+            &db,
+            &cfg.bridge,
+            weft_policy::layout::host_gateway_mac(cfg.vtep_ip),
+            GATEWAY_MTU,
+        )
+        .await
+        {
+            Ok(g) => Some(g),
+            Err(e) => {
+                warn!(error = %e, "no host gateway port: host access and egress will not work on this host");
+                None
+            }
+        };
         let local = crate::bridge::local_ports(&db, &cfg.bridge)
             .await
             .map_err(ovsdb_err)?;
@@ -182,11 +202,16 @@ impl Agent {
             local: Mutex::new(local),
             uplink_port: Mutex::new(uplink_port),
             tunnel_port: Mutex::new(Some(tunnel_port)),
+            gateway: Mutex::new(gateway),
+            host_routes: watch::Sender::new(None),
             publish_lock: Mutex::new(()),
             ep_locks: Mutex::new(BTreeMap::new()),
             driver,
         });
         tokio::spawn(follow_view(inner.clone(), cancel.clone()));
+        if gateway.is_some() {
+            tokio::spawn(follow_host_routes(inner.clone(), cancel.clone()));
+        }
         tokio::spawn(follow_switch(inner.clone(), cancel.clone()));
         crate::service::serve(inner.clone(), cancel.clone()).await?;
         Ok(Agent { inner, cancel })
@@ -231,11 +256,31 @@ impl Inner {
     /// The pipeline's input: this host's ports joined with netmaster's networks.
     pub fn host_state(&self, view: &View) -> HostState {
         let local = self.local.lock().expect("lock");
-        let mut state = HostState {
-            uplink_port: *self.uplink_port.lock().expect("lock"),
-            tunnel_port: *self.tunnel_port.lock().expect("lock"),
-            ..HostState::default()
-        };
+        let mut state =
+            HostState {
+                uplink_port: *self.uplink_port.lock().expect("lock"),
+                tunnel_port: *self.tunnel_port.lock().expect("lock"),
+                gateway_port: self.gateway.lock().expect("lock").map(|g| {
+                    weft_policy::GatewayPort {
+                        ofport: g.ofport,
+                        mac: g.mac,
+                        address: self.cfg.vtep_ip,
+                    }
+                }),
+                other_hosts: view
+                    .nodes
+                    .values()
+                    .filter(|n| n.name != self.cfg.host)
+                    .map(|n| n.vtep_ip)
+                    .collect(),
+                service_cidrs: view
+                    .globals
+                    .values()
+                    .flat_map(|g| &g.service_cidrs)
+                    .map(|c| (c.network(), c.prefix_len()))
+                    .collect(),
+                ..HostState::default()
+            };
         // Endpoints of other hosts, where the host is known (a host whose lease lapsed is gone
         // from the node list, and its endpoints with it).
         for ep in view.endpoints.values() {
@@ -257,26 +302,29 @@ impl Inner {
             });
         }
         let zones = weft_policy::tenant_zones(view.tenants.keys().map(String::as_str));
-        let mut nets = BTreeMap::new();
+        // Every network: the compiler keeps those this host carries (its endpoints' networks,
+        // the other networks of their tenants, host-access networks).
+        state.networks = view
+            .networks
+            .iter()
+            .filter_map(|(key, net)| {
+                Some(weft_policy::Network {
+                    key: key.clone(),
+                    segment: segment_of(net)?,
+                    gateway: net.gateway,
+                    zone: *zones.get(&net.tenant_name)?,
+                    subnet: Some((net.subnet.net.network(), net.subnet.net.prefix_len())),
+                    host_access: net.host_access,
+                    external: net.external,
+                })
+            })
+            .collect();
         for p in local.values() {
             let Some(ep) = &p.endpoint else { continue };
             if p.bridge != self.cfg.bridge || p.ofport == 0 {
                 continue;
             }
             let key = format!("{}:{}", ep.tenant_name, ep.network_name);
-            let Some(net) = view.networks.get(&key) else {
-                continue;
-            };
-            let Some(segment) = segment_of(net) else {
-                continue;
-            };
-            nets.entry(key.clone())
-                .or_insert_with(|| weft_policy::Network {
-                    key: key.clone(),
-                    segment,
-                    gateway: net.gateway,
-                    zone: zones.get(&ep.tenant_name).copied().unwrap_or(0),
-                });
             let Some(mac) = weft_policy::parse_mac(&ep.mac) else {
                 warn!(endpoint = %p.endpoint_id, mac = %ep.mac, "unreadable MAC; endpoint left out");
                 continue;
@@ -295,7 +343,6 @@ impl Inner {
                 group: group_key(ep),
             });
         }
-        state.networks = nets.into_values().collect();
         let (groups, policies) = policy_state(view);
         state.groups = groups;
         state.policies = policies;
@@ -311,10 +358,17 @@ impl Inner {
         if !view.complete {
             return 0;
         }
-        let compiled = compile(&self.host_state(&view));
+        let state = self.host_state(&view);
+        let compiled = compile(&state);
         for p in &compiled.problems {
             warn!(problem = %p, "left out of the pipeline");
         }
+        let routes = host_routes(&state, &compiled, &view);
+        self.host_routes.send_if_modified(|r| {
+            let changed = r.as_ref() != Some(&routes);
+            *r = Some(routes);
+            changed
+        });
         self.reconciler.set(compiled.flows)
     }
 
@@ -458,6 +512,76 @@ pub fn segment_of(net: &Network) -> Option<Segment> {
         (Encap::Vlan, PktTag::Tag(t)) => u16::try_from(*t).ok().map(Segment::Vlan),
         (Encap::Vxlan, PktTag::Tag(t)) => Some(Segment::Vxlan(*t)),
         (_, PktTag::Allocate) => None,
+    }
+}
+
+/// The MTU of the host gateway port: the smallest a container gets (VXLAN's 1450), so the host
+/// never sends a container more than it takes.
+const GATEWAY_MTU: u32 = 1450;
+
+/// The host's side of what the pipeline routes through the gateway port: every host-access
+/// subnet (the host reaches those endpoints), and the transit address of every tenant whose
+/// external network this host carries, masqueraded as the host's own when it leaves.
+fn host_routes(
+    state: &HostState,
+    compiled: &weft_policy::Compiled,
+    view: &View,
+) -> crate::hostgw::HostRoutes {
+    let Some(gw) = state.gateway_port else {
+        return crate::hostgw::HostRoutes::default();
+    };
+    let carried = |key: &str| {
+        compiled.owners.contains_key(&weft_policy::layout::cookie(
+            weft_policy::layout::CookieKind::Network,
+            key,
+        ))
+    };
+    let mut prefixes = std::collections::BTreeSet::new();
+    let mut external = false;
+    for n in &state.networks {
+        if !carried(&n.key) {
+            continue;
+        }
+        if n.host_access {
+            if let Some(net) = view.networks.get(&n.key) {
+                prefixes.insert(net.subnet.net.trunc());
+            }
+        }
+        if n.external {
+            external = true;
+            prefixes.insert(ipnet::Ipv4Net::from(weft_policy::layout::transit_address(
+                n.zone,
+            )));
+        }
+    }
+    let (range, len) = weft_policy::layout::TRANSIT_RANGE;
+    crate::hostgw::HostRoutes {
+        src: Some(gw.address),
+        prefixes: prefixes.into_iter().collect(),
+        masquerade: external.then(|| ipnet::Ipv4Net::new(range, len).expect("a valid prefix")),
+    }
+}
+
+/// Keeps the host's routes through the gateway port (and its masquerade rule) equal to what
+/// the last compile needs; retries while the kernel refuses.
+async fn follow_host_routes(inner: Arc<Inner>, cancel: CancellationToken) {
+    let mut want = inner.host_routes.subscribe();
+    loop {
+        let routes = want.borrow_and_update().clone();
+        if let Some(Err(e)) = match &routes {
+            Some(r) => Some(crate::hostgw::sync(r).await),
+            None => None,
+        } {
+            warn!(error = %e, "host routes through the gateway port");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                _ = cancel.cancelled() => return,
+            }
+        }
+        tokio::select! {
+            r = want.changed() => if r.is_err() { return },
+            _ = cancel.cancelled() => return,
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 use tracing::{debug, info, warn};
-use weft_api::model::{Endpoint, EndpointGroup, NetProfile, Network, Node, Rule, Tenant};
+use weft_api::model::{Endpoint, EndpointGroup, Global, NetProfile, Network, Node, Rule, Tenant};
 use weft_api::proto::agent as pb;
 use weft_api::proto::agent::agent_service_client::AgentServiceClient;
 
@@ -29,6 +29,8 @@ pub struct View {
     pub groups: BTreeMap<String, EndpointGroup>,
     pub netprofiles: BTreeMap<String, NetProfile>,
     pub rules: BTreeMap<String, Rule>,
+    /// The global settings (one object, `global`), once netmaster has sent them.
+    pub globals: BTreeMap<String, Global>,
 }
 
 impl View {
@@ -57,6 +59,7 @@ impl View {
             "endpointGroup" => upsert!(self.groups),
             "netprofile" => upsert!(self.netprofiles),
             "rule" => upsert!(self.rules),
+            "global" => upsert!(self.globals),
             _ => {}
         }
         self.revision = self.revision.max(ev.revision);

@@ -29,6 +29,9 @@ fn state(n: u32) -> HostState {
         }),
     };
     HostState {
+        gateway_port: None,
+        other_hosts: vec![],
+        service_cidrs: vec![],
         groups: vec![
             group("blue:a", &["blue:p"], true),
             group("blue:b", &["blue:p"], false),
@@ -61,12 +64,18 @@ fn state(n: u32) -> HostState {
         remote_endpoints: vec![],
         networks: vec![
             Network {
+                subnet: None,
+                host_access: false,
+                external: false,
                 key: "blue:web".into(),
                 segment: Segment::Vlan(100),
                 gateway: Some("10.1.0.1".parse().unwrap()),
                 zone: 7,
             },
             Network {
+                subnet: None,
+                host_access: false,
+                external: false,
                 key: "red:db".into(),
                 segment: Segment::Vxlan(5000),
                 gateway: None,
