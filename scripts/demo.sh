@@ -4,7 +4,8 @@
 #                          two simulated hosts (each its own namespace, Open vSwitch and
 #                          netplugin), containers of two tenants whose subnets overlap on both
 #                          hosts; print who reaches whom; then a policy (groups, a default-deny,
-#                          rules) and what it lets through
+#                          rules) and what it lets through; then containers beyond their network
+#                          (routing between a tenant's networks, host access, egress)
 #   scripts/demo.sh down   remove everything the demo made
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,7 +36,7 @@ down() {
       stop_pid "$d/$p.pid"
     done
   done
-  for c in $containers green-c: red-web: red-db:; do ip netns del "weft-demo-${c%%:*}" >/dev/null 2>&1 || true; done
+  for c in $containers green-c: red-web: red-db: blue-web: blue-back:; do ip netns del "weft-demo-${c%%:*}" >/dev/null 2>&1 || true; done
   for n in fabric $hosts; do ip netns del "weft-demo-$n" >/dev/null 2>&1 || true; done
   rm -rf "$state"
 }
@@ -124,12 +125,12 @@ netctl net ls
 
 echo
 echo "== containers (network namespaces) attached through each host's netplugin =="
-attach() { # container host tenant address [extra args]
+attach() { # container host tenant address [extra args]; NET=name for another network than "net"
   local c=$1 h=$2 t=$3 a=$4
   shift 4
   ip netns add "weft-demo-$c"
   "$bin/netctl" --agent-socket "$state/$h/netplugin.sock" endpoint attach "$c" \
-    --netns "/var/run/netns/weft-demo-$c" -t "$t" -n net --ip "$a" "$@"
+    --netns "/var/run/netns/weft-demo-$c" -t "$t" -n "${NET:-net}" --ip "$a" "$@"
 }
 for spec in $containers; do
   IFS=: read -r c h t a <<<"$spec"
@@ -194,6 +195,34 @@ probe red-db "ping red-web (db starts)" ping -c 1 -W 1 10.30.0.20
 probe red-a "ping red-web" ping -c 1 -W 1 10.30.0.20
 echo "(red-web on host1, red-db on host2: the rules hold across hosts; replies pass by conntrack;"
 echo " db may start nothing, being default-deny; groups without policy talk freely)"
+
+echo
+echo "== beyond the network: examples/host-access.json (blue: web with hostAccess and external, backend) =="
+netctl apply -f examples/host-access.json
+NET=web attach blue-web host1 blue 10.30.1.10
+NET=backend attach blue-back host2 blue 10.30.2.10
+sleep 0.5
+reach() { # what, namespace, address
+  local r="does not reach" ttl
+  for _ in 1 2 3; do
+    if out=$(ip netns exec "$2" ping -c 1 -W 1 "$3" 2>/dev/null); then
+      ttl=$(grep -o 'ttl=[0-9]*' <<<"$out"); r="reaches ($ttl)"; break
+    fi
+  done
+  printf "  %-52s %s\n" "$1" "$r"
+}
+reach "blue-web (host1) → its host 192.168.231.1" weft-demo-blue-web 192.168.231.1
+reach "blue-web (host1) → the other host 192.168.231.2" weft-demo-blue-web 192.168.231.2
+reach "host1 → blue-web 10.30.1.10" weft-demo-host1 10.30.1.10
+reach "host2 → blue-web 10.30.1.10 (on host1)" weft-demo-host2 10.30.1.10
+reach "blue-web → blue-back 10.30.2.10 (network backend, host2)" weft-demo-blue-web 10.30.2.10
+reach "blue-web → $mgmt (outside: the fabric, no route back)" weft-demo-blue-web "$mgmt"
+reach "blue-back → $mgmt (backend is not external)" weft-demo-blue-back "$mgmt"
+reach "blue-back → its host 192.168.231.2 (no hostAccess)" weft-demo-blue-back 192.168.231.2
+reach "red-a → blue-back 10.30.2.10 (another tenant)" weft-demo-red-a 10.30.2.10
+echo "(routed between a tenant's networks: one hop, so ttl=63; hosts reach host-access containers and"
+echo " they reach every host, without NAT; external traffic leaves as its host's address, 192.168.231.1;"
+echo " each host's gateway port: ip -n weft-demo-host1 route | grep weft-gw)"
 
 echo
 echo "== host1's switch: flows per table =="
