@@ -1,0 +1,294 @@
+//! Host access through Docker: a `docker run` container on a Docker network of Weft's driver whose
+//! Weft network has `"hostAccess": true` answers its node the way kubelet probes it (every ping
+//! answered, a TCP connect to the port it listens on, an HTTP GET of its health page) and reaches
+//! its node's address. A container on a network without host access, itself working (a peer on
+//! its network reaches it), is reached by neither.
+//!
+//! The Weft networks come from the cluster's intent, as in `docker.rs`: Docker's driver only names
+//! a Weft network (`--ipam-opt tenant=… --ipam-opt network=…`), host access is the network's.
+//! dockerd runs inside the simulated host's namespace, which is also the node: where netplugin made
+//! `weft-gw` and routes the host-access subnet into br-int.
+
+use std::time::Duration;
+
+use systemtests::{eventually, Cluster, Listener};
+use testsupport::{Dockerd, Netns};
+
+const SPEC: &str = r#"{
+  "tenants": [ { "tenantName": "blue" }, { "tenantName": "red" } ],
+  "networks": [
+    { "tenantName": "blue", "networkName": "app", "encap": "vxlan", "pktTag": 5151,
+      "subnet": "10.234.15.0/24", "gateway": "10.234.15.1", "hostAccess": true },
+    { "tenantName": "red", "networkName": "app", "encap": "vxlan", "pktTag": 5152,
+      "subnet": "10.234.16.0/24", "gateway": "10.234.16.1" }
+  ]
+}"#;
+
+const PORT: u16 = 8080;
+/// A port on the node that the container connects to.
+const NODE_PORT: u16 = 7012;
+
+/// (transmitted, received) from ping's summary: iputils ("5 packets transmitted, 5 received")
+/// and busybox ("5 packets transmitted, 5 packets received").
+fn ping_counts(out: &str) -> Option<(u32, u32)> {
+    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
+    let mut parts = line.split(',').map(str::trim);
+    let tx = parts.next()?.split_whitespace().next()?.parse().ok()?;
+    let rx = parts.next()?.split_whitespace().next()?.parse().ok()?;
+    Some((tx, rx))
+}
+
+fn all_answered(summary: &str, count: u32) -> bool {
+    ping_counts(summary) == Some((count, count))
+}
+
+/// `count` pings from the node's namespace; what ping printed (stdout and stderr).
+fn ping_from_node(node: &Netns, addr: &str, count: u32) -> String {
+    let out = node
+        .command(&[
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            addr,
+        ])
+        .output()
+        .expect("ping");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// No reply: ping sent and got nothing back, or the node has no route at all (the simulated
+/// node has no default route; a real one would send it to its default gateway, never to br-int).
+fn unanswered(out: &str) -> bool {
+    match ping_counts(out) {
+        Some((tx, rx)) => tx > 0 && rx == 0,
+        None => out.contains("Network is unreachable"),
+    }
+}
+
+/// `count` pings from container `c` (busybox ping); its summary, also when nothing came back
+/// (`docker exec` gives stdout only when the command succeeded).
+fn ping_from_container(dk: &Dockerd, c: &str, addr: &str, count: u32) -> String {
+    let cmd = format!("ping -c {count} -W 1 {addr}; true");
+    dk.try_run(&["exec", c, "sh", "-c", &cmd])
+        .unwrap_or_else(|e| e)
+}
+
+/// kubelet's tcpSocket probe: a TCP connection from the node to `addr:port` completes.
+fn tcp_probe(node: &Netns, addr: &str, port: u16) -> bool {
+    node.try_exec(&["nc", "-z", "-w", "2", addr, &port.to_string()])
+}
+
+/// kubelet's httpGet probe: GET `/healthz` from the node; the body, when it answered.
+fn http_probe(node: &Netns, addr: &str, port: u16) -> Option<String> {
+    let out = node
+        .command(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "3",
+            &format!("http://{addr}:{port}/healthz"),
+        ])
+        .output()
+        .expect("curl");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// The node's routes, weft-gw and the flows that saw packets, for failure messages.
+fn explain(cl: &Cluster, dk: &Dockerd) -> String {
+    let h = &cl.hosts[0];
+    let ns = h.ovs.netns();
+    let flows = h.ovs.ofctl("dump-flows", "br-int", &[]);
+    let hit: Vec<&str> = flows
+        .lines()
+        .filter(|l| !l.contains("n_packets=0,"))
+        .collect();
+    let log = dk.log();
+    let tail: Vec<&str> = log.lines().rev().take(30).collect();
+    format!(
+        "--- {} ({})\nroutes:\n{}\nneigh:\n{}\nweft-gw:\n{}\nports:\n{}\nflows with packets:\n{}\ndockerd (last lines):\n{}",
+        h.name,
+        h.vtep,
+        ns.exec(&["ip", "route", "show", "table", "all"]),
+        ns.exec(&["ip", "neigh"]),
+        ns.exec(&["ip", "-s", "link", "show", "weft-gw"]),
+        h.ovs.ofctl("dump-ports-desc", "br-int", &[]),
+        hit.join("\n"),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    )
+}
+
+#[test]
+fn docker_container_with_host_access_answers_its_nodes_probes() {
+    let mut cl = Cluster::new(1);
+    cl.apply(SPEC);
+    let driver = format!("weft-t{}-ha", std::process::id());
+    cl.hosts[0].serve_docker(&driver);
+    let h = &cl.hosts[0];
+    let node = h.ovs.netns();
+    let node_addr = h.vtep.to_string();
+    // Declared after the cluster: its containers go first, while netplugin still answers.
+    let dk = Dockerd::start_in(Some(node));
+    let img = dk.busybox();
+
+    for (name, tenant, subnet) in [
+        ("bnet", "blue", "10.234.15.0/24"),
+        ("rnet", "red", "10.234.16.0/24"),
+    ] {
+        let t = format!("tenant={tenant}");
+        dk.run(&[
+            "network",
+            "create",
+            "-d",
+            &driver,
+            "--ipam-driver",
+            &driver,
+            "--subnet",
+            subnet,
+            "--ipam-opt",
+            &t,
+            "--ipam-opt",
+            "network=app",
+            name,
+        ]);
+    }
+    // Each container serves /www/healthz over HTTP (busybox httpd in the foreground).
+    let script =
+        format!("mkdir -p /www && echo alive > /www/healthz && exec httpd -f -p {PORT} -h /www");
+    for (name, net, ip) in [
+        ("web1", "bnet", "10.234.15.10"),
+        ("island", "rnet", "10.234.16.10"),
+        ("peer", "rnet", "10.234.16.11"),
+    ] {
+        dk.run(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--ip",
+            ip,
+            &img,
+            "sh",
+            "-c",
+            &script,
+        ]);
+    }
+    assert_eq!(dk.addr_of("web1"), "10.234.15.10/24");
+
+    // The node side: weft-gw, and the host-access subnet routed into it from the node's address.
+    assert!(
+        node.try_exec(&["ip", "link", "show", "weft-gw"]),
+        "no weft-gw in the node's namespace\n{}",
+        explain(&cl, &dk)
+    );
+    let ok = eventually(Duration::from_secs(20), || {
+        node.exec(&["ip", "-4", "route", "show", "10.234.15.0/24"])
+            .contains("dev weft-gw")
+    });
+    assert!(ok, "no route via weft-gw\n{}", explain(&cl, &dk));
+    let route = node.exec(&["ip", "-4", "route", "show", "10.234.15.0/24"]);
+    assert!(route.contains(&format!("src {node_addr}")), "{route}");
+
+    // Ping from the node: once the path is up, every reply comes back.
+    let ok = eventually(Duration::from_secs(20), || {
+        all_answered(&ping_from_node(node, "10.234.15.10", 3), 3)
+    });
+    assert!(ok, "node → web1 (ping)\n{}", explain(&cl, &dk));
+    let s = ping_from_node(node, "10.234.15.10", 10);
+    assert!(
+        all_answered(&s, 10),
+        "node → web1: {s}\n{}",
+        explain(&cl, &dk)
+    );
+
+    // kubelet's probes, tcpSocket and httpGet, repeatedly.
+    let ok = eventually(Duration::from_secs(10), || {
+        tcp_probe(node, "10.234.15.10", PORT)
+    });
+    assert!(ok, "node → web1:{PORT} (TCP)\n{}", explain(&cl, &dk));
+    for i in 0..5 {
+        assert!(
+            tcp_probe(node, "10.234.15.10", PORT),
+            "TCP probe {i}\n{}",
+            explain(&cl, &dk)
+        );
+        assert_eq!(
+            http_probe(node, "10.234.15.10", PORT).as_deref(),
+            Some("alive"),
+            "HTTP probe {i}\n{}",
+            explain(&cl, &dk)
+        );
+    }
+
+    // The container reaches its node's address: ping (every reply) and a TCP connection.
+    let s = ping_from_container(&dk, "web1", &node_addr, 5);
+    assert!(
+        all_answered(&s, 5),
+        "web1 → node: {s}\n{}",
+        explain(&cl, &dk)
+    );
+    let _on_node = Listener::tcp(node, NODE_PORT);
+    let r = dk.try_run(&[
+        "exec",
+        "web1",
+        "sh",
+        "-c",
+        &format!("nc -w 2 {node_addr} {NODE_PORT} </dev/null"),
+    ]);
+    assert!(
+        r.is_ok(),
+        "web1 → node:{NODE_PORT} (TCP): {r:?}\n{}",
+        explain(&cl, &dk)
+    );
+
+    // The control: red's network has no host access. Its container works (a peer on its own
+    // network pings it and gets its health page)...
+    let ok = eventually(Duration::from_secs(10), || {
+        all_answered(&ping_from_container(&dk, "peer", "10.234.16.10", 3), 3)
+    });
+    assert!(ok, "peer → island\n{}", explain(&cl, &dk));
+    let page = dk.try_run(&[
+        "exec",
+        "peer",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        &format!("http://10.234.16.10:{PORT}/healthz"),
+    ]);
+    assert_eq!(page.as_deref().map(str::trim), Ok("alive"), "peer → island");
+    // ...but the node reaches neither its address nor its port, and it does not reach the node.
+    let s = ping_from_node(node, "10.234.16.10", 3);
+    assert!(unanswered(&s), "node → island: {s}");
+    assert!(
+        !tcp_probe(node, "10.234.16.10", PORT),
+        "node connected to red's island"
+    );
+    assert_eq!(http_probe(node, "10.234.16.10", PORT), None);
+    let s = ping_from_container(&dk, "island", &node_addr, 3);
+    assert!(unanswered(&s), "island → node: {s}");
+
+    // Removal leaves no container port on the node's switch.
+    dk.run(&["rm", "-f", "web1", "island", "peer"]);
+    dk.run(&["network", "rm", "bnet", "rnet"]);
+    let ports: Vec<String> = h
+        .ovs
+        .vsctl(&["list-ports", "br-int"])
+        .lines()
+        .filter(|p| p.starts_with("wf"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(ports, Vec::<String>::new(), "ports left on the node");
+    drop(dk);
+}
