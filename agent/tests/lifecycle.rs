@@ -445,12 +445,19 @@ fn restarts_of_the_agent_and_of_the_switch() {
                 .arg(format!("unix:{}", sock.display()))
                 .output()
                 .unwrap();
-            if String::from_utf8_lossy(&out.stdout) == flows_before {
+            // The same flows; a refilled switch may list equal-priority flows in another order.
+            let sorted = |t: &str| {
+                let mut v: Vec<String> = t.lines().map(str::to_string).collect();
+                v.sort();
+                v
+            };
+            if sorted(&String::from_utf8_lossy(&out.stdout)) == sorted(&flows_before) {
                 break;
             }
             assert!(
                 back.elapsed() < Duration::from_secs(15),
-                "flows not restored"
+                "flows not restored: now\n{}\nbefore\n{flows_before}",
+                String::from_utf8_lossy(&out.stdout)
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

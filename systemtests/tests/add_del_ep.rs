@@ -75,7 +75,11 @@ fn endpoints_come_and_go_while_traffic_runs() {
         cluster.diagnose()
     );
     assert!(reaches(&c4, &a2, 1), "and is reached from there");
-    assert!(!reaches(&c2, &a1, 1), "purple does not reach orange");
+    // Purple and orange are networks of one tenant: routed between (docs/pipeline.md).
+    assert!(
+        eventually(Duration::from_secs(10), || reaches(&c2, &a1, 1)),
+        "purple reaches orange, routed within the tenant"
+    );
 
     // Delete: myContainer4 leaves host2; its address stops answering from host1.
     step("detach myContainer4 on host2");
@@ -105,7 +109,10 @@ fn endpoints_come_and_go_while_traffic_runs() {
         eventually(Duration::from_secs(10), || reaches(&c2, &a4b, 1)),
         "the moved container is reached on its new host"
     );
-    assert!(!reaches(&c3, &a4b, 1), "orange does not reach purple");
+    assert!(
+        eventually(Duration::from_secs(10), || reaches(&c3, &a4b, 1)),
+        "orange reaches purple on its new host, routed within the tenant"
+    );
     step("churn over");
 
     assert!(

@@ -97,10 +97,25 @@ fn run_file(path: &PathBuf) -> Vec<String> {
             if a.container == b.container {
                 continue;
             }
-            // A container with an interface in b's network reaches b (through that interface).
-            let same = placed.iter().any(|x| {
-                x.container == a.container && x.tenant == b.tenant && x.network == b.network
-            });
+            // A container with an interface in b's network reaches b through it. Otherwise, within
+            // b's tenant, it reaches b routed (every network here has a gateway; the tenant is
+            // one routing domain), unless b's container also sits in one of a's networks: its
+            // reply would leave by that interface with b's address, which that port's spoof
+            // guard refuses. Never across tenants.
+            let in_net = |c: &str, t: &str, n: &str| {
+                placed
+                    .iter()
+                    .any(|x| x.container == c && x.tenant == t && x.network == n)
+            };
+            let direct = in_net(&a.container, &b.tenant, &b.network);
+            let routed = placed
+                .iter()
+                .any(|x| x.container == a.container && x.tenant == b.tenant)
+                && !placed
+                    .iter()
+                    .filter(|x| x.container == a.container)
+                    .any(|x| in_net(&b.container, &x.tenant, &x.network));
+            let same = direct || routed;
             let (na, nb) = (&spaces[&a.container], &spaces[&b.container]);
             let before = rx(nb, &b.ifname);
             let ok = if same {
