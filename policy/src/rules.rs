@@ -122,12 +122,15 @@ pub(crate) fn gateway(
             u128::from(MARK_FROM_HOST),
             u128::from(MARK_FROM_HOST),
         );
+    // (Routed here: one hop less. What arrives from another host was routed there.)
+    let mut routed = to_host.to_vec();
+    routed.push(Action::DecNwTtl);
     set.insert_flow(Flow::new(
         EGRESS_STATE,
         110,
         c,
         reply.clone(),
-        vec![apply(to_host.to_vec()), goto(INGRESS_POLICY)],
+        vec![apply(routed), goto(INGRESS_POLICY)],
     ));
     set.insert_flow(Flow::new(
         INGRESS_STATE,
