@@ -136,7 +136,7 @@ fn connects_from(from: &Netns, addr: &str, port: u16, l: &PeerListener, source: 
     }
     let want: IpAddr = source.parse().unwrap();
     eventually(Duration::from_secs(2), || {
-        l.peers()[before..].iter().any(|p| *p == want)
+        l.peers()[before..].contains(&want)
     })
 }
 
