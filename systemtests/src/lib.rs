@@ -592,18 +592,32 @@ impl Drop for Cluster {
     }
 }
 
-/// Whether `c` reaches `addr` (`count` pings, each waiting a second).
+/// Whether `c` reaches `addr`: every one of `count` pings (each waiting a second) is answered.
+/// (`ping` itself exits 0 on one reply out of `count`.) For "does not reach", ask
+/// [`replies`]` == 0` and look at the receiver's counter ([`rx_packets`]): a leaked packet may be
+/// answered by nobody, or by a twin in the sender's own tenant.
 pub fn reaches(c: &Netns, addr: &str, count: u32) -> bool {
-    c.try_exec(&[
-        "ping",
-        "-c",
-        &count.to_string(),
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        addr,
-    ])
+    testsupport::ping_replies(c, addr, count) == u64::from(count)
+}
+
+/// How many of `count` pings from `c` to `addr` are answered.
+pub fn replies(c: &Netns, addr: &str, count: u32) -> u64 {
+    testsupport::ping_replies(c, addr, count)
+}
+
+pub use testsupport::rx_packets;
+
+/// For "`from` does not reach `to`": pings `addr` `count` times from `from` and says (packets
+/// that arrived at `to`'s `ifname` meanwhile, pings answered). Only the first tells: a leaked ping
+/// may be answered by nobody, or by a twin in the sender's own tenant. Afterwards the sender's
+/// neighbour entry for `addr` goes, so that the kernel's further ARP tries (up to three, a second
+/// apart, flooded in the sender's own network) cannot land in the next check's window.
+pub fn arrivals(from: &Netns, addr: &str, count: u32, to: &Netns, ifname: &str) -> (u64, u64) {
+    let before = rx_packets(to, ifname);
+    let answered = replies(from, addr, count);
+    let arrived = rx_packets(to, ifname) - before;
+    from.exec(&["ip", "neigh", "flush", "to", addr]);
+    (arrived, answered)
 }
 
 /// Polls `f` until it is true or `timeout` passes.
