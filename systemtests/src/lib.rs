@@ -118,11 +118,20 @@ pub struct Host {
 /// already built it), in the same target directory as the test itself.
 pub fn real_binary(name: &str) -> PathBuf {
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    // target/PROFILE/deps/TEST-HASH → target/PROFILE/NAME
+    let exe = std::env::current_exe().expect("the test binary");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/PROFILE")
+        .to_path_buf();
+    let release = dir.file_name().is_some_and(|n| n == "release");
     let built = BUILT.get_or_init(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
         let out = std::process::Command::new(cargo)
             .arg("build")
+            .args(release.then_some("--release"))
             .arg("--quiet")
             .arg("--manifest-path")
             .arg(&manifest)
@@ -139,12 +148,6 @@ pub fn real_binary(name: &str) -> PathBuf {
     if let Err(e) = built {
         panic!("building netplugin and netmaster: {e}");
     }
-    // target/debug/deps/TEST-HASH → target/debug/NAME
-    let exe = std::env::current_exe().expect("the test binary");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug");
     let bin = dir.join(name);
     assert!(bin.exists(), "{} was not built", bin.display());
     bin

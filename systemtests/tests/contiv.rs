@@ -5,8 +5,10 @@
 //!
 //! "Reaches b" is judged at b: b's interface must count the pings. Tenants here share subnets,
 //! so a ping from a to b's address may be answered by a twin with the same address in a's own
-//! network; b's counter tells the two apart. Test containers run without IPv6 so that nothing
-//! else moves those counters.
+//! network; b's counter tells the two apart. An allowed pair must also get every reply. A
+//! forbidden pair is judged by b's counter alone, once every allowed pair has reached: a leaked
+//! ping may reach b and be answered towards b's own tenant (a's twin there), never back to a.
+//! Test containers run without IPv6 so that nothing else moves those counters.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
-//! Several hosts: VXLAN and VLAN networks across hosts, tenants with the same subnet, a host
-//! joining and a host leaving.
+//! Several hosts: VXLAN and VLAN networks across hosts, tenants with the same subnet (apart on
+//! one host and across hosts, judged by receive counters), forged frames stopped by the sending
+//! host's spoof guard, a host joining and a host leaving.
 
 use std::time::Duration;
 
