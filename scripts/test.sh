@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs Weft's whole test suite: installs what it needs, then every crate's unit, integration
-# and real-Open-vSwitch/etcd tests. Must run as root (tests create network namespaces).
+# Runs Weft's whole test suite: installs what it needs, builds the benchmarks (so that one that
+# stops compiling fails the run), then runs every crate's unit, integration and
+# real-Open-vSwitch/etcd tests. Must run as root (tests create network namespaces).
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh -p ofproto`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,17 +9,33 @@ cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 # shellcheck disable=SC1091
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+# Snapshot tests (expect-test) rewrite their expectations when this is set: a run of the suite
+# must judge the snapshots, never update them.
+unset UPDATE_EXPECT
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
 if [ $# -eq 0 ]; then set -- --workspace; fi
+# The benchmarks are built, not run (`cargo bench` measures; that is not a test).
+cargo test --locked --no-run --benches "$@"
+bench_status=$?
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 cargo test --locked --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # One closing line for the whole run: cargo prints a summary per test binary, the last of which
-# is often an empty doc-test run.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "TOTAL: %d passed, %d failed\n", p, f }' "$log"
+# is often an empty doc-test run. A binary that was killed (a signal, the OOM killer, an abort)
+# prints no summary: every binary cargo started ("Running …", "Doc-tests …") without a
+# "test result:" line counts as a failure.
+awk -v bench="$bench_status" '
+     /^test result:/ { results++; for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     /^ +Running .*\(.*\)$/ || /^ +Doc-tests / { started++ }
+     END {
+       died = started - results; if (died < 0) died = 0
+       printf "TOTAL: %d passed, %d failed, %d test binaries died without a result%s\n", p, f + died, died, (bench != 0 ? ", benchmarks do not build" : "")
+     }' "$log"
+if [ "$bench_status" -ne 0 ] && [ "$status" -eq 0 ]; then
+  status=$bench_status
+fi
 exit "$status"

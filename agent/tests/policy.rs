@@ -6,7 +6,7 @@ mod common;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{ip_of, ping, runtime_in, Host};
+use common::{ip_of, no_reply, ping, runtime_in, Host};
 use testsupport::{Netns, Ovs};
 use weft_api::proto::endpoint as pb;
 
@@ -51,6 +51,79 @@ impl Drop for Listener {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A TCP listener in `c` on `port`, on a thread inside the namespace, that reads what its
+/// connections send and counts the bytes; stopped when dropped.
+struct ByteCounter {
+    got: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ByteCounter {
+    fn start(c: &Netns, port: u16) -> ByteCounter {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        let got = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (g, halt, path) = (got.clone(), stop.clone(), c.path());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            testsupport::setns_net(std::fs::File::open(path).expect("namespace"));
+            let l = std::net::TcpListener::bind(("0.0.0.0", port)).expect("listen");
+            l.set_nonblocking(true).unwrap();
+            tx.send(()).unwrap();
+            let mut conns: Vec<std::net::TcpStream> = vec![];
+            let mut buf = [0u8; 4096];
+            while !halt.load(Ordering::Relaxed) {
+                if let Ok((s, _)) = l.accept() {
+                    s.set_nonblocking(true).unwrap();
+                    conns.push(s);
+                }
+                for s in &mut conns {
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        g.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        });
+        rx.recv().expect("listener thread");
+        ByteCounter {
+            got,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn got(&self) -> u64 {
+        self.got.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the count reaches `n` within 3 s.
+    fn reaches(&self, n: u64) -> bool {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            if self.got() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for ByteCounter {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -121,23 +194,38 @@ fn groups_rules_default_deny_and_state() {
     assert!(connects(&w, &da, 5433), "web reaches db:5433\n{}", flows());
     // The same listener port from a container in no group: db denies by default.
     assert!(ping(&x, &wa, 1), "x is otherwise connected (x → web)");
-    assert!(!ping(&x, &da, 2), "x must not ping db");
+    assert!(no_reply(&x, &da, 2), "x must not ping db");
     assert!(!connects(&x, &da, 5433), "x must not reach db:5433");
     // db itself may start nothing (default-deny is both ways), but answers what it allowed.
-    assert!(!ping(&d, &wa, 2), "db must not ping web");
+    assert!(no_reply(&d, &wa, 2), "db must not ping web");
     assert!(!connects(&d, &wa, 80), "db must not reach web:80");
     // Groups without policy talk freely.
     assert!(connects(&x, &wa, 80) && connects(&w, &xa, 80));
 
-    // An established connection outlives a new deny; a new one is refused at once.
+    // An established connection outlives a new deny; a new one is refused at once. What the
+    // receiver got is counted: the sender's nc keeps running even when every segment is dropped.
+    let counter = ByteCounter::start(&d, 5432);
     let mut held = w
-        .command(&["nc", &da, "5433"])
+        .command(&["nc", &da, "5432"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    let mut feed = |line: &[u8]| {
+        use std::io::Write;
+        let stdin = held.stdin.as_mut().unwrap();
+        stdin
+            .write_all(line)
+            .expect("the established connection is open");
+        stdin.flush().unwrap();
+    };
+    feed(b"hello\n");
+    assert!(
+        counter.reaches(6),
+        "db got {} of 6 bytes before the deny",
+        counter.got()
+    );
     rt.block_on(post(
         &h,
         "/api/v1/rules/blue:db-in:block/",
@@ -149,23 +237,21 @@ fn groups_rules_default_deny_and_state() {
         "a higher deny blocks new connections\n{}",
         flows()
     );
-    assert!(!ping(&w, &da, 1));
-    {
-        use std::io::Write;
-        let stdin = held.stdin.as_mut().unwrap();
-        for _ in 0..5 {
-            stdin
-                .write_all(b"still here\n")
-                .expect("the established connection is open");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    assert!(no_reply(&w, &da, 1));
+    for _ in 0..5 {
+        feed(b"still here\n");
+        std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        matches!(held.try_wait(), Ok(None)),
-        "the established connection was cut"
+        counter.reaches(6 + 5 * 11),
+        "the established connection was cut: db got {} of {} bytes\n{}",
+        counter.got(),
+        6 + 5 * 11,
+        flows()
     );
     let _ = held.kill();
     let _ = held.wait();
+    drop(counter);
 
     // The deny goes: new connections pass again.
     rt.block_on(async {

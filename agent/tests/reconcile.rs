@@ -243,15 +243,53 @@ async fn a_refused_bundle_changes_nothing_and_is_reported() {
         .await
         .unwrap()
         .unwrap();
-    let good = compile(&state(2)).flows;
-    let mut msgs = weft_policy::diff(&FlowSet::default(), &good).messages();
+    // A state first (no meters: a switch takes no meter change in a bundle).
+    let without_meters = |mut s: HostState| {
+        for g in &mut s.groups {
+            if let Some(p) = &mut g.profile {
+                p.rate_kbps = None;
+            }
+        }
+        s
+    };
+    let loaded = compile(&without_meters(state(4))).flows;
+    driver
+        .bundle(weft_policy::diff(&FlowSet::default(), &loaded).messages())
+        .await
+        .unwrap();
+    let switch_state = || (switch_flows(&ovs), ovs.ofctl("dump-groups", "br-int", &[]));
+    let before = switch_state();
+    assert!(before.0.len() > 20, "{before:?}");
+    // The change to another state: an endpoint goes (deletes, a flood group modified), one
+    // comes (adds), a rule turns from allow to deny (its flows replaced). Plus one bad flow.
+    let mut next = without_meters(state(5));
+    next.endpoints.retain(|e| e.key != "ep1");
+    next.policies[0].rules[0].allow = false;
+    let change = weft_policy::diff(&loaded, &compile(&next).flows);
+    assert!(
+        !change.flows_delete.is_empty()
+            && !change.flows_add.is_empty()
+            && change.groups_upsert.iter().any(|(_, exists)| *exists)
+            && change.groups_delete.is_empty(),
+        "the change must delete, add and modify:\n{change}"
+    );
+    let mut msgs = change.messages();
     // A flow in a table that does not exist (255) makes the switch refuse the whole bundle.
-    let mut bad = good.flows.values().next().unwrap().add();
+    let mut bad = loaded.flows.values().next().unwrap().add();
     bad.table_id = 255;
     msgs.push(ofproto::msg::Message::FlowMod(bad));
     let err = driver.bundle(msgs).await.unwrap_err();
     assert!(err.to_string().contains("refused"), "{err}");
+    // The switch holds exactly what it held: nothing deleted, modified or added.
+    assert_eq!(
+        switch_state(),
+        before,
+        "a refused bundle changed the switch"
+    );
+    // And the change itself, without the bad flow, is taken.
+    driver.bundle(change.messages()).await.unwrap();
     let dump = driver.dump().await.unwrap();
-    assert!(dump.flows.is_empty() && dump.groups.is_empty(), "{dump:?}");
+    let have = FlowSet::from_switch(&dump.flows, &dump.groups);
+    assert!(weft_policy::diff(&have, &compile(&next).flows).is_empty());
     cancel.cancel();
 }

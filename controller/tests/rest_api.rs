@@ -350,15 +350,33 @@ async fn intent_applies_whole_specs_and_prunes() {
         .map(|n| n["networkName"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["main"]);
-    // A spec with one bad object is refused whole.
-    let bad = json!({"tenants": [{"tenantName": "shop"}],
-                     "networks": [{"tenantName": "shop", "networkName": "main", "encap": "vxlan", "subnet": "10.50.0.0/24"},
-                                  {"tenantName": "shop", "networkName": "other", "subnet": "10.50.0.0/25"}]});
-    let (s, e) = nm.post("/api/v1/intent", bad).await;
-    assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    assert!(e["error"].as_str().unwrap().contains("overlaps"), "{e}");
+    // A spec with one bad object is refused whole: the whole stored state is what it was, so
+    // a commit per object (the new tenant, the valid network, with prune the deletions and the
+    // changed network) would fail here, not only the bad object's own absence.
+    let before = nm.get("/api/v1/inspect/state/").await.1;
+    let (_, main) = nm.get("/api/v1/networks/").await;
+    let mut changed = main[0].clone();
+    changed["gateway"] = json!(null);
+    changed["subnet"] = json!("10.60.0.0/24");
+    let bad = json!({"tenants": [{"tenantName": "mall"}, {"tenantName": changed["tenantName"]}],
+                     "networks": [changed,
+                                  {"tenantName": "mall", "networkName": "main", "encap": "vxlan", "subnet": "10.50.0.0/24"},
+                                  {"tenantName": "mall", "networkName": "other", "subnet": "10.50.0.0/25"}]});
+    for path in ["/api/v1/intent", "/api/v1/intent?prune=true"] {
+        let (s, e) = nm.raw(path, &bad.to_string()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {e}");
+        assert!(
+            e["error"].as_str().unwrap().contains("overlaps"),
+            "{path}: {e}"
+        );
+        assert_eq!(
+            nm.get("/api/v1/inspect/state/").await.1,
+            before,
+            "{path}: a refused spec changed the stored state"
+        );
+    }
     assert_eq!(
-        nm.get("/api/v1/networks/shop:other/").await.0,
+        nm.get("/api/v1/networks/mall:other/").await.0,
         StatusCode::NOT_FOUND
     );
 }

@@ -183,13 +183,33 @@ fn corpus_goes_in_as_one_bundle_and_reads_back_as_sent() {
 #[test]
 fn a_bad_flow_fails_its_bundle_whole_and_is_named() {
     let (ovs, mut c) = switch();
-    let good = FlowMod::add(
-        0,
-        10,
-        Match::new().in_port(1),
-        vec![Instruction::GotoTable(1)],
-    );
-    // goto_table backwards is refused by the switch.
+    // A state first: three flows, each with a cookie of its own.
+    let flow = |cookie: u64, port: u32, goto: u8| FlowMod {
+        cookie,
+        ..FlowMod::add(
+            0,
+            10,
+            Match::new().in_port(port),
+            vec![Instruction::GotoTable(goto)],
+        )
+    };
+    for f in [flow(1, 1, 1), flow(2, 2, 1), flow(3, 3, 1)] {
+        c.session.send(f);
+    }
+    no_errors(&barrier(&mut c));
+    let before = ovs_flows(&ovs);
+    assert_eq!(before.len(), 3, "{before:?}");
+    // A bundle that deletes the first, modifies the second, adds a fourth, and holds one bad
+    // flow: goto_table backwards is refused by the switch.
+    let delete = FlowMod {
+        command: FlowModCommand::DeleteStrict,
+        ..flow(1, 1, 1)
+    };
+    let modify = FlowMod {
+        command: FlowModCommand::ModifyStrict,
+        ..flow(2, 2, 7)
+    };
+    let add = flow(4, 4, 1);
     let bad = FlowMod::add(
         5,
         10,
@@ -198,7 +218,9 @@ fn a_bad_flow_fails_its_bundle_whole_and_is_named() {
     );
     let flags = bundle_flags::ATOMIC | bundle_flags::ORDERED;
     let id = c.session.bundle_open(flags);
-    c.session.bundle_add(id, flags, good);
+    c.session.bundle_add(id, flags, delete);
+    c.session.bundle_add(id, flags, modify);
+    c.session.bundle_add(id, flags, add);
     let bad_xid = c.session.bundle_add(id, flags, bad);
     c.session.bundle_finish(id, flags);
     let events = c.pump_until(|e| matches!(e, Event::Bundle(_)));
@@ -224,8 +246,14 @@ fn a_bad_flow_fails_its_bundle_whole_and_is_named() {
         names.iter().any(|n| n == "OFPBIC_BAD_TABLE_ID"),
         "{names:?} {outcome:#?}"
     );
-    // Atomic: the good flow of the failed bundle is not there either.
-    assert!(ovs_flows(&ovs).is_empty(), "{:?}", ovs_flows(&ovs));
+    // Atomic: the switch holds exactly what it held before (nothing deleted, modified or
+    // added by the failed bundle).
+    no_errors(&barrier(&mut c));
+    assert_eq!(
+        ovs_flows(&ovs),
+        before,
+        "a refused bundle changed the switch"
+    );
 }
 
 #[test]

@@ -174,8 +174,10 @@ fn run(hosts: usize) {
         "new host not joined"
     );
     println!(
-        "  new host: its netplugin ready {:.2} s after its switch started; {NETS} endpoints attached \
-         and every switch (its own and the others) converged {:.2} s later",
+        "  new host: from nothing to its netplugin ready (its Open vSwitch started, its links to \
+         the fabric made, netplugin started, registered, netmaster's snapshot received and its \
+         switch programmed) {:.2} s; {NETS} endpoints attached and every switch (its own and the \
+         others) converged {:.2} s later",
         t_agent.as_secs_f64(),
         t2.elapsed().as_secs_f64()
     );

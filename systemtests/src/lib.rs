@@ -107,8 +107,120 @@ pub struct Host {
     cfg: Config,
     /// The Docker plugin socket this host's netplugin serves, once asked to.
     docker: Option<PathBuf>,
+    /// netplugin as its own process (the real binary), once asked to.
+    real_agent: Option<Process>,
     // Dropped last: the switch and the namespace.
     pub ovs: Ovs,
+}
+
+/// A real binary of the workspace (`netplugin`, `netmaster`), built once per test process by the
+/// cargo that runs the tests (`cargo build -p … --bin …`, a no-op when the workspace's tests
+/// already built it), in the same target directory as the test itself.
+pub fn real_binary(name: &str) -> PathBuf {
+    static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    // target/PROFILE/deps/TEST-HASH → target/PROFILE/NAME
+    let exe = std::env::current_exe().expect("the test binary");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/PROFILE")
+        .to_path_buf();
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let built = BUILT.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let out = std::process::Command::new(cargo)
+            .arg("build")
+            .args(release.then_some("--release"))
+            .arg("--quiet")
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["-p", "weft-agent", "--bin", "netplugin"])
+            .args(["-p", "weft-controller", "--bin", "netmaster"])
+            .output()
+            .map_err(|e| format!("cargo: {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    });
+    if let Err(e) = built {
+        panic!("building netplugin and netmaster: {e}");
+    }
+    let bin = dir.join(name);
+    assert!(bin.exists(), "{} was not built", bin.display());
+    bin
+}
+
+/// A process of a real binary, started inside a namespace (`ip netns exec` execs it: the child
+/// is the binary), its output in a log file. SIGTERM and reaped when dropped.
+pub struct Process {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Process {
+    fn start(ns: &Netns, bin: &std::path::Path, args: &[String], log: PathBuf) -> Process {
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = ns
+            .command(&[&bin.display().to_string()])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", bin.display()));
+        Process { child, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it wrote so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no cleanup of any kind, as when the machine's OOM killer or an operator's
+    /// `kill -9` strikes. Reaped.
+    pub fn kill_hard(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+        self.log = PathBuf::new();
+        // Reaped: nothing left for drop to stop.
+    }
+
+    /// Whether it still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .stderr(std::process::Stdio::null())
+            .status();
+        for _ in 0..50 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if !self.log.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.log);
+        }
+    }
 }
 
 impl Host {
@@ -202,6 +314,81 @@ impl Host {
     /// Stops this host's netplugin (the switch keeps its flows).
     pub fn stop_agent(&mut self) {
         self.agent.take();
+        self.real_agent.take();
+    }
+
+    /// Runs this host's netplugin as the real binary, a process of its own in the host's
+    /// namespace, with the flags the in-process one had (which is stopped first). Returns once
+    /// it has received netmaster's snapshot and its endpoint service answers.
+    pub fn start_real_agent(&mut self) {
+        self.stop_agent();
+        let c = &self.cfg;
+        let mut args: Vec<String> = vec![
+            "--host".into(),
+            c.host.clone(),
+            "--netmaster".into(),
+            c.netmaster.clone(),
+            "--ovsdb".into(),
+            c.ovsdb.clone(),
+            "--ovs-rundir".into(),
+            c.ovs_rundir.display().to_string(),
+            "--bridge".into(),
+            c.bridge.clone(),
+            "--datapath".into(),
+            c.datapath.clone(),
+            "--vtep-ip".into(),
+            c.vtep_ip.to_string(),
+            "--socket".into(),
+            c.socket.display().to_string(),
+            "--lease-ttl".into(),
+            c.lease_ttl.to_string(),
+        ];
+        if let Some(u) = &c.uplink {
+            args.extend(["--uplink".into(), u.clone()]);
+        }
+        let log = self.ovs.dir().join("netplugin-real.log");
+        let mut p = Process::start(self.ovs.netns(), &real_binary("netplugin"), &args, log);
+        let socket = self.socket.clone();
+        let start = std::time::Instant::now();
+        loop {
+            assert!(p.running(), "netplugin exited:\n{}", p.log());
+            let synced = p.log().contains("desired state received");
+            let serves = synced && {
+                let socket = socket.clone();
+                std::thread::spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime")
+                        .block_on(async move {
+                            match weft_agent::client::connect_unix(&socket).await {
+                                Ok(mut c) => c.list(pb::ListRequest::default()).await.is_ok(),
+                                Err(_) => false,
+                            }
+                        })
+                })
+                .join()
+                .unwrap_or(false)
+            };
+            if serves {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "netplugin not ready after 30 s:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.real_agent = Some(p);
+    }
+
+    /// SIGKILLs this host's real netplugin (see [`Host::start_real_agent`]).
+    pub fn kill_real_agent(&mut self) {
+        self.real_agent
+            .take()
+            .expect("a real netplugin runs")
+            .kill_hard();
     }
 
     /// Starts this host's netplugin again.
@@ -303,6 +490,8 @@ pub struct Cluster {
     pub grpc: String,
     pub hosts: Vec<Host>,
     netmaster: Option<NsRuntime>,
+    /// netmaster as its own process (the real binary), once asked to.
+    real_netmaster: Option<Process>,
     /// netmaster's etcd (in the fabric's namespace), when the cluster uses one.
     etcd: Option<Etcd>,
     pub fabric: Ovs,
@@ -360,6 +549,7 @@ impl Cluster {
             grpc,
             hosts: vec![],
             netmaster: Some(rt),
+            real_netmaster: None,
             etcd,
             fabric,
             dir,
@@ -426,6 +616,7 @@ impl Cluster {
             agent: Some(agent),
             cfg,
             docker: None,
+            real_agent: None,
             ovs,
         });
         self.hosts.last().expect("just added")
@@ -457,6 +648,54 @@ impl Cluster {
     /// Stops netmaster (agents and switches keep what they have).
     pub fn stop_netmaster(&mut self) {
         self.netmaster.take();
+        self.real_netmaster.take();
+    }
+
+    /// Runs netmaster as the real binary, a process of its own in the fabric's namespace on the
+    /// same addresses and store (the in-process one is stopped first). Returns once its REST API
+    /// answers.
+    pub fn start_real_netmaster(&mut self) {
+        self.stop_netmaster();
+        let mut args: Vec<String> = vec![
+            "--data-dir".into(),
+            self.dir.path().join("netmaster").display().to_string(),
+            "--listen".into(),
+            format!("{MGMT_IP}:{REST_PORT}"),
+            "--grpc-listen".into(),
+            format!("{MGMT_IP}:{GRPC_PORT}"),
+        ];
+        if let Some(e) = &self.etcd {
+            args.extend(["--etcd".into(), e.client_url().to_string()]);
+        }
+        let log = self.dir.path().join("netmaster-real.log");
+        let mut p = Process::start(self.fabric.netns(), &real_binary("netmaster"), &args, log);
+        let url = format!("{}/healthz", self.rest);
+        let start = std::time::Instant::now();
+        loop {
+            assert!(p.running(), "netmaster exited:\n{}", p.log());
+            let u = url.clone();
+            let up = self.on_fabric(move || async move {
+                reqwest::get(u).await.is_ok_and(|r| r.status().is_success())
+            });
+            if up {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "netmaster not up after 30 s:\n{}",
+                p.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.real_netmaster = Some(p);
+    }
+
+    /// SIGKILLs the real netmaster (see [`Cluster::start_real_netmaster`]).
+    pub fn kill_real_netmaster(&mut self) {
+        self.real_netmaster
+            .take()
+            .expect("a real netmaster runs")
+            .kill_hard();
     }
 
     /// Starts netmaster again on the same store and address.
@@ -589,21 +828,36 @@ impl Drop for Cluster {
             }
         }
         self.netmaster.take();
+        self.real_netmaster.take();
     }
 }
 
-/// Whether `c` reaches `addr` (`count` pings, each waiting a second).
+/// Whether `c` reaches `addr`: every one of `count` pings (each waiting a second) is answered.
+/// (`ping` itself exits 0 on one reply out of `count`.) For "does not reach", ask
+/// [`replies`]` == 0` and look at the receiver's counter ([`rx_packets`]): a leaked packet may be
+/// answered by nobody, or by a twin in the sender's own tenant.
 pub fn reaches(c: &Netns, addr: &str, count: u32) -> bool {
-    c.try_exec(&[
-        "ping",
-        "-c",
-        &count.to_string(),
-        "-i",
-        "0.2",
-        "-W",
-        "1",
-        addr,
-    ])
+    testsupport::ping_replies(c, addr, count) == u64::from(count)
+}
+
+/// How many of `count` pings from `c` to `addr` are answered.
+pub fn replies(c: &Netns, addr: &str, count: u32) -> u64 {
+    testsupport::ping_replies(c, addr, count)
+}
+
+pub use testsupport::rx_packets;
+
+/// For "`from` does not reach `to`": pings `addr` `count` times from `from` and says (packets
+/// that arrived at `to`'s `ifname` meanwhile, pings answered). Only the first tells: a leaked ping
+/// may be answered by nobody, or by a twin in the sender's own tenant. Afterwards the sender's
+/// neighbour entry for `addr` goes, so that the kernel's further ARP tries (up to three, a second
+/// apart, flooded in the sender's own network) cannot land in the next check's window.
+pub fn arrivals(from: &Netns, addr: &str, count: u32, to: &Netns, ifname: &str) -> (u64, u64) {
+    let before = rx_packets(to, ifname);
+    let answered = replies(from, addr, count);
+    let arrived = rx_packets(to, ifname) - before;
+    from.exec(&["ip", "neigh", "flush", "to", addr]);
+    (arrived, answered)
 }
 
 /// Polls `f` until it is true or `timeout` passes.

@@ -1,17 +1,20 @@
 //! Every Contiv intent file in `../shared/contiv-examples/` (but the add/del one, which needs
 //! another file's networks): applied as it is, its containers started on the hosts it names,
-//! and the whole connectivity matrix checked — every pair in one network reaches, every other
-//! pair does not.
+//! and the whole connectivity matrix checked — every pair in one network reaches, every pair in
+//! one tenant reaches routed (but for a container with an interface in the sender's network,
+//! whose reply leaves by it: not judged), no pair across tenants does.
 //!
 //! "Reaches b" is judged at b: b's interface must count the pings. Tenants here share subnets,
 //! so a ping from a to b's address may be answered by a twin with the same address in a's own
-//! network; b's counter tells the two apart. Test containers run without IPv6 so that nothing
-//! else moves those counters.
+//! network; b's counter tells the two apart. An allowed pair must also get every reply. A
+//! forbidden pair is judged by b's counter alone, once every allowed pair has reached: a leaked
+//! ping may reach b and be answered towards b's own tenant (a's twin there), never back to a.
+//! Test containers run without IPv6 so that nothing else moves those counters.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use systemtests::{reaches, Cluster};
+use systemtests::{arrivals, reaches, rx_packets, Cluster};
 use testsupport::Netns;
 use weft_api::contiv::ContivIntent;
 
@@ -21,16 +24,6 @@ struct Placed {
     network: String,
     ifname: String,
     ip: String,
-}
-
-fn rx(ns: &Netns, ifname: &str) -> u64 {
-    ns.exec(&[
-        "cat",
-        &format!("/sys/class/net/{ifname}/statistics/rx_packets"),
-    ])
-    .trim()
-    .parse()
-    .unwrap()
 }
 
 fn run_file(path: &PathBuf) -> Vec<String> {
@@ -89,9 +82,19 @@ fn run_file(path: &PathBuf) -> Vec<String> {
             ip: i.ipv4.split('/').next().unwrap().to_string(),
         });
     }
-    // Agents learn remote endpoints through netmaster's watch: wait for the first same-network
-    // pair to pass before judging the rest.
+    // Agents learn remote endpoints through netmaster's watch. First every pair in one network
+    // must reach (every ping answered, and counted at the target); only once all of them have,
+    // the pairs that must not reach are judged, at the target's counter alone: tenants share
+    // subnets, so a leaked ping may be answered by the sender's own twin (or by nobody) and the
+    // sender's view proves nothing.
     let mut wrong = vec![];
+    let describe = |a: &Placed, b: &Placed, got: &str, want: &str| {
+        format!(
+            "{name}: {} ({}:{}) → {} ({}:{}, {}): {got} but expected {want}",
+            a.container, a.tenant, a.network, b.container, b.tenant, b.network, b.ip,
+        )
+    };
+    let mut forbidden = vec![];
     for a in &placed {
         for b in &placed {
             if a.container == b.container {
@@ -101,45 +104,49 @@ fn run_file(path: &PathBuf) -> Vec<String> {
             // b's tenant, it reaches b routed (every network here has a gateway; the tenant is
             // one routing domain), unless b's container also sits in one of a's networks: its
             // reply would leave by that interface with b's address, which that port's spoof
-            // guard refuses. Never across tenants.
+            // guard refuses (such pairs are promised nothing either way, and not judged). Never
+            // across tenants.
             let in_net = |c: &str, t: &str, n: &str| {
                 placed
                     .iter()
                     .any(|x| x.container == c && x.tenant == t && x.network == n)
             };
-            let direct = in_net(&a.container, &b.tenant, &b.network);
-            let routed = placed
+            let in_tenant = placed
                 .iter()
-                .any(|x| x.container == a.container && x.tenant == b.tenant)
-                && !placed
-                    .iter()
-                    .filter(|x| x.container == a.container)
-                    .any(|x| in_net(&b.container, &x.tenant, &x.network));
-            let same = direct || routed;
-            let (na, nb) = (&spaces[&a.container], &spaces[&b.container]);
-            let before = rx(nb, &b.ifname);
-            let ok = if same {
-                systemtests::eventually(std::time::Duration::from_secs(10), || {
-                    reaches(na, &b.ip, 1)
-                })
-            } else {
-                reaches(na, &b.ip, 1)
-            };
-            let got = rx(nb, &b.ifname) > before && ok;
-            if got != same {
-                wrong.push(format!(
-                    "{name}: {} ({}:{}) → {} ({}:{}, {}): {} but expected {}",
-                    a.container,
-                    a.tenant,
-                    a.network,
-                    b.container,
-                    b.tenant,
-                    b.network,
-                    b.ip,
-                    if got { "reaches" } else { "does not reach" },
-                    if same { "reach" } else { "no reach" }
-                ));
+                .any(|x| x.container == a.container && x.tenant == b.tenant);
+            let direct = in_net(&a.container, &b.tenant, &b.network);
+            let multi_homed = placed
+                .iter()
+                .filter(|x| x.container == a.container)
+                .any(|x| in_net(&b.container, &x.tenant, &x.network));
+            let same = direct || (in_tenant && !multi_homed);
+            if !in_tenant {
+                forbidden.push((a, b));
+                continue;
             }
+            if !same {
+                continue;
+            }
+            let (na, nb) = (&spaces[&a.container], &spaces[&b.container]);
+            let ok = systemtests::eventually(std::time::Duration::from_secs(10), || {
+                let before = rx_packets(nb, &b.ifname);
+                reaches(na, &b.ip, 1) && rx_packets(nb, &b.ifname) > before
+            });
+            if !ok {
+                wrong.push(describe(a, b, "does not reach", "reach"));
+            }
+        }
+    }
+    for (a, b) in forbidden {
+        let (na, nb) = (&spaces[&a.container], &spaces[&b.container]);
+        let (arrived, answered) = arrivals(na, &b.ip, 1, nb, &b.ifname);
+        if arrived != 0 {
+            wrong.push(describe(
+                a,
+                b,
+                &format!("reaches ({arrived} packets arrived, {answered} of 1 pings answered)"),
+                "no reach",
+            ));
         }
     }
     eprintln!(

@@ -14,6 +14,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod frames;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this process and call: `PREFIX<pid>x<n>`, short enough for interface names.
@@ -56,6 +58,20 @@ fn package_of(prog: &str) -> &'static str {
         "ip" => "iproute2",
         p if p.starts_with("ovs") => "openvswitch-switch",
         _ => "see scripts/install-deps.sh",
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds (true) or `timeout` passes (false).
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -158,6 +174,45 @@ fn clean_up_after_process() {
     }
 }
 
+/// (transmitted, received) from the summary line of `ping`'s output, if it printed one.
+pub fn ping_summary(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.contains("packets transmitted"))?;
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(2)
+        .map(|s| s.parse().ok())
+        .collect::<Option<_>>()?;
+    (n.len() == 2).then(|| (n[0], n[1]))
+}
+
+/// `ping -c COUNT -i 0.2 -W 1 ADDR` inside `c`: how many replies came back (0 when ping could not
+/// even send). `ping` exits 0 on a single reply out of COUNT, so callers compare this count.
+pub fn ping_replies(c: &Netns, addr: &str, count: u32) -> u64 {
+    let out = output(&mut c.command(&[
+        "ping",
+        "-c",
+        &count.to_string(),
+        "-i",
+        "0.2",
+        "-W",
+        "1",
+        addr,
+    ]));
+    ping_summary(&String::from_utf8_lossy(&out.stdout)).map_or(0, |(_, r)| r)
+}
+
+/// Packets interface `ifname` in `c` received (the kernel's counter).
+pub fn rx_packets(c: &Netns, ifname: &str) -> u64 {
+    c.exec(&[
+        "cat",
+        &format!("/sys/class/net/{ifname}/statistics/rx_packets"),
+    ])
+    .trim()
+    .parse()
+    .expect("a packet count")
+}
+
 /// A ping from a container at 100 per second for a while, for "nothing lost while ..." checks.
 /// Killed when dropped before [`Flood::finish`].
 pub struct Flood(Option<std::process::Child>);
@@ -194,7 +249,14 @@ impl Flood {
     }
 
     /// Waits for the end: (sent, received).
-    pub fn finish(mut self) -> (u64, u64) {
+    pub fn finish(self) -> (u64, u64) {
+        let (sent, got, _) = self.finish_with_losses();
+        (sent, got)
+    }
+
+    /// Waits for the end: (sent, received, when each lost ping was sent, as unix time — the
+    /// answer before it plus 10 ms per ping between, to set beside what the test did when).
+    pub fn finish_with_losses(mut self) -> (u64, u64, Vec<f64>) {
         let out = self
             .0
             .take()
@@ -202,21 +264,43 @@ impl Flood {
             .wait_with_output()
             .expect("ping ends");
         let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or_else(|| panic!("no summary from ping: {text}"));
-        let n: Vec<u64> = line
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|s| !s.is_empty())
-            .take(2)
-            .map(|s| s.parse().expect("a count"))
-            .collect();
-        if n[0] != n[1] {
-            eprintln!("{}", lost_pings(&text, n[0]));
+        let (sent, got) =
+            ping_summary(&text).unwrap_or_else(|| panic!("no summary from ping: {text}"));
+        let mut lost = vec![];
+        if sent != got {
+            eprintln!("{}", lost_pings(&text, sent));
+            let answered = answers(&text);
+            for seq in (1..=sent).filter(|s| !answered.contains_key(s)) {
+                let at = match answered.range(..seq).next_back() {
+                    Some((p, t)) => t + (seq - p) as f64 * 0.01,
+                    None => answered
+                        .range(seq..)
+                        .next()
+                        .map_or(0.0, |(n, t)| t - (n - seq) as f64 * 0.01),
+                };
+                lost.push(at);
+            }
         }
-        (n[0], n[1])
+        (sent, got, lost)
     }
+}
+
+/// The answered pings of a `ping -D` run: sequence number → unix time of the answer.
+fn answers(text: &str) -> std::collections::BTreeMap<u64, f64> {
+    text.lines()
+        .filter(|l| l.contains("bytes from"))
+        .filter_map(|l| {
+            let ts = l.trim_start_matches('[').split(']').next()?.parse().ok()?;
+            let seq = l
+                .split("icmp_seq=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()?;
+            Some((seq, ts))
+        })
+        .collect()
 }
 
 /// Which pings of a `ping -D` run got no answer, with the (unix) times of the answers around
@@ -781,12 +865,59 @@ impl Dockerd {
             .to_string()
     }
 
-    /// Whether `from` gets an answer from `to` (three tries of one ping).
+    /// Whether every one of three pings from `from` to `to` is answered (`ping` exits 0 on a
+    /// single reply, so the count is read from its summary).
     pub fn pings(&self, from: &str, to: &str) -> bool {
-        (0..3).any(|_| {
-            self.try_run(&["exec", from, "ping", "-c", "1", "-W", "1", to])
-                .is_ok()
-        })
+        self.replies(from, to, 3) == 3
+    }
+
+    /// How many of `count` pings from container `from` to `to` are answered.
+    pub fn replies(&self, from: &str, to: &str, count: u32) -> u64 {
+        let n = count.to_string();
+        let out = match self.try_run(&["exec", from, "ping", "-c", &n, "-i", "0.2", "-W", "1", to])
+        {
+            Ok(o) => o,
+            // No reply at all: docker exec passes on ping's failure; nothing was answered.
+            Err(_) => return 0,
+        };
+        ping_summary(&out).map_or(0, |(_, r)| r)
+    }
+
+    /// For "`from` does not reach `to`": pings `addr` `count` times from container `from` and
+    /// says (packets that arrived at `to`'s `eth0` meanwhile, pings answered). Afterwards
+    /// `from`'s neighbour cache goes, so that the kernel's further ARP tries (flooded in `from`'s
+    /// own network) cannot land in the next check's window.
+    pub fn arrivals(
+        &self,
+        from: &str,
+        addr: &str,
+        count: u32,
+        to: &Dockerd,
+        to_c: &str,
+    ) -> (u64, u64) {
+        let before = to.rx_packets(to_c);
+        let answered = self.replies(from, addr, count);
+        let arrived = to.rx_packets(to_c) - before;
+        // From outside, in the container's network namespace (`docker exec` gets no
+        // CAP_NET_ADMIN here).
+        let pid = self.run(&["inspect", "-f", "{{.State.Pid}}", from]);
+        run(Command::new("nsenter")
+            .arg(format!("--net=/proc/{}/ns/net", pid.trim()))
+            .args(["ip", "neigh", "flush", "to", addr]));
+        (arrived, answered)
+    }
+
+    /// Packets `eth0` in container `c` received (the kernel's counter).
+    pub fn rx_packets(&self, c: &str) -> u64 {
+        self.run(&[
+            "exec",
+            c,
+            "cat",
+            "/sys/class/net/eth0/statistics/rx_packets",
+        ])
+        .trim()
+        .parse()
+        .expect("a packet count")
     }
 }
 

@@ -180,6 +180,9 @@ fn body(s: &mut String, msg: &Message, xid: u32) {
         },
         Message::EchoRequest(d) | Message::EchoReply(d) => {
             let _ = write!(s, " {} bytes of payload", d.len());
+            if !d.is_empty() {
+                let _ = write!(s, "\n{}", hex_dump(d));
+            }
         }
         Message::Experimenter(e) => {
             let _ = write!(
@@ -838,16 +841,31 @@ fn mp_reply(s: &mut String, body: &MultipartReply) {
     }
 }
 
-/// Hex dump in OVS's style: offset, 16 bytes with a dash in the middle.
+/// Hex dump in OVS's style (`ds_put_hex_dump` with ASCII): offset, 16 bytes with a dash in the
+/// middle, then the printable characters between bars.
 pub fn hex_dump(data: &[u8]) -> String {
     let mut s = String::new();
     for (i, chunk) in data.chunks(16).enumerate() {
-        let _ = write!(s, "{:08x} ", i * 16);
+        let _ = write!(s, "{:08x}  ", i * 16);
         for (j, b) in chunk.iter().enumerate() {
-            let sep = if j == 8 { '-' } else { ' ' };
-            let _ = write!(s, "{sep}{b:02x}");
+            let sep = if j == 7 { '-' } else { ' ' };
+            let _ = write!(s, "{b:02x}{sep}");
         }
-        s.push('\n');
+        for _ in chunk.len()..16 {
+            s.push_str("   ");
+        }
+        s.push('|');
+        for b in chunk {
+            s.push(if (32..127).contains(b) {
+                char::from(*b)
+            } else {
+                '.'
+            });
+        }
+        for _ in chunk.len()..16 {
+            s.push(' ');
+        }
+        s.push_str("|\n");
     }
     s
 }
