@@ -6,205 +6,19 @@
 //! "The node" is the simulated host's network namespace: the one netplugin runs in, where it made
 //! the host gateway `weft-gw` and the routes into br-int. podman runs in the root namespace and
 //! hands each container's namespace to that netplugin through weft-cni. podman's configuration and
-//! storage live in a temporary directory of the test (as in `podman.rs`); its containers are
-//! removed when the test ends, also when a check fails, before the cluster (switch, netplugin,
-//! namespaces) goes.
+//! storage live in a temporary directory of the test (the fixture `common::podman::Podman`, as in
+//! `podman.rs`); its containers are removed when the test ends, also when a check fails, before
+//! the cluster (switch, netplugin, namespaces) goes.
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
+use common::podman::Podman;
 use common::*;
-use serde_json::json;
-use systemtests::{eventually, Cluster, Listener};
-use testsupport::{Netns, TempDir};
-
-/// podman with its own configuration and storage; removes its containers when dropped.
-struct Podman {
-    dir: TempDir,
-}
-
-impl Podman {
-    fn new() -> Podman {
-        let dir = TempDir::new("weft-podman-ha-");
-        let d = dir.path();
-        for sub in ["bin", "net.d", "tmp"] {
-            std::fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        std::os::unix::fs::symlink(BIN, d.join("bin/weft-cni")).unwrap();
-        std::fs::write(
-            d.join("containers.conf"),
-            format!(
-                "[containers]\ndefault_ulimits = []\n\n[network]\nnetwork_backend = \"cni\"\n\
-                 cni_plugin_dirs = [\"{bin}\", \"/usr/lib/cni\"]\nnetwork_config_dir = \"{netd}\"\n\n\
-                 [engine]\nruntime = \"runc\"\ntmp_dir = \"{tmp}\"\nevents_logger = \"none\"\n\
-                 cgroup_manager = \"cgroupfs\"\n",
-                bin = d.join("bin").display(),
-                netd = d.join("net.d").display(),
-                tmp = d.join("tmp").display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("storage.conf"),
-            format!(
-                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
-                d.join("root").display(),
-                d.join("runroot").display()
-            ),
-        )
-        .unwrap();
-        let tar = testsupport::busybox_image_tar(d);
-        let p = Podman { dir };
-        p.run(&["import", tar.to_str().unwrap(), "localhost/weft-busybox"]);
-        p
-    }
-
-    fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("podman");
-        c.env("CONTAINERS_CONF", self.dir().join("containers.conf"))
-            .env("CONTAINERS_STORAGE_CONF", self.dir().join("storage.conf"))
-            .args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> String {
-        testsupport::run(&mut self.cmd(args)).trim().to_string()
-    }
-
-    fn try_run(&self, args: &[&str]) -> (bool, String) {
-        let o = self.cmd(args).output().unwrap();
-        (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
-    }
-
-    /// A conflist `name` for `tenant:network` on the netplugin behind `socket`.
-    fn network(&self, name: &str, tenant: &str, network: &str, socket: &Path) {
-        let conflist = json!({
-            "cniVersion": "1.0.0",
-            "name": name,
-            "plugins": [{
-                "type": "weft-cni",
-                "tenant": tenant,
-                "network": network,
-                "agentSocket": socket,
-                "stateDir": self.dir().join("cni-state"),
-                "logFile": self.dir().join("weft-cni.log"),
-                "logLevel": "info",
-                "capabilities": {"ips": true, "mac": true}
-            }]
-        });
-        std::fs::write(
-            self.dir().join("net.d").join(format!("{name}.conflist")),
-            serde_json::to_string_pretty(&conflist).unwrap(),
-        )
-        .unwrap();
-    }
-
-    /// Starts a container on `network` with address `ip`, serving `/www/healthz` ("alive") over
-    /// HTTP on `port` (busybox httpd in the foreground as the container's process).
-    fn start_server(&self, name: &str, network: &str, ip: &str, port: u16) {
-        let script = format!(
-            "mkdir -p /www && echo alive > /www/healthz && exec httpd -f -p {port} -h /www"
-        );
-        let args = [
-            "run",
-            "-d",
-            "--name",
-            name,
-            "--network",
-            network,
-            "--ip",
-            ip,
-            "localhost/weft-busybox",
-            "sh",
-            "-c",
-            &script,
-        ];
-        let (ok, out) = self.try_run(&args);
-        assert!(ok, "podman run {name}: {out}\nlog:\n{}", self.log());
-    }
-
-    fn exec(&self, name: &str, args: &[&str]) -> (bool, String) {
-        let mut a = vec!["exec", name];
-        a.extend(args);
-        self.try_run(&a)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir().join("weft-cni.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        let _ = self.cmd(&["rm", "-a", "-f", "-t", "0"]).output();
-        let _ = self.cmd(&["rmi", "-a", "-f"]).output();
-    }
-}
-
-/// (transmitted, received) from ping's summary: iputils ("5 packets transmitted, 5 received")
-/// and busybox ("5 packets transmitted, 5 packets received").
-fn ping_counts(out: &str) -> Option<(u32, u32)> {
-    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
-    let mut parts = line.split(',').map(str::trim);
-    let tx = parts.next()?.split_whitespace().next()?.parse().ok()?;
-    let rx = parts.next()?.split_whitespace().next()?.parse().ok()?;
-    Some((tx, rx))
-}
-
-/// `count` pings from the node's namespace; what ping printed (stdout and stderr).
-fn ping_from_node(node: &Netns, addr: &str, count: u32) -> String {
-    let out = node
-        .command(&[
-            "ping",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            addr,
-        ])
-        .output()
-        .expect("ping");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// No reply: ping sent and got nothing back, or the node has no route at all (the simulated
-/// node has no default route; a real one would send it to its default gateway, never to br-int).
-fn unanswered(out: &str) -> bool {
-    match ping_counts(out) {
-        Some((tx, rx)) => tx > 0 && rx == 0,
-        None => out.contains("Network is unreachable"),
-    }
-}
-
-/// `count` pings from container `c` (busybox ping); its summary.
-fn ping_from_container(p: &Podman, c: &str, addr: &str, count: u32) -> String {
-    p.exec(c, &["ping", "-c", &count.to_string(), "-W", "1", addr])
-        .1
-}
-
-fn all_answered(summary: &str, count: u32) -> bool {
-    ping_counts(summary) == Some((count, count))
-}
+use systemtests::{eventually, reaches, replies, Cluster, Listener};
+use testsupport::Netns;
 
 /// kubelet's tcpSocket probe: a TCP connection from the node to `addr:port` completes.
 fn tcp_probe(node: &Netns, addr: &str, port: u16) -> bool {
@@ -281,9 +95,9 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
     p.start_server("web1", "blue-web", "10.233.41.10", PORT);
     p.start_server("island", "red-web", "10.233.42.10", PORT);
     p.start_server("peer", "red-web", "10.233.42.11", PORT);
-    let sandboxes: Vec<String> = ["web1", "island", "peer"]
+    let sandboxes: Vec<PathBuf> = ["web1", "island", "peer"]
         .iter()
-        .map(|c| p.run(&["inspect", "--format", "{{.NetworkSettings.SandboxKey}}", c]))
+        .map(|c| p.sandbox(c))
         .collect();
 
     // The node side is where netplugin made the host gateway and routes the host-access subnet
@@ -308,16 +122,10 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
     assert!(route.trim().is_empty(), "red has no host access: {route}");
 
     // Ping from the node: once the path is up, every reply comes back.
-    let ok = eventually(Duration::from_secs(20), || {
-        all_answered(&ping_from_node(node, "10.233.41.10", 3), 3)
-    });
+    let ok = eventually(Duration::from_secs(20), || reaches(node, "10.233.41.10", 3));
     assert!(ok, "node → web1 (ping)\n{}", explain(&cl, &p));
-    let s = ping_from_node(node, "10.233.41.10", 10);
-    assert!(
-        all_answered(&s, 10),
-        "node → web1: {s}\n{}",
-        explain(&cl, &p)
-    );
+    let n = replies(node, "10.233.41.10", 10);
+    assert_eq!(n, 10, "node → web1: replies of 10\n{}", explain(&cl, &p));
 
     // kubelet's probes: tcpSocket and httpGet, repeatedly (a probe every period).
     let ok = eventually(Duration::from_secs(10), || {
@@ -339,12 +147,8 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
     }
 
     // The container reaches its node's address: ping (every reply) and a TCP connection.
-    let s = ping_from_container(&p, "web1", &node_addr, 5);
-    assert!(
-        all_answered(&s, 5),
-        "web1 → node: {s}\n{}",
-        explain(&cl, &p)
-    );
+    let n = p.replies("web1", &node_addr, 5);
+    assert_eq!(n, 5, "web1 → node: replies of 5\n{}", explain(&cl, &p));
     let _on_node = Listener::tcp(node, NODE_PORT);
     let (ok, out) = p.exec(
         "web1",
@@ -363,7 +167,7 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
     // The control: red's network has no host access. Its container works (a peer on its own
     // network pings it and gets its health page)...
     let ok = eventually(Duration::from_secs(10), || {
-        all_answered(&ping_from_container(&p, "peer", "10.233.42.10", 3), 3)
+        p.replies("peer", "10.233.42.10", 3) == 3
     });
     assert!(ok, "peer → island\n{}", explain(&cl, &p));
     let (ok, out) = p.exec(
@@ -379,20 +183,22 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
     assert!(ok && out.trim() == "alive", "peer → island (HTTP): {out}");
 
     // ...but the node reaches neither its address nor its port, and it does not reach the node.
-    let s = ping_from_node(node, "10.233.42.10", 3);
-    assert!(unanswered(&s), "node → island: {s}");
+    // (The simulated node has no route to red's subnet at all, so ping sends nothing; a real node
+    // would send it to its default gateway, never to br-int.)
+    let n = replies(node, "10.233.42.10", 3);
+    assert_eq!(n, 0, "node → island: replies of 3");
     assert!(
         !tcp_probe(node, "10.233.42.10", PORT),
         "node connected to red's island"
     );
     assert_eq!(http_probe(node, "10.233.42.10", PORT), None);
-    let s = ping_from_container(&p, "island", &node_addr, 3);
-    assert!(unanswered(&s), "island → node: {s}");
+    let n = p.replies("island", &node_addr, 3);
+    assert_eq!(n, 0, "island → node: replies of 3");
 
     // podman rm: no container port left on the node's switch, no namespace left.
     p.run(&["rm", "-f", "-t", "0", "web1", "island", "peer"]);
     assert_eq!(container_ports(&h.ovs), Vec::<String>::new());
     for s in &sandboxes {
-        assert!(!Path::new(s).exists(), "{s} left");
+        assert!(!s.exists(), "{} left", s.display());
     }
 }

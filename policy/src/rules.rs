@@ -115,7 +115,9 @@ pub(crate) fn gateway(
     // Replies to what the host started go back to the host, wherever they were addressed: the
     // host may have changed the destination (a Service's address to a backend's), and only it
     // can undo that.
+    // (`dec_ttl` needs the match to say IP.)
     let reply = Match::new()
+        .eth_type(ETH_IPV4)
         .ct_state(CT_EST | CT_RPL | CT_TRK, CT_EST | CT_RPL | CT_TRK)
         .with_masked(
             Field::CtMark,

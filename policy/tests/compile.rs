@@ -951,7 +951,7 @@ fn routing_within_a_tenant_host_access_and_egress() {
     "#]]
     .assert_eq(&tables(&c, &[0, 40]));
     expect![[r#"
-        cookie=0x7cee6ea1b7ff1f8, table=31, priority=110,ct_state=+est+rpl+trk,ct_mark=0x1/0x1 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,dec_ttl,goto_table:60
+        cookie=0x7cee6ea1b7ff1f8, table=31, priority=110,ct_state=+est+rpl+trk,ct_mark=0x1/0x1,ip actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,dec_ttl,goto_table:60
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=90,ct_state=+inv+trk actions=drop
@@ -966,7 +966,7 @@ fn routing_within_a_tenant_host_access_and_egress() {
         cookie=0x25c51dbd68924c1, table=50, priority=100,reg5=0x1388,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5000
         cookie=0x248f8fe26ea4ef3, table=50, priority=100,reg5=0x1389,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5001
         cookie=0x22e35aa3751f6c4, table=50, priority=100,reg5=0x1770,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:6000
-        cookie=0x7cee6ea1b7ff1f8, table=61, priority=110,ct_state=+est+rpl+trk,ct_mark=0x1/0x1 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,goto_table:70
+        cookie=0x7cee6ea1b7ff1f8, table=61, priority=110,ct_state=+est+rpl+trk,ct_mark=0x1/0x1,ip actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+est+trk actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=100,ct_state=+rel+trk actions=goto_table:70
         cookie=0x13c11fd413aeee3, table=61, priority=90,ct_state=+inv+trk actions=drop

@@ -884,6 +884,8 @@ pub struct Listener {
     )>,
     /// Where a UDP listener writes what it receives.
     out: Option<PathBuf>,
+    /// The source address of every TCP connection accepted: the receiver's view of who called.
+    peers: std::sync::Arc<std::sync::Mutex<Vec<std::net::IpAddr>>>,
 }
 
 impl Listener {
@@ -893,6 +895,8 @@ impl Listener {
         let path = c.path();
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let halt = stop.clone();
+        let peers = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let seen = peers.clone();
         let (tx, rx) = std_mpsc::channel();
         let thread = std::thread::spawn(move || {
             nix_setns(std::fs::File::open(path).expect("namespace"));
@@ -910,7 +914,10 @@ impl Listener {
             };
             while !halt.load(Ordering::Relaxed) {
                 match l.accept() {
-                    Ok((s, _)) => drop(s),
+                    Ok((s, from)) => {
+                        seen.lock().expect("peers").push(from.ip());
+                        drop(s)
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
@@ -922,6 +929,7 @@ impl Listener {
             child: None,
             thread: Some((stop, thread)),
             out: None,
+            peers,
         }
     }
 
@@ -939,7 +947,13 @@ impl Listener {
             child: Some(child),
             thread: None,
             out: Some(out),
+            peers: Default::default(),
         }
+    }
+
+    /// The source addresses of the TCP connections accepted so far, in order.
+    pub fn peers(&self) -> Vec<std::net::IpAddr> {
+        self.peers.lock().expect("peers").clone()
     }
 
     /// What a UDP listener received so far.

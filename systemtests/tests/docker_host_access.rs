@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use systemtests::{eventually, Cluster, Listener};
+use systemtests::{eventually, reaches, replies, Cluster, Listener};
 use testsupport::{Dockerd, Netns};
 
 const SPEC: &str = r#"{
@@ -27,59 +27,6 @@ const SPEC: &str = r#"{
 const PORT: u16 = 8080;
 /// A port on the node that the container connects to.
 const NODE_PORT: u16 = 7012;
-
-/// (transmitted, received) from ping's summary: iputils ("5 packets transmitted, 5 received")
-/// and busybox ("5 packets transmitted, 5 packets received").
-fn ping_counts(out: &str) -> Option<(u32, u32)> {
-    let line = out.lines().find(|l| l.contains("packets transmitted"))?;
-    let mut parts = line.split(',').map(str::trim);
-    let tx = parts.next()?.split_whitespace().next()?.parse().ok()?;
-    let rx = parts.next()?.split_whitespace().next()?.parse().ok()?;
-    Some((tx, rx))
-}
-
-fn all_answered(summary: &str, count: u32) -> bool {
-    ping_counts(summary) == Some((count, count))
-}
-
-/// `count` pings from the node's namespace; what ping printed (stdout and stderr).
-fn ping_from_node(node: &Netns, addr: &str, count: u32) -> String {
-    let out = node
-        .command(&[
-            "ping",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            addr,
-        ])
-        .output()
-        .expect("ping");
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// No reply: ping sent and got nothing back, or the node has no route at all (the simulated
-/// node has no default route; a real one would send it to its default gateway, never to br-int).
-fn unanswered(out: &str) -> bool {
-    match ping_counts(out) {
-        Some((tx, rx)) => tx > 0 && rx == 0,
-        None => out.contains("Network is unreachable"),
-    }
-}
-
-/// `count` pings from container `c` (busybox ping); its summary, also when nothing came back
-/// (`docker exec` gives stdout only when the command succeeded).
-fn ping_from_container(dk: &Dockerd, c: &str, addr: &str, count: u32) -> String {
-    let cmd = format!("ping -c {count} -W 1 {addr}; true");
-    dk.try_run(&["exec", c, "sh", "-c", &cmd])
-        .unwrap_or_else(|e| e)
-}
 
 /// kubelet's tcpSocket probe: a TCP connection from the node to `addr:port` completes.
 fn tcp_probe(node: &Netns, addr: &str, port: u16) -> bool {
@@ -201,16 +148,10 @@ fn docker_container_with_host_access_answers_its_nodes_probes() {
     assert!(route.contains(&format!("src {node_addr}")), "{route}");
 
     // Ping from the node: once the path is up, every reply comes back.
-    let ok = eventually(Duration::from_secs(20), || {
-        all_answered(&ping_from_node(node, "10.234.15.10", 3), 3)
-    });
+    let ok = eventually(Duration::from_secs(20), || reaches(node, "10.234.15.10", 3));
     assert!(ok, "node → web1 (ping)\n{}", explain(&cl, &dk));
-    let s = ping_from_node(node, "10.234.15.10", 10);
-    assert!(
-        all_answered(&s, 10),
-        "node → web1: {s}\n{}",
-        explain(&cl, &dk)
-    );
+    let n = replies(node, "10.234.15.10", 10);
+    assert_eq!(n, 10, "node → web1: replies of 10\n{}", explain(&cl, &dk));
 
     // kubelet's probes, tcpSocket and httpGet, repeatedly.
     let ok = eventually(Duration::from_secs(10), || {
@@ -232,12 +173,8 @@ fn docker_container_with_host_access_answers_its_nodes_probes() {
     }
 
     // The container reaches its node's address: ping (every reply) and a TCP connection.
-    let s = ping_from_container(&dk, "web1", &node_addr, 5);
-    assert!(
-        all_answered(&s, 5),
-        "web1 → node: {s}\n{}",
-        explain(&cl, &dk)
-    );
+    let n = dk.replies("web1", &node_addr, 5);
+    assert_eq!(n, 5, "web1 → node: replies of 5\n{}", explain(&cl, &dk));
     let _on_node = Listener::tcp(node, NODE_PORT);
     let r = dk.try_run(&[
         "exec",
@@ -254,9 +191,7 @@ fn docker_container_with_host_access_answers_its_nodes_probes() {
 
     // The control: red's network has no host access. Its container works (a peer on its own
     // network pings it and gets its health page)...
-    let ok = eventually(Duration::from_secs(10), || {
-        all_answered(&ping_from_container(&dk, "peer", "10.234.16.10", 3), 3)
-    });
+    let ok = eventually(Duration::from_secs(10), || dk.pings("peer", "10.234.16.10"));
     assert!(ok, "peer → island\n{}", explain(&cl, &dk));
     let page = dk.try_run(&[
         "exec",
@@ -269,15 +204,17 @@ fn docker_container_with_host_access_answers_its_nodes_probes() {
     ]);
     assert_eq!(page.as_deref().map(str::trim), Ok("alive"), "peer → island");
     // ...but the node reaches neither its address nor its port, and it does not reach the node.
-    let s = ping_from_node(node, "10.234.16.10", 3);
-    assert!(unanswered(&s), "node → island: {s}");
+    // (The simulated node has no route to red's subnet at all, so ping sends nothing; a real node
+    // would send it to its default gateway, never to br-int.)
+    let n = replies(node, "10.234.16.10", 3);
+    assert_eq!(n, 0, "node → island: replies of 3");
     assert!(
         !tcp_probe(node, "10.234.16.10", PORT),
         "node connected to red's island"
     );
     assert_eq!(http_probe(node, "10.234.16.10", PORT), None);
-    let s = ping_from_container(&dk, "island", &node_addr, 3);
-    assert!(unanswered(&s), "island → node: {s}");
+    let n = dk.replies("island", &node_addr, 3);
+    assert_eq!(n, 0, "island → node: replies of 3");
 
     // Removal leaves no container port on the node's switch.
     dk.run(&["rm", "-f", "web1", "island", "peer"]);

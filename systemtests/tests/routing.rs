@@ -8,38 +8,16 @@
 //! Isolation is judged on the receiver: a packet that leaked into the wrong tenant raises that
 //! container's receive counter even when nobody answers it.
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::net::IpAddr;
 use std::time::Duration;
 
-use systemtests::{eventually, tcp_connects, Cluster, Listener};
+use systemtests::{eventually, reaches, rx_packets, tcp_connects, Cluster, Listener};
 use testsupport::Netns;
-
-/// `count` pings, all of which must come back (ping exits 0 on a single reply).
-fn all_replies(c: &Netns, addr: &str, count: u32) -> bool {
-    let out = c
-        .command(&[
-            "ping",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-            addr,
-        ])
-        .output()
-        .expect("ping");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.contains(&format!("{count} packets transmitted, {count} received"))
-}
 
 /// Whether `c` reaches `addr` with every ping answered, once the path is up (the first packet
 /// towards a VTEP the switch has not resolved yet may be lost while it resolves).
 fn settles(c: &Netns, addr: &str) -> bool {
-    eventually(Duration::from_secs(10), || all_replies(c, addr, 3))
+    eventually(Duration::from_secs(10), || reaches(c, addr, 3))
 }
 
 /// The TTL of one ping's reply (a routed path takes one off each way).
@@ -57,79 +35,8 @@ fn reply_ttl(c: &Netns, addr: &str) -> Option<u32> {
         .ok()
 }
 
-/// IPv4 packets `c`'s eth0 received so far.
-fn rx_packets(c: &Netns) -> u64 {
-    c.exec(&["cat", "/sys/class/net/eth0/statistics/rx_packets"])
-        .trim()
-        .parse()
-        .expect("a counter")
-}
-
-/// A TCP listener in a namespace that records the source address of every connection: the
-/// receiver's view of who called (no NAT means it sees the caller's own address).
-struct PeerListener {
-    peers: Arc<Mutex<Vec<IpAddr>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PeerListener {
-    fn start(ns: &Netns, port: u16) -> PeerListener {
-        let path = ns.path();
-        let peers = Arc::new(Mutex::new(vec![]));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (p, s) = (peers.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            testsupport::setns_net(std::fs::File::open(path).expect("namespace"));
-            let l = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port))
-                .and_then(|l| l.set_nonblocking(true).map(|_| l));
-            let l = match l {
-                Ok(l) => {
-                    let _ = tx.send(Ok(()));
-                    l
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e.to_string()));
-                    return;
-                }
-            };
-            while !s.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((conn, from)) => {
-                        p.lock().unwrap().push(from.ip());
-                        drop(conn);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        rx.recv()
-            .expect("listener thread")
-            .unwrap_or_else(|e| panic!("listen on TCP port {port}: {e}"));
-        PeerListener {
-            peers,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn peers(&self) -> Vec<IpAddr> {
-        self.peers.lock().unwrap().clone()
-    }
-}
-
-impl Drop for PeerListener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// A TCP connection from `from` to `addr:port` that the listener saw coming from `source`.
-fn connects_from(from: &Netns, addr: &str, port: u16, l: &PeerListener, source: &str) -> bool {
+fn connects_from(from: &Netns, addr: &str, port: u16, l: &Listener, source: &str) -> bool {
     let before = l.peers().len();
     if !tcp_connects(from, addr, port) {
         return false;
@@ -245,7 +152,7 @@ fn routing_between_the_networks_of_a_tenant() {
     // Same host (VXLAN → VLAN) and across hosts both ways (VXLAN → VLAN over the uplink,
     // VLAN → VXLAN through the tunnel), every ping answered, one hop taken off each way.
     let ok = eventually(Duration::from_secs(20), || {
-        all_replies(&bw1, "10.233.2.10", 3) && all_replies(&bw1, "10.233.2.11", 3)
+        reaches(&bw1, "10.233.2.10", 3) && reaches(&bw1, "10.233.2.11", 3)
     });
     assert!(ok, "blue web → blue db\n{}", cluster.diagnose());
     assert_eq!(reply_ttl(&bw1, "10.233.2.10"), Some(63), "a routed hop");
@@ -260,7 +167,7 @@ fn routing_between_the_networks_of_a_tenant() {
     );
     // The container in no group: ICMP comes from network web (allowed), TCP/5432 does not
     // come from group web (refused), while the same probe from bw1 passes.
-    assert!(all_replies(&bx1, "10.233.2.11", 2));
+    assert!(reaches(&bx1, "10.233.2.11", 2));
     assert!(
         !tcp_connects(&bx1, "10.233.2.11", 5432),
         "bx1 is not in group web"
@@ -279,7 +186,7 @@ fn routing_between_the_networks_of_a_tenant() {
     // Red's web container asks for 10.233.2.10: in red that is rdb2 (host2), never blue's bdb1
     // (host1, same address). Judge by the receivers' counters.
     assert!(
-        eventually(Duration::from_secs(10), || all_replies(
+        eventually(Duration::from_secs(10), || reaches(
             &rw1,
             "10.233.2.10",
             2
@@ -287,9 +194,9 @@ fn routing_between_the_networks_of_a_tenant() {
         "red web → red db\n{}",
         cluster.diagnose()
     );
-    let (blue_before, red_before) = (rx_packets(&bdb1), rx_packets(&rdb2));
-    assert!(all_replies(&rw1, "10.233.2.10", 10));
-    let (blue_after, red_after) = (rx_packets(&bdb1), rx_packets(&rdb2));
+    let (blue_before, red_before) = (rx_packets(&bdb1, "eth0"), rx_packets(&rdb2, "eth0"));
+    assert!(reaches(&rw1, "10.233.2.10", 10));
+    let (blue_after, red_after) = (rx_packets(&bdb1, "eth0"), rx_packets(&rdb2, "eth0"));
     assert!(
         red_after >= red_before + 10,
         "rdb2 got {red_before} → {red_after}"
@@ -300,9 +207,9 @@ fn routing_between_the_networks_of_a_tenant() {
     );
     // And the other way: a blue db container (in no group) to 10.233.1.11 reaches blue's bw2
     // (host2), not red's rw1 (on the sender's host).
-    let (red_before, blue_before) = (rx_packets(&rw1), rx_packets(&bw2));
-    assert!(all_replies(&bdbx, "10.233.1.11", 10));
-    let (red_after, blue_after) = (rx_packets(&rw1), rx_packets(&bw2));
+    let (red_before, blue_before) = (rx_packets(&rw1, "eth0"), rx_packets(&bw2, "eth0"));
+    assert!(reaches(&bdbx, "10.233.1.11", 10));
+    let (red_after, blue_after) = (rx_packets(&rw1, "eth0"), rx_packets(&bw2, "eth0"));
     assert!(blue_after >= blue_before + 10);
     assert!(
         red_after < red_before + 3,
@@ -349,15 +256,15 @@ fn host_access_both_ways_without_nat() {
         cluster.hosts[0].vtep.to_string(),
         cluster.hosts[1].vtep.to_string(),
     );
-    let on_h1 = PeerListener::start(h1, 7001);
-    let on_h2 = PeerListener::start(h2, 7001);
-    let on_c1 = PeerListener::start(&c1, 7002);
-    let on_c2 = PeerListener::start(&c2, 7002);
-    let on_v1 = PeerListener::start(&v1, 7002);
+    let on_h1 = Listener::tcp(h1, 7001);
+    let on_h2 = Listener::tcp(h2, 7001);
+    let on_c1 = Listener::tcp(&c1, 7002);
+    let on_c2 = Listener::tcp(&c2, 7002);
+    let on_v1 = Listener::tcp(&v1, 7002);
 
     // Container → its own host and the other host (VXLAN and VLAN networks), host → local and
     // remote container; each receiver sees the other end's own address.
-    let ok = eventually(Duration::from_secs(20), || all_replies(&c1, &a1, 2));
+    let ok = eventually(Duration::from_secs(20), || reaches(&c1, &a1, 2));
     assert!(ok, "c1 → host1\n{}", cluster.diagnose());
     assert!(settles(&c1, &a2), "c1 → host2\n{}", explain(&cluster));
     assert!(settles(&c2, &a1), "c2 → host1");
@@ -376,8 +283,8 @@ fn host_access_both_ways_without_nat() {
 
     // A network without host access stays an island: its container reaches no host, no host
     // reaches it.
-    assert!(!all_replies(&r1, &a1, 1), "red has no host access");
-    assert!(!all_replies(h1, "10.233.13.10", 1), "host1 → red");
+    assert!(!reaches(&r1, &a1, 1), "red has no host access");
+    assert!(!reaches(h1, "10.233.13.10", 1), "host1 → red");
 }
 
 const EXTERNAL: &str = r#"{
@@ -452,13 +359,13 @@ fn egress_two_tenants_with_one_subnet_at_once() {
             .await
             .unwrap();
     });
-    let listener = PeerListener::start(&outside, 7003);
-    let ok = eventually(Duration::from_secs(20), || all_replies(&b1, OUTSIDE, 2));
+    let listener = Listener::tcp(&outside, 7003);
+    let ok = eventually(Duration::from_secs(20), || reaches(&b1, OUTSIDE, 2));
     assert!(ok, "b1 → outside\n{}", cluster.diagnose());
     // Both tenants at once, each with its own replies: 20 pings each, every one answered.
     let (blue, red) = std::thread::scope(|s| {
-        let b = s.spawn(|| all_replies(&b1, OUTSIDE, 20));
-        let r = s.spawn(|| all_replies(&r1, OUTSIDE, 20));
+        let b = s.spawn(|| reaches(&b1, OUTSIDE, 20));
+        let r = s.spawn(|| reaches(&r1, OUTSIDE, 20));
         (b.join().unwrap(), r.join().unwrap())
     });
     assert!(blue && red, "blue {blue}, red {red}");
@@ -510,8 +417,8 @@ fn a_service_address_dnated_by_the_host_reaches_its_backend() {
             .await
             .unwrap();
     });
-    let be1 = PeerListener::start(&local_backend, 8080);
-    let be2 = PeerListener::start(&remote_backend, 8080);
+    let be1 = Listener::tcp(&local_backend, 8080);
+    let be2 = Listener::tcp(&remote_backend, 8080);
     // kube-proxy's part, by hand in host1's namespace: two service addresses, one per backend.
     let h1 = cluster.hosts[0].ovs.netns();
     for (svc, be) in [

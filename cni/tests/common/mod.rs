@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use testsupport::Netns;
 
+pub mod podman;
+
 /// Two tenants, each with a network of the same subnet, and a second network for blue.
 pub const SPEC: &str = r#"{
   "global": { "vlans": "100-199", "vxlans": "5000-5999" },
