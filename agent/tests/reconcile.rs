@@ -28,10 +28,17 @@ fn state(n: u32) -> HostState {
             dscp: Some(10),
         }),
     };
+    // The host gateway with every kind of its flows (host access, a service range, another
+    // host, egress of two tenants): the switch must take them all as compiled.
+    let me: std::net::Ipv4Addr = "192.168.9.1".parse().unwrap();
     HostState {
-        gateway_port: None,
-        other_hosts: vec![],
-        service_cidrs: vec![],
+        gateway_port: Some(weft_policy::GatewayPort {
+            ofport: 2,
+            mac: weft_policy::layout::host_gateway_mac(me),
+            address: me,
+        }),
+        other_hosts: vec!["192.168.9.2".parse().unwrap()],
+        service_cidrs: vec![("10.96.0.0".parse().unwrap(), 12)],
         groups: vec![
             group("blue:a", &["blue:p"], true),
             group("blue:b", &["blue:p"], false),
@@ -64,18 +71,18 @@ fn state(n: u32) -> HostState {
         remote_endpoints: vec![],
         networks: vec![
             Network {
-                subnet: None,
-                host_access: false,
-                external: false,
+                subnet: Some(("10.1.0.0".parse().unwrap(), 16)),
+                host_access: true,
+                external: true,
                 key: "blue:web".into(),
                 segment: Segment::Vlan(100),
                 gateway: Some("10.1.0.1".parse().unwrap()),
                 zone: 7,
             },
             Network {
-                subnet: None,
+                subnet: Some(("10.1.0.0".parse().unwrap(), 16)),
                 host_access: false,
-                external: false,
+                external: true,
                 key: "red:db".into(),
                 segment: Segment::Vxlan(5000),
                 gateway: None,
