@@ -186,11 +186,7 @@ fn routing_between_the_networks_of_a_tenant() {
     // Red's web container asks for 10.233.2.10: in red that is rdb2 (host2), never blue's bdb1
     // (host1, same address). Judge by the receivers' counters.
     assert!(
-        eventually(Duration::from_secs(10), || reaches(
-            &rw1,
-            "10.233.2.10",
-            2
-        )),
+        eventually(Duration::from_secs(10), || reaches(&rw1, "10.233.2.10", 2)),
         "red web → red db\n{}",
         cluster.diagnose()
     );
