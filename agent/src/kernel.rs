@@ -304,18 +304,22 @@ async fn configure_inside(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// The link named `name` in the namespace of `h`; None when there is none.
+async fn find_link(h: &Handle, name: &str) -> Result<Option<LinkMessage>, String> {
+    let mut links = h.link().get().match_name(name.to_string()).execute();
+    match links.try_next().await {
+        Ok(m) => Ok(m),
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
+        Err(e) => Err(format!("looking up {name}: {e}")),
+    }
+}
+
 /// Reads an interface inside a namespace; None when it is not there.
 pub async fn inspect(netns: &Path, name: &str) -> Result<Option<Seen>, String> {
     let name = name.to_string();
     in_netns(netns, move |h| async move {
-        let mut links = h.link().get().match_name(name.clone()).execute();
-        let link: LinkMessage = match links.try_next().await {
-            Ok(Some(m)) => m,
-            Ok(None) => return Ok(None),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
-                return Ok(None)
-            }
-            Err(e) => return Err(format!("looking up {name}: {e}")),
+        let Some(link) = find_link(&h, &name).await? else {
+            return Ok(None);
         };
         let mut mac = String::new();
         let mut mtu = 0;
@@ -407,14 +411,8 @@ pub struct LinkState {
 
 /// Reads an interface of this namespace; None when it is not there.
 pub(crate) async fn link_state(h: &Handle, name: &str) -> Result<Option<LinkState>, String> {
-    let mut links = h.link().get().match_name(name.to_string()).execute();
-    let link: LinkMessage = match links.try_next().await {
-        Ok(Some(m)) => m,
-        Ok(None) => return Ok(None),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => {
-            return Ok(None)
-        }
-        Err(e) => return Err(format!("looking up {name}: {e}")),
+    let Some(link) = find_link(h, name).await? else {
+        return Ok(None);
     };
     let mut st = LinkState {
         index: link.header.index,

@@ -17,30 +17,8 @@ use std::time::Duration;
 
 use common::podman::Podman;
 use common::*;
-use systemtests::{eventually, reaches, replies, Cluster, Listener};
+use systemtests::{eventually, http_get, reaches, replies, tcp_connects, Cluster, Listener};
 use testsupport::Netns;
-
-/// kubelet's tcpSocket probe: a TCP connection from the node to `addr:port` completes.
-fn tcp_probe(node: &Netns, addr: &str, port: u16) -> bool {
-    node.try_exec(&["nc", "-z", "-w", "2", addr, &port.to_string()])
-}
-
-/// kubelet's httpGet probe: GET `/healthz` from the node; the body, when it answered.
-fn http_probe(node: &Netns, addr: &str, port: u16) -> Option<String> {
-    let out = node
-        .command(&[
-            "curl",
-            "-sS",
-            "--max-time",
-            "3",
-            &format!("http://{addr}:{port}/healthz"),
-        ])
-        .output()
-        .expect("curl");
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 /// What the node and its switch say, for failure messages: routes, weft-gw, flows that saw
 /// packets, the weft-cni log.
@@ -129,17 +107,17 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
 
     // kubelet's probes: tcpSocket and httpGet, repeatedly (a probe every period).
     let ok = eventually(Duration::from_secs(10), || {
-        tcp_probe(node, "10.233.41.10", PORT)
+        tcp_connects(node, "10.233.41.10", PORT)
     });
     assert!(ok, "node → web1:{PORT} (TCP)\n{}", explain(&cl, &p));
     for i in 0..5 {
         assert!(
-            tcp_probe(node, "10.233.41.10", PORT),
+            tcp_connects(node, "10.233.41.10", PORT),
             "TCP probe {i} failed\n{}",
             explain(&cl, &p)
         );
         assert_eq!(
-            http_probe(node, "10.233.41.10", PORT).as_deref(),
+            http_get(node, &format!("http://10.233.41.10:{PORT}/healthz")).as_deref(),
             Some("alive"),
             "HTTP probe {i}\n{}",
             explain(&cl, &p)
@@ -188,10 +166,13 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
     let n = replies(node, "10.233.42.10", 3);
     assert_eq!(n, 0, "node → island: replies of 3");
     assert!(
-        !tcp_probe(node, "10.233.42.10", PORT),
+        !tcp_connects(node, "10.233.42.10", PORT),
         "node connected to red's island"
     );
-    assert_eq!(http_probe(node, "10.233.42.10", PORT), None);
+    assert_eq!(
+        http_get(node, &format!("http://10.233.42.10:{PORT}/healthz")),
+        None
+    );
     let n = p.replies("island", &node_addr, 3);
     assert_eq!(n, 0, "island → node: replies of 3");
 

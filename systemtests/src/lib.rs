@@ -981,6 +981,18 @@ impl Drop for Listener {
     }
 }
 
+/// kubelet's httpGet probe: `GET url` from `c` (curl, 3 s at most); the body, when it answered
+/// with success.
+pub fn http_get(c: &Netns, url: &str) -> Option<String> {
+    let out = c
+        .command(&["curl", "-sS", "--max-time", "3", url])
+        .output()
+        .expect("curl");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
 /// Whether a TCP connection from `c` to `addr:port` is accepted within a second (`nc -z`).
 pub fn tcp_connects(c: &Netns, addr: &str, port: u16) -> bool {
     c.try_exec(&["nc", "-z", "-w", "1", addr, &port.to_string()])

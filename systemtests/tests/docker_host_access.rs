@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use systemtests::{eventually, reaches, replies, Cluster, Listener};
+use systemtests::{eventually, http_get, reaches, replies, tcp_connects, Cluster, Listener};
 use testsupport::{Dockerd, Netns};
 
 const SPEC: &str = r#"{
@@ -27,28 +27,6 @@ const SPEC: &str = r#"{
 const PORT: u16 = 8080;
 /// A port on the node that the container connects to.
 const NODE_PORT: u16 = 7012;
-
-/// kubelet's tcpSocket probe: a TCP connection from the node to `addr:port` completes.
-fn tcp_probe(node: &Netns, addr: &str, port: u16) -> bool {
-    node.try_exec(&["nc", "-z", "-w", "2", addr, &port.to_string()])
-}
-
-/// kubelet's httpGet probe: GET `/healthz` from the node; the body, when it answered.
-fn http_probe(node: &Netns, addr: &str, port: u16) -> Option<String> {
-    let out = node
-        .command(&[
-            "curl",
-            "-sS",
-            "--max-time",
-            "3",
-            &format!("http://{addr}:{port}/healthz"),
-        ])
-        .output()
-        .expect("curl");
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
 
 /// The node's routes, weft-gw and the flows that saw packets, for failure messages.
 fn explain(cl: &Cluster, dk: &Dockerd) -> String {
@@ -155,17 +133,17 @@ fn docker_container_with_host_access_answers_its_nodes_probes() {
 
     // kubelet's probes, tcpSocket and httpGet, repeatedly.
     let ok = eventually(Duration::from_secs(10), || {
-        tcp_probe(node, "10.234.15.10", PORT)
+        tcp_connects(node, "10.234.15.10", PORT)
     });
     assert!(ok, "node → web1:{PORT} (TCP)\n{}", explain(&cl, &dk));
     for i in 0..5 {
         assert!(
-            tcp_probe(node, "10.234.15.10", PORT),
+            tcp_connects(node, "10.234.15.10", PORT),
             "TCP probe {i}\n{}",
             explain(&cl, &dk)
         );
         assert_eq!(
-            http_probe(node, "10.234.15.10", PORT).as_deref(),
+            http_get(node, &format!("http://10.234.15.10:{PORT}/healthz")).as_deref(),
             Some("alive"),
             "HTTP probe {i}\n{}",
             explain(&cl, &dk)
@@ -209,10 +187,13 @@ fn docker_container_with_host_access_answers_its_nodes_probes() {
     let n = replies(node, "10.234.16.10", 3);
     assert_eq!(n, 0, "node → island: replies of 3");
     assert!(
-        !tcp_probe(node, "10.234.16.10", PORT),
+        !tcp_connects(node, "10.234.16.10", PORT),
         "node connected to red's island"
     );
-    assert_eq!(http_probe(node, "10.234.16.10", PORT), None);
+    assert_eq!(
+        http_get(node, &format!("http://10.234.16.10:{PORT}/healthz")),
+        None
+    );
     let n = dk.replies("island", &node_addr, 3);
     assert_eq!(n, 0, "island → node: replies of 3");
 
