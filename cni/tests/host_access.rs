@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use common::podman::Podman;
 use common::*;
-use systemtests::{eventually, http_get, reaches, replies, tcp_connects, Cluster, Listener};
-use testsupport::Netns;
+use systemtests::{eventually, http_get, kubelet_probes, replies, tcp_connects, Cluster, Listener};
 
 /// What the node and its switch say, for failure messages: routes, weft-gw, flows that saw
 /// packets, the weft-cni log.
@@ -99,29 +98,9 @@ fn podman_container_with_host_access_answers_its_nodes_probes() {
     let route = node.exec(&["ip", "-4", "route", "show", "10.233.42.0/24"]);
     assert!(route.trim().is_empty(), "red has no host access: {route}");
 
-    // Ping from the node: once the path is up, every reply comes back.
-    let ok = eventually(Duration::from_secs(20), || reaches(node, "10.233.41.10", 3));
-    assert!(ok, "node → web1 (ping)\n{}", explain(&cl, &p));
-    let n = replies(node, "10.233.41.10", 10);
-    assert_eq!(n, 10, "node → web1: replies of 10\n{}", explain(&cl, &p));
-
-    // kubelet's probes: tcpSocket and httpGet, repeatedly (a probe every period).
-    let ok = eventually(Duration::from_secs(10), || {
-        tcp_connects(node, "10.233.41.10", PORT)
-    });
-    assert!(ok, "node → web1:{PORT} (TCP)\n{}", explain(&cl, &p));
-    for i in 0..5 {
-        assert!(
-            tcp_connects(node, "10.233.41.10", PORT),
-            "TCP probe {i} failed\n{}",
-            explain(&cl, &p)
-        );
-        assert_eq!(
-            http_get(node, &format!("http://10.233.41.10:{PORT}/healthz")).as_deref(),
-            Some("alive"),
-            "HTTP probe {i}\n{}",
-            explain(&cl, &p)
-        );
+    // kubelet's probes from the node: ping, tcpSocket and httpGet, repeatedly.
+    if let Err(e) = kubelet_probes(node, "10.233.41.10", PORT, "alive") {
+        panic!("{e}\n{}", explain(&cl, &p));
     }
 
     // The container reaches its node's address: ping (every reply) and a TCP connection.

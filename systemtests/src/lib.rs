@@ -981,6 +981,33 @@ impl Drop for Listener {
     }
 }
 
+/// What kubelet does to a pod from its node, checked from `node` against `addr`: pings (once
+/// the path is up, 10 of 10 answered), then five rounds of its tcpSocket probe on `port` and its
+/// httpGet probe of `/healthz` there, which must answer `body`. The first that fails, said.
+pub fn kubelet_probes(node: &Netns, addr: &str, port: u16, body: &str) -> Result<(), String> {
+    if !eventually(Duration::from_secs(20), || reaches(node, addr, 3)) {
+        return Err(format!("node → {addr}: ping never answered every time"));
+    }
+    let n = replies(node, addr, 10);
+    if n != 10 {
+        return Err(format!("node → {addr}: {n} replies of 10"));
+    }
+    if !eventually(Duration::from_secs(10), || tcp_connects(node, addr, port)) {
+        return Err(format!("node → {addr}:{port}: no TCP connection"));
+    }
+    let url = format!("http://{addr}:{port}/healthz");
+    for i in 0..5 {
+        if !tcp_connects(node, addr, port) {
+            return Err(format!("TCP probe {i} of {addr}:{port} failed"));
+        }
+        let got = http_get(node, &url);
+        if got.as_deref() != Some(body) {
+            return Err(format!("HTTP probe {i} of {url}: {got:?}, not {body:?}"));
+        }
+    }
+    Ok(())
+}
+
 /// kubelet's httpGet probe: `GET url` from `c` (curl, 3 s at most); the body, when it answered
 /// with success.
 pub fn http_get(c: &Netns, url: &str) -> Option<String> {

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use systemtests::{eventually, http_get, reaches, replies, tcp_connects, Cluster, Listener};
-use testsupport::{Dockerd, Netns};
+use systemtests::{eventually, http_get, kubelet_probes, replies, tcp_connects, Cluster, Listener};
+use testsupport::Dockerd;
 
 const SPEC: &str = r#"{
   "tenants": [ { "tenantName": "blue" }, { "tenantName": "red" } ],
@@ -125,29 +125,9 @@ fn docker_container_with_host_access_answers_its_nodes_probes() {
     let route = node.exec(&["ip", "-4", "route", "show", "10.234.15.0/24"]);
     assert!(route.contains(&format!("src {node_addr}")), "{route}");
 
-    // Ping from the node: once the path is up, every reply comes back.
-    let ok = eventually(Duration::from_secs(20), || reaches(node, "10.234.15.10", 3));
-    assert!(ok, "node → web1 (ping)\n{}", explain(&cl, &dk));
-    let n = replies(node, "10.234.15.10", 10);
-    assert_eq!(n, 10, "node → web1: replies of 10\n{}", explain(&cl, &dk));
-
-    // kubelet's probes, tcpSocket and httpGet, repeatedly.
-    let ok = eventually(Duration::from_secs(10), || {
-        tcp_connects(node, "10.234.15.10", PORT)
-    });
-    assert!(ok, "node → web1:{PORT} (TCP)\n{}", explain(&cl, &dk));
-    for i in 0..5 {
-        assert!(
-            tcp_connects(node, "10.234.15.10", PORT),
-            "TCP probe {i}\n{}",
-            explain(&cl, &dk)
-        );
-        assert_eq!(
-            http_get(node, &format!("http://10.234.15.10:{PORT}/healthz")).as_deref(),
-            Some("alive"),
-            "HTTP probe {i}\n{}",
-            explain(&cl, &dk)
-        );
+    // kubelet's probes from the node: ping, tcpSocket and httpGet, repeatedly.
+    if let Err(e) = kubelet_probes(node, "10.234.15.10", PORT, "alive") {
+        panic!("{e}\n{}", explain(&cl, &dk));
     }
 
     // The container reaches its node's address: ping (every reply) and a TCP connection.
