@@ -19,27 +19,9 @@ use common::podman::Podman;
 use common::*;
 use systemtests::{eventually, http_get, kubelet_probes, replies, tcp_connects, Cluster, Listener};
 
-/// What the node and its switch say, for failure messages: routes, weft-gw, flows that saw
-/// packets, the weft-cni log.
+/// What the node and its switch say, and weft-cni's log, for failure messages.
 fn explain(cl: &Cluster, p: &Podman) -> String {
-    let h = &cl.hosts[0];
-    let ns = h.ovs.netns();
-    let flows = h.ovs.ofctl("dump-flows", "br-int", &[]);
-    let hit: Vec<&str> = flows
-        .lines()
-        .filter(|l| !l.contains("n_packets=0,"))
-        .collect();
-    format!(
-        "--- {} ({})\nroutes:\n{}\nneigh:\n{}\nweft-gw:\n{}\nports:\n{}\nflows with packets:\n{}\nweft-cni log:\n{}",
-        h.name,
-        h.vtep,
-        ns.exec(&["ip", "route", "show", "table", "all"]),
-        ns.exec(&["ip", "neigh"]),
-        ns.exec(&["ip", "-s", "link", "show", "weft-gw"]),
-        h.ovs.ofctl("dump-ports-desc", "br-int", &[]),
-        hit.join("\n"),
-        p.log()
-    )
+    format!("{}weft-cni log:\n{}", cl.explain_host_gateway(), p.log())
 }
 
 const SPEC: &str = r#"{

@@ -645,6 +645,38 @@ impl Cluster {
         out
     }
 
+    /// What each host says about its gateway port, for failure messages: its routes and
+    /// neighbours, `weft-gw`'s counters, the nft ruleset, the bridge's ports and the flows that
+    /// saw packets.
+    pub fn explain_host_gateway(&self) -> String {
+        let mut out = String::new();
+        for h in &self.hosts {
+            let ns = h.ovs.netns();
+            let flows = h.ovs.ofctl("dump-flows", "br-int", &[]);
+            let hit: Vec<&str> = flows
+                .lines()
+                .filter(|l| !l.contains("n_packets=0,"))
+                .collect();
+            let nft = ns
+                .command(&["nft", "list", "ruleset"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "--- {} ({})\nroutes:\n{}\nneigh:\n{}\nweft-gw:\n{}\nnft:\n{}\nports:\n{}\nflows with packets:\n{}\n",
+                h.name,
+                h.vtep,
+                ns.exec(&["ip", "route", "show", "table", "all"]),
+                ns.exec(&["ip", "neigh"]),
+                ns.exec(&["ip", "-s", "link", "show", "weft-gw"]),
+                nft,
+                h.ovs.ofctl("dump-ports-desc", "br-int", &[]),
+                hit.join("\n"),
+            ));
+        }
+        out
+    }
+
     /// Stops netmaster (agents and switches keep what they have).
     pub fn stop_netmaster(&mut self) {
         self.netmaster.take();

@@ -28,26 +28,13 @@ const PORT: u16 = 8080;
 /// A port on the node that the container connects to.
 const NODE_PORT: u16 = 7012;
 
-/// The node's routes, weft-gw and the flows that saw packets, for failure messages.
+/// What the node and its switch say, and dockerd's last lines, for failure messages.
 fn explain(cl: &Cluster, dk: &Dockerd) -> String {
-    let h = &cl.hosts[0];
-    let ns = h.ovs.netns();
-    let flows = h.ovs.ofctl("dump-flows", "br-int", &[]);
-    let hit: Vec<&str> = flows
-        .lines()
-        .filter(|l| !l.contains("n_packets=0,"))
-        .collect();
     let log = dk.log();
     let tail: Vec<&str> = log.lines().rev().take(30).collect();
     format!(
-        "--- {} ({})\nroutes:\n{}\nneigh:\n{}\nweft-gw:\n{}\nports:\n{}\nflows with packets:\n{}\ndockerd (last lines):\n{}",
-        h.name,
-        h.vtep,
-        ns.exec(&["ip", "route", "show", "table", "all"]),
-        ns.exec(&["ip", "neigh"]),
-        ns.exec(&["ip", "-s", "link", "show", "weft-gw"]),
-        h.ovs.ofctl("dump-ports-desc", "br-int", &[]),
-        hit.join("\n"),
+        "{}dockerd (last lines):\n{}",
+        cl.explain_host_gateway(),
         tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
     )
 }

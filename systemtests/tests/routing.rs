@@ -47,32 +47,6 @@ fn connects_from(from: &Netns, addr: &str, port: u16, l: &Listener, source: &str
     })
 }
 
-/// Each host's routes, gateway port counters and the flows that saw packets, for failures.
-fn explain(cluster: &Cluster) -> String {
-    let mut out = String::new();
-    for h in &cluster.hosts {
-        let ns = h.ovs.netns();
-        let flows = h.ovs.ofctl("dump-flows", "br-int", &[]);
-        let hit: Vec<&str> = flows
-            .lines()
-            .filter(|l| !l.contains("n_packets=0,") && !l.contains("table=10,"))
-            .collect();
-        out.push_str(&format!(
-            "--- {} ({})\nroutes:\n{}\nweft-gw:\n{}\nnft:\n{}\nflows with packets:\n{}\n",
-            h.name,
-            h.vtep,
-            ns.exec(&["ip", "route", "show", "table", "all"]),
-            ns.exec(&["ip", "-s", "link", "show", "weft-gw"]),
-            ns.command(&["nft", "list", "ruleset"])
-                .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
-                .unwrap_or_default(),
-            hit.join("\n"),
-        ));
-    }
-    out
-}
-
 const ROUTED: &str = r#"{
   "global": { "vlans": "100-199", "vxlans": "5000-5999" },
   "tenants": [ { "tenantName": "blue" }, { "tenantName": "red" } ],
@@ -262,7 +236,11 @@ fn host_access_both_ways_without_nat() {
     // remote container; each receiver sees the other end's own address.
     let ok = eventually(Duration::from_secs(20), || reaches(&c1, &a1, 2));
     assert!(ok, "c1 → host1\n{}", cluster.diagnose());
-    assert!(settles(&c1, &a2), "c1 → host2\n{}", explain(&cluster));
+    assert!(
+        settles(&c1, &a2),
+        "c1 → host2\n{}",
+        cluster.explain_host_gateway()
+    );
     assert!(settles(&c2, &a1), "c2 → host1");
     assert!(settles(&v1, &a1), "v1 (VLAN) → host1");
     assert!(settles(h1, "10.233.11.10"), "host1 → c1");
@@ -375,7 +353,7 @@ fn egress_two_tenants_with_one_subnet_at_once() {
         connects_from(&b1, OUTSIDE, 7003, &listener, &a1),
         "{:?}\n{}",
         listener.peers(),
-        explain(&cluster)
+        cluster.explain_host_gateway()
     );
     assert!(connects_from(&r1, OUTSIDE, 7003, &listener, &a1));
     assert!(connects_from(&b2, OUTSIDE, 7003, &listener, &a2));
@@ -458,7 +436,7 @@ fn a_service_address_dnated_by_the_host_reaches_its_backend() {
             "10.233.31.10"
         )),
         "client → service → be2 (other host)\n{}",
-        explain(&cluster)
+        cluster.explain_host_gateway()
     );
     // And straight to a backend, without the service, still works.
     assert!(tcp_connects(&client, "10.233.31.12", 8080));
