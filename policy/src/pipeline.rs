@@ -304,6 +304,8 @@ impl Routes {
                 continue;
             }
             self.taken.insert((net.zone, *a), key.to_string());
+            let mut actions = routed_to(*mac);
+            actions.push(set_reg(REG_NETWORK, net.segment.id()));
             out.flows.insert_flow(Flow::new(
                 L3,
                 300,
@@ -311,15 +313,7 @@ impl Routes {
                 to_router()
                     .reg(REG_ZONE, u32::from(net.zone))
                     .with(Field::Ipv4Dst, u128::from(u32::from(*a))),
-                vec![
-                    apply(vec![
-                        set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
-                        set_f(Field::EthDst, mac_u(mac)),
-                        set_reg(REG_NETWORK, net.segment.id()),
-                        Action::DecNwTtl,
-                    ]),
-                    goto(L2_FORWARD),
-                ],
+                vec![apply(actions), goto(L2_FORWARD)],
             ));
         }
     }
@@ -330,7 +324,7 @@ fn to_router() -> Match {
     Match::new().eth_type(ETH_IPV4).eth_dst(GATEWAY_MAC)
 }
 
-/// Routed towards a host: from the gateway MAC to the host's gateway port MAC, one hop less.
+/// Routed by the bridge to `mac`: from the gateway MAC, one hop less.
 fn routed_to(mac: [u8; 6]) -> Vec<Action> {
     vec![
         set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
@@ -357,12 +351,22 @@ fn gateway_flows(
     let c = cookie(CookieKind::HostGateway, "host-gateway");
     out.owners.insert(c, "host gateway".into());
     let from_host = || Match::new().in_port(gw.ofport);
-    let to_host = vec![
-        set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
-        set_f(Field::EthDst, mac_u(&gw.mac)),
-        set_reg(REG_OUT_PORT, gw.ofport),
-        set_reg(REG_DEST, TO_LOCAL),
-    ];
+    // Into the host's stack through the port; `dest` tells table 61 whether a new connection
+    // leaves the host translated (TO_EXTERNAL) or not (TO_LOCAL).
+    let readdress = |dest: u32| {
+        vec![
+            set_f(Field::EthSrc, mac_u(&GATEWAY_MAC)),
+            set_f(Field::EthDst, mac_u(&gw.mac)),
+            set_reg(REG_OUT_PORT, gw.ofport),
+            set_reg(REG_DEST, dest),
+        ]
+    };
+    // ... routed there: one hop less.
+    let into_host = |dest: u32| {
+        let mut a = readdress(dest);
+        a.push(Action::DecNwTtl);
+        a
+    };
     // The host never sends with a transit address as its source: such a packet is a tenant's
     // external traffic the host routed back into the bridge, and must not enter any network.
     let (range, len) = TRANSIT_RANGE;
@@ -391,14 +395,12 @@ fn gateway_flows(
             external_zones.insert(net.zone);
             // Everything the tenant does not route itself (its endpoints, below at 300; the
             // hosts at 250) leaves through the host.
-            let mut a = to_host[..3].to_vec();
-            a.extend([set_reg(REG_DEST, TO_EXTERNAL), Action::DecNwTtl]);
             out.flows.insert_flow(Flow::new(
                 L3,
                 100,
                 nc,
                 to_router().reg(REG_NETWORK, seg),
-                vec![apply(a), goto(INGRESS_POLICY)],
+                vec![apply(into_host(TO_EXTERNAL)), goto(INGRESS_POLICY)],
             ));
         }
         if !net.host_access {
@@ -420,14 +422,12 @@ fn gateway_flows(
         let mut local = vec![(gw.address, 32)];
         local.extend(state.service_cidrs.iter().copied());
         for (a, l) in local {
-            let mut actions = to_host.clone();
-            actions.push(Action::DecNwTtl);
             out.flows.insert_flow(Flow::new(
                 L3,
                 if l == 32 { 250 } else { 200 },
                 nc,
                 to_router().reg(REG_NETWORK, seg).ipv4_dst(a, l),
-                vec![apply(actions), goto(INGRESS_POLICY)],
+                vec![apply(into_host(TO_LOCAL)), goto(INGRESS_POLICY)],
             ));
         }
         // Another host's address: to that host in this network, at its gateway port's MAC.
@@ -479,7 +479,7 @@ fn gateway_flows(
             from_host().with(Field::ArpTpa, u128::from(u32::from(t))),
         ));
     }
-    crate::rules::gateway(&mut out.flows, c, gw, &to_host, &external_zones);
+    crate::rules::gateway(&mut out.flows, c, gw, &readdress(TO_LOCAL), &external_zones);
 }
 
 /// Answers the host's ARP requests (matched by `m`, which names the addresses) with the

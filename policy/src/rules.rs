@@ -83,8 +83,8 @@ fn ct_commit_from_host() -> Action {
     )])
 }
 
-/// The policy tables' part of the host gateway: what the host starts may always reach an
-/// endpoint of this host (kubelet's probes; like a host's own firewall, a group's rules govern
+/// The policy tables' part of the host gateway (`to_host`: the actions that send a packet into
+/// the host's stack): what the host starts may always reach an endpoint of this host (kubelet's probes; like a host's own firewall, a group's rules govern
 /// other peers), connections it started are marked so their replies return to it, and a new
 /// connection leaving for the outside is translated to its tenant's transit address.
 pub(crate) fn gateway(
@@ -114,31 +114,21 @@ pub(crate) fn gateway(
     ));
     // Replies to what the host started go back to the host, wherever they were addressed: the
     // host may have changed the destination (a Service's address to a backend's), and only it
-    // can undo that.
-    // (`dec_ttl` needs the match to say IP.)
-    let reply = Match::new()
-        .eth_type(ETH_IPV4)
-        .ct_state(CT_EST | CT_RPL | CT_TRK, CT_EST | CT_RPL | CT_TRK)
-        .with_masked(
-            Field::CtMark,
-            u128::from(MARK_FROM_HOST),
-            u128::from(MARK_FROM_HOST),
-        );
-    // (Routed here: one hop less. What arrives from another host was routed there.)
-    let mut routed = to_host.to_vec();
-    routed.push(Action::DecNwTtl);
-    set.insert_flow(Flow::new(
-        EGRESS_STATE,
-        110,
-        c,
-        reply.clone(),
-        vec![apply(routed), goto(INGRESS_POLICY)],
-    ));
+    // can undo that. Every tracked packet meets table 61, whether a local endpoint sent it or it
+    // came from another host; it was routed already (towards its address), so only its
+    // destination changes here.
     set.insert_flow(Flow::new(
         INGRESS_STATE,
         110,
         c,
-        reply,
+        Match::new()
+            .eth_type(ETH_IPV4)
+            .ct_state(CT_EST | CT_RPL | CT_TRK, CT_EST | CT_RPL | CT_TRK)
+            .with_masked(
+                Field::CtMark,
+                u128::from(MARK_FROM_HOST),
+                u128::from(MARK_FROM_HOST),
+            ),
         vec![apply(to_host.to_vec()), goto(OUTPUT)],
     ));
     // A new connection to the outside: source NAT to the tenant's transit address.

@@ -107,8 +107,8 @@ fn vlan_network_with_two_endpoints_and_an_uplink() {
         cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
         cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
-        cookie=0x3a27f07b54a6859, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
-        cookie=0x3a27c07b54a6340, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.3 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:03->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
+        cookie=0x3a27f07b54a6859, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,dec_ttl,set_field:0x1000064->reg5,goto_table:50
+        cookie=0x3a27c07b54a6340, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.3 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:03->eth_dst,dec_ttl,set_field:0x1000064->reg5,goto_table:50
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:02 actions=set_field:0x2->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,set_field:0x1->reg4,goto_table:60
@@ -170,7 +170,7 @@ fn vxlan_network_and_ipv6() {
         cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
         cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
-        cookie=0x3a27f07b54a6859, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:02:00:02->eth_dst,set_field:0x1388->reg5,dec_ttl,goto_table:50
+        cookie=0x3a27f07b54a6859, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:02:00:02->eth_dst,dec_ttl,set_field:0x1388->reg5,goto_table:50
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x3a27f07b54a6859, table=50, priority=200,reg5=0x1388,dl_dst=02:00:0a:02:00:02 actions=set_field:0x5->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x2dbf10a658abf20, table=50, priority=100,reg5=0x1388,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00 actions=group:5000
@@ -353,7 +353,7 @@ fn one_more_endpoint_changes_only_its_flows_and_its_group() {
         + cookie=0x3a27c07b54a6340, table=10, priority=100,ip,in_port=3,dl_src=02:00:0a:01:00:03,nw_src=10.1.0.3 actions=goto_table:20
         + cookie=0x3a27c07b54a6340, table=10, priority=100,arp,in_port=3,dl_src=02:00:0a:01:00:03,arp_spa=10.1.0.3,arp_sha=02:00:0a:01:00:03 actions=goto_table:20
         + cookie=0x3a27c07b54a6340, table=20, priority=100,arp,reg5=0x1000064,arp_tpa=10.1.0.3,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:02:00:0a:01:00:03->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:02:00:0a:01:00:03->arp_sha,move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:10.1.0.3->arp_spa,IN_PORT
-        + cookie=0x3a27c07b54a6340, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.3 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:03->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
+        + cookie=0x3a27c07b54a6340, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.3 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:03->eth_dst,dec_ttl,set_field:0x1000064->reg5,goto_table:50
         + cookie=0x3a27c07b54a6340, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:0a:01:00:03 actions=set_field:0x3->reg7,set_field:0x1->reg4,goto_table:60
     "#]].assert_eq(&d.to_string());
     // And back.
@@ -498,12 +498,12 @@ fn remote_endpoints_over_vxlan_and_vlan() {
         cookie=0x13c11fd413aeee3, table=31, priority=0 actions=drop
         cookie=0x13c11fd413aeee3, table=32, priority=0 actions=set_field:0->reg3,goto_table:33
         cookie=0x13c11fd413aeee3, table=33, priority=0 actions=goto_table:40
-        cookie=0x3ad0f07b553b18e, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.10 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:10->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
-        cookie=0x4dc8307b57be76c, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.20 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:20->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
-        cookie=0x4dc8607b57bec85, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.30 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:30->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
-        cookie=0x4dc8507b57bead2, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.31 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:31->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
-        cookie=0x3ad0e07b553afdb, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.11 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:11->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
-        cookie=0x4dc8007b57be253, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.40 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:40->eth_dst,set_field:0x1000064->reg5,dec_ttl,goto_table:50
+        cookie=0x3ad0f07b553b18e, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.10 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:10->eth_dst,dec_ttl,set_field:0x1389->reg5,goto_table:50
+        cookie=0x4dc8307b57be76c, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.20 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:20->eth_dst,dec_ttl,set_field:0x1389->reg5,goto_table:50
+        cookie=0x4dc8607b57bec85, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.30 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:30->eth_dst,dec_ttl,set_field:0x1389->reg5,goto_table:50
+        cookie=0x4dc8507b57bead2, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.31 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:31->eth_dst,dec_ttl,set_field:0x1389->reg5,goto_table:50
+        cookie=0x3ad0e07b553afdb, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.11 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:11->eth_dst,dec_ttl,set_field:0x1000064->reg5,goto_table:50
+        cookie=0x4dc8007b57be253, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.40 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:00:00:00:40->eth_dst,dec_ttl,set_field:0x1000064->reg5,goto_table:50
         cookie=0x13c11fd413aeee3, table=40, priority=0 actions=goto_table:50
         cookie=0x3ad0f07b553b18e, table=50, priority=200,reg5=0x1389,dl_dst=02:00:00:00:00:10 actions=set_field:0xa->reg7,set_field:0x1->reg4,goto_table:60
         cookie=0x3ad0e07b553afdb, table=50, priority=200,reg5=0x1000064,dl_dst=02:00:00:00:00:11 actions=set_field:0xb->reg7,set_field:0x1->reg4,goto_table:60
@@ -937,9 +937,9 @@ fn routing_within_a_tenant_host_access_and_egress() {
         cookie=0x7cee6ea1b7ff1f8, table=0, priority=100,arp,in_port=50,arp_tpa=169.254.0.1,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:11:11:11:11->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:11:11:11:11->arp_sha,move:NXM_OF_ARP_TPA[]->NXM_NX_REG3[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_NX_REG3[]->NXM_OF_ARP_SPA[],IN_PORT
         cookie=0x7cee6ea1b7ff1f8, table=0, priority=100,arp,in_port=50,arp_tpa=169.254.0.2,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:11:11:11:11->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:11:11:11:11->arp_sha,move:NXM_OF_ARP_TPA[]->NXM_NX_REG3[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_NX_REG3[]->NXM_OF_ARP_SPA[],IN_PORT
         cookie=0x25c51dbd68924c1, table=0, priority=100,arp,in_port=50,arp_tpa=10.1.0.0/24,arp_op=1 actions=move:NXM_OF_ETH_SRC[]->NXM_OF_ETH_DST[],set_field:00:00:11:11:11:11->eth_src,set_field:2->arp_op,move:NXM_NX_ARP_SHA[]->NXM_NX_ARP_THA[],set_field:00:00:11:11:11:11->arp_sha,move:NXM_OF_ARP_TPA[]->NXM_NX_REG3[],move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],move:NXM_NX_REG3[]->NXM_OF_ARP_SPA[],IN_PORT
-        cookie=0x36fc22e095c221f, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,set_field:0x1388->reg5,dec_ttl,goto_table:50
-        cookie=0x46804672aa2e741, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.5 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:02:00:05->eth_dst,set_field:0x1389->reg5,dec_ttl,goto_table:50
-        cookie=0x32569f313c6dcb6, table=40, priority=300,ip,reg6=0x2,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,set_field:0x1770->reg5,dec_ttl,goto_table:50
+        cookie=0x36fc22e095c221f, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,dec_ttl,set_field:0x1388->reg5,goto_table:50
+        cookie=0x46804672aa2e741, table=40, priority=300,ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.5 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:02:00:05->eth_dst,dec_ttl,set_field:0x1389->reg5,goto_table:50
+        cookie=0x32569f313c6dcb6, table=40, priority=300,ip,reg6=0x2,dl_dst=00:00:11:11:11:11,nw_dst=10.1.0.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:02:00:0a:01:00:02->eth_dst,dec_ttl,set_field:0x1770->reg5,goto_table:50
         cookie=0x25c51dbd68924c1, table=40, priority=250,ip,reg5=0x1388,dl_dst=00:00:11:11:11:11,nw_dst=192.168.9.1 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,dec_ttl,goto_table:60
         cookie=0x25c51dbd68924c1, table=40, priority=250,ip,reg5=0x1388,dl_dst=00:00:11:11:11:11,nw_dst=192.168.9.2 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:02->eth_dst,dec_ttl,set_field:0x1388->tun_id,set_field:192.168.9.2->tun_dst,set_field:0x9->reg7,set_field:0x2->reg4,goto_table:60
         cookie=0x25c51dbd68924c1, table=40, priority=200,ip,reg5=0x1388,dl_dst=00:00:11:11:11:11,nw_dst=10.96.0.0/12 actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,dec_ttl,goto_table:60
@@ -951,7 +951,6 @@ fn routing_within_a_tenant_host_access_and_egress() {
     "#]]
     .assert_eq(&tables(&c, &[0, 40]));
     expect![[r#"
-        cookie=0x7cee6ea1b7ff1f8, table=31, priority=110,ct_state=+est+rpl+trk,ct_mark=0x1/0x1,ip actions=set_field:00:00:11:11:11:11->eth_src,set_field:0a:00:c0:a8:09:01->eth_dst,set_field:0x32->reg7,set_field:0x1->reg4,dec_ttl,goto_table:60
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+est+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=100,ct_state=+rel+trk actions=goto_table:40
         cookie=0x13c11fd413aeee3, table=31, priority=90,ct_state=+inv+trk actions=drop
