@@ -540,17 +540,11 @@ async fn oper_info() -> Json<Value> {
     ok(json!({ "Value": {} }))
 }
 
-async fn client(
-    d: &Driver,
-) -> Result<
-    weft_api::proto::endpoint::endpoint_service_client::EndpointServiceClient<
-        tonic::transport::Channel,
-    >,
-    String,
-> {
-    crate::client::connect_unix(&d.inner.cfg.socket)
-        .await
-        .map_err(|e| format!("this host's endpoint service: {e}"))
+/// This host's endpoint service, called directly (no socket in between).
+fn endpoints(d: &Driver) -> crate::endpoint::Endpoints {
+    crate::endpoint::Endpoints {
+        inner: d.inner.clone(),
+    }
 }
 
 async fn join(State(d): D, b: axum::body::Bytes) -> Json<Value> {
@@ -578,54 +572,51 @@ async fn join(State(d): D, b: axum::body::Bytes) -> Json<Value> {
             ep.address
         ));
     };
-    let mut c = match client(&d).await {
-        Ok(c) => c,
-        Err(e) => return err(e),
+    let spec = crate::endpoint::AttachSpec::try_from(pb::AttachRequest {
+        container_id: eid.clone(),
+        interface_name: "eth".into(),
+        leave_in_host_namespace: true,
+        tenant: net.tenant.clone(),
+        network: net.network.clone(),
+        group: net.group.clone(),
+        ipv4: ep.address.clone(),
+        endpoint_id: reservation,
+        labels: [
+            ("runtime".to_string(), "docker".to_string()),
+            ("sandbox".to_string(), sandbox),
+        ]
+        .into(),
+        ..Default::default()
+    });
+    let r = match spec {
+        Ok(spec) => endpoints(&d).attach(spec).await,
+        Err(e) => Err(e),
     };
-    let r = c
-        .attach(pb::AttachRequest {
-            container_id: eid.clone(),
-            interface_name: "eth".into(),
-            leave_in_host_namespace: true,
-            tenant: net.tenant.clone(),
-            network: net.network.clone(),
-            group: net.group.clone(),
-            ipv4: ep.address.clone(),
-            endpoint_id: reservation,
-            labels: [
-                ("runtime".to_string(), "docker".to_string()),
-                ("sandbox".to_string(), sandbox),
-            ]
-            .into(),
-            ..Default::default()
-        })
-        .await;
     match r {
         // Docker moves the interface into the sandbox, names it ethN, gives it the address
         // from IPAM, the MAC from CreateEndpoint and the default route via the gateway.
-        Ok(i) => {
-            let i = i.into_inner().interface.unwrap_or_default();
+        Ok(lp) => {
             let mut reply = json!({
-                "InterfaceName": { "SrcName": i.peer_interface, "DstPrefix": "eth" },
+                "InterfaceName": {
+                    "SrcName": crate::endpoint::temp_peer(&lp.endpoint_id),
+                    "DstPrefix": "eth",
+                },
             });
-            if !i.gateway.is_empty() {
-                reply["Gateway"] = json!(i.gateway);
+            if let Some(g) = lp.gateway {
+                reply["Gateway"] = json!(g.to_string());
             }
             ok(reply)
         }
-        Err(s) => err(format!("attaching {eid}: {}", s.message())),
+        Err(e) => err(format!("attaching {eid}: {e}")),
     }
 }
 
 async fn detach(d: &Driver, eid: &str) -> Result<(), String> {
-    let mut c = client(d).await?;
-    c.detach(pb::DetachRequest {
-        container_id: eid.to_string(),
-        interface_name: String::new(),
-    })
-    .await
-    .map(|_| ())
-    .map_err(|s| format!("detaching {eid}: {}", s.message()))
+    endpoints(d)
+        .detach(eid, "")
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("detaching {eid}: {e}"))
 }
 
 async fn leave(State(d): D, b: axum::body::Bytes) -> Json<Value> {

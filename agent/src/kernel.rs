@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
@@ -95,6 +95,10 @@ const fn libc_enodev() -> i32 {
     19
 }
 
+const fn libc_eexist() -> i32 {
+    17
+}
+
 /// Whether a host interface exists.
 pub async fn exists(name: &str) -> Result<bool, String> {
     let h = connect()?;
@@ -103,8 +107,11 @@ pub async fn exists(name: &str) -> Result<bool, String> {
 
 /// Removes a host interface (deleting one end of a veth pair removes both). Absent is fine.
 pub async fn remove(name: &str) -> Result<bool, String> {
-    let h = connect()?;
-    let Some(idx) = index_of(&h, name).await? else {
+    remove_with(&connect()?, name).await
+}
+
+async fn remove_with(h: &Handle, name: &str) -> Result<bool, String> {
+    let Some(idx) = index_of(h, name).await? else {
         return Ok(false);
     };
     match h.link().del(idx).execute().await {
@@ -116,20 +123,98 @@ pub async fn remove(name: &str) -> Result<bool, String> {
 
 /// Makes the interface, all or nothing: when a step fails, the veth pair is deleted (with it,
 /// whatever was set on the container end) and the error names the step.
-/// With an empty `netns`, the container end stays in this namespace under `temp_peer`.
-pub async fn create(spec: &IfaceSpec) -> Result<(), String> {
-    let ns = if spec.netns.as_os_str().is_empty() {
-        None
-    } else {
-        Some(
-            std::fs::File::open(&spec.netns)
-                .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?,
-        )
+///
+/// The container end is born in the container's namespace under its final name, MAC and MTU,
+/// in the same request that makes the pair: moving a device between namespaces costs the
+/// kernel an RCU grace period (~15 ms here), creating it there costs nothing extra. Meanwhile a
+/// thread opens the sockets that configure it from inside.
+///
+/// `then` runs once the host end is up, at the same time as the work inside the container (the
+/// caller adds the host end to the bridge there); its answer is the answer. When anything
+/// fails, the pair goes.
+///
+/// With an empty `netns`, the container end stays in this namespace under `temp_peer` (for a
+/// runtime that moves it itself, as Docker does).
+pub async fn create<T>(
+    spec: &IfaceSpec,
+    then: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
+    if spec.netns.as_os_str().is_empty() {
+        return create_here(spec, then).await;
+    }
+    let ns = std::fs::File::open(&spec.netns)
+        .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?;
+    let h = connect()?;
+    let (inside, made) = tokio::join!(Inside::open(&spec.netns), make_pair_into(&h, spec, &ns));
+    made?;
+    let r = async {
+        let inside = inside?;
+        let host = async {
+            host_end_up(&h, spec).await?;
+            then.await
+        };
+        tokio::try_join!(host, configure_inside(&inside, spec)).map(|(t, ())| t)
+    }
+    .await;
+    if r.is_err() {
+        let _ = remove_with(&h, &spec.host_if).await;
+    }
+    r
+}
+
+/// The pair, the container end made straight in `ns` (named, with its MAC and MTU; not up: a
+/// veth end cannot come up before its peer exists, ENOTCONN); a
+/// leftover host end of a crashed attach under the same name is replaced.
+async fn make_pair_into(h: &Handle, spec: &IfaceSpec, ns: &std::fs::File) -> Result<(), String> {
+    let request = || {
+        let peer = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+            .name(spec.name.clone())
+            .address(spec.mac.to_vec())
+            .mtu(spec.mtu)
+            .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(ns))
+            .build();
+        LinkVeth::new(&spec.host_if, &spec.name)
+            .mtu(spec.mtu)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
+            .build()
     };
+    for first in [true, false] {
+        match h.link().add(request()).execute().await {
+            Ok(()) => return Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_eexist() => {
+                // Either end's name is taken: ours on the host (a leftover: replaced), or the
+                // container's (not ours to touch).
+                if first && remove_with(h, &spec.host_if).await? {
+                    continue;
+                }
+                return Err(format!(
+                    "the container already has an interface named {}",
+                    spec.name
+                ));
+            }
+            Err(e) => {
+                return Err(format!(
+                    "creating veth {} with {} in {}: {e}",
+                    spec.host_if,
+                    spec.name,
+                    spec.netns.display()
+                ))
+            }
+        }
+    }
+    unreachable!("the loop returns")
+}
+
+/// Both ends here (the runtime moves the container end itself): named `temp_peer`, with its MAC
+/// and MTU; the host end up, then `then`.
+async fn create_here<T>(
+    spec: &IfaceSpec,
+    then: impl std::future::Future<Output = Result<T, String>>,
+) -> Result<T, String> {
     let h = connect()?;
     // A leftover from a crashed attach under the same names goes first.
-    let _ = remove(&spec.host_if).await;
-    let _ = remove(&spec.temp_peer).await;
+    let _ = remove_with(&h, &spec.host_if).await;
+    let _ = remove_with(&h, &spec.temp_peer).await;
     h.link()
         .add(
             LinkVeth::new(&spec.host_if, &spec.temp_peer)
@@ -139,21 +224,12 @@ pub async fn create(spec: &IfaceSpec) -> Result<(), String> {
         .execute()
         .await
         .map_err(|e| format!("creating veth {}: {e}", spec.host_if))?;
-    let r = finish(&h, spec, ns.as_ref()).await;
-    if r.is_err() {
-        let _ = remove(&spec.host_if).await;
-    }
-    r
-}
-
-async fn finish(h: &Handle, spec: &IfaceSpec, ns: Option<&std::fs::File>) -> Result<(), String> {
-    let peer = index_of(h, &spec.temp_peer)
-        .await?
-        .ok_or_else(|| format!("veth peer {} vanished", spec.temp_peer))?;
-    // Before it moves: the setting goes with the device (see the function for why).
-    crate::offload::tx_checksum_off(&spec.temp_peer)?;
-    let Some(ns) = ns else {
-        // Stays here for the runtime to move: named, with its MAC and MTU; the host end up.
+    let r = async {
+        let peer = index_of(&h, &spec.temp_peer)
+            .await?
+            .ok_or_else(|| format!("veth peer {} vanished", spec.temp_peer))?;
+        // Before it moves: the setting goes with the device.
+        crate::offload::tx_checksum_off(&spec.temp_peer)?;
         h.link()
             .set(
                 LinkUnspec::new_with_index(peer)
@@ -164,29 +240,14 @@ async fn finish(h: &Handle, spec: &IfaceSpec, ns: Option<&std::fs::File>) -> Res
             .execute()
             .await
             .map_err(|e| format!("setting MAC and MTU of {}: {e}", spec.temp_peer))?;
-        return host_end_up(h, spec).await;
-    };
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(peer)
-                .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(ns))
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|e| {
-            format!(
-                "moving {} into {}: {e}",
-                spec.temp_peer,
-                spec.netns.display()
-            )
-        })?;
-    host_end_up(h, spec).await?;
-    let spec2 = spec.clone();
-    in_netns(&spec.netns, move |h| async move {
-        configure_inside(&h, &spec2).await
-    })
-    .await
+        host_end_up(&h, spec).await?;
+        then.await
+    }
+    .await;
+    if r.is_err() {
+        let _ = remove_with(&h, &spec.host_if).await;
+    }
+    r
 }
 
 /// The host end: left to the bridge (see [`bridge_only`]), then up.
@@ -202,33 +263,68 @@ async fn host_end_up(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
         .map_err(|e| format!("bringing {} up: {e}", spec.host_if))
 }
 
-async fn configure_inside(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
-    let idx = index_of(h, &spec.temp_peer)
-        .await?
-        .ok_or_else(|| format!("{} did not arrive in the namespace", spec.temp_peer))?;
-    if index_of(h, &spec.name).await?.is_some() {
-        return Err(format!(
-            "the container already has an interface named {}",
-            spec.name
-        ));
-    }
-    h.link()
-        .set(
-            LinkUnspec::new_with_index(idx)
-                .name(spec.name.clone())
-                .address(spec.mac.to_vec())
-                .mtu(spec.mtu)
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|e| format!("naming {} with MAC and MTU: {e}", spec.name))?;
-    if let Some(a) = spec.ipv4 {
-        h.address()
-            .add(idx, IpAddr::V4(a.addr()), a.prefix_len())
-            .execute()
+/// Sockets inside a container's namespace, usable from any thread: a socket stays in the
+/// namespace it was opened in. A short-lived thread enters the namespace to open them, so no
+/// thread of the agent's runtime ever leaves the host's.
+struct Inside {
+    /// rtnetlink, its connection task on the caller's runtime.
+    h: Handle,
+    /// For ethtool ioctls.
+    sock: std::net::UdpSocket,
+}
+
+impl Inside {
+    async fn open(netns: &Path) -> Result<Inside, String> {
+        let ns = std::fs::File::open(netns)
+            .map_err(|e| format!("opening namespace {}: {e}", netns.display()))?;
+        let where_ = netns.display().to_string();
+        let rt = tokio::runtime::Handle::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("weft-netns".into())
+            .spawn(move || {
+                let r = (|| -> Result<_, String> {
+                    nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| format!("entering namespace {where_}: {e}"))?;
+                    // The netlink socket registers with the caller's runtime, not this thread.
+                    let _rt = rt.enter();
+                    let (conn, h, _) = rtnetlink::new_connection()
+                        .map_err(|e| format!("netlink socket in {where_}: {e}"))?;
+                    let sock = std::net::UdpSocket::bind("0.0.0.0:0")
+                        .map_err(|e| format!("socket in {where_}: {e}"))?;
+                    Ok((conn, h, sock))
+                })();
+                let _ = tx.send(r);
+            })
+            .map_err(|e| format!("starting a thread: {e}"))?;
+        let (conn, h, sock) = rx
             .await
-            .map_err(|e| format!("adding {a} to {}: {e}", spec.name))?;
+            .map_err(|_| "the namespace thread died".to_string())??;
+        tokio::spawn(conn);
+        Ok(Inside { h, sock })
+    }
+}
+
+/// The loopback device's index, the same in every namespace.
+const LOOPBACK_INDEX: u32 = 1;
+
+/// Inside the container: checksum offload off (see [`crate::offload`]); the addresses, the
+/// interface and the loopback up (at once); then the routes (at once: they need the addresses).
+async fn configure_inside(inside: &Inside, spec: &IfaceSpec) -> Result<(), String> {
+    let h = &inside.h;
+    crate::offload::tx_checksum_off_with(&inside.sock, &spec.name)?;
+    let idx = index_of(h, &spec.name)
+        .await?
+        .ok_or_else(|| format!("{} did not arrive in the namespace", spec.name))?;
+    let mut first = vec![];
+    if let Some(a) = spec.ipv4 {
+        let req = h.address().add(idx, IpAddr::V4(a.addr()), a.prefix_len());
+        first.push(Box::pin(async move {
+            req.execute()
+                .await
+                .map_err(|e| format!("adding {a} to {}: {e}", spec.name))
+        })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
     }
     for a in &spec.ipv6 {
         let mut req = h.address().add(idx, IpAddr::V6(a.addr()), a.prefix_len());
@@ -238,34 +334,39 @@ async fn configure_inside(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
         req.message_mut()
             .attributes
             .push(AddressAttribute::Flags(AddressFlags::Nodad));
-        req.execute()
-            .await
-            .map_err(|e| format!("adding {a} to {}: {e}", spec.name))?;
+        first.push(Box::pin(async move {
+            req.execute()
+                .await
+                .map_err(|e| format!("adding {a} to {}: {e}", spec.name))
+        }));
     }
-    h.link()
-        .set(LinkUnspec::new_with_index(idx).up().build())
-        .execute()
-        .await
-        .map_err(|e| format!("bringing {} up: {e}", spec.name))?;
-    if let Some(lo) = index_of(h, "lo").await? {
-        h.link()
-            .set(LinkUnspec::new_with_index(lo).up().build())
-            .execute()
-            .await
-            .map_err(|e| format!("bringing lo up: {e}"))?;
+    for (index, name) in [(idx, spec.name.as_str()), (LOOPBACK_INDEX, "lo")] {
+        let up = h.link().set(LinkUnspec::new_with_index(index).up().build());
+        first.push(Box::pin(async move {
+            up.execute()
+                .await
+                .map_err(|e| format!("bringing {name} up: {e}"))
+        }));
     }
+    futures::future::try_join_all(first).await?;
+
+    let mut routes = vec![];
     if let Some(gw) = spec.default_gateway {
         let r = RouteMessageBuilder::<Ipv4Addr>::new()
             .gateway(gw)
             .output_interface(idx)
             .build();
+        let req = h.route().add(r);
         // The container's first interface with a gateway gets the default route; a later one
         // (another network) leaves it alone unless asked for routes of its own.
-        match h.route().add(r).execute().await {
-            Ok(()) => {}
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => {}
-            Err(e) => return Err(format!("default route via {gw} on {}: {e}", spec.name)),
-        }
+        routes.push(Box::pin(async move {
+            match req.execute().await {
+                Ok(()) => Ok(()),
+                Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_eexist() => Ok(()),
+                Err(e) => Err(format!("default route via {gw} on {}: {e}", spec.name)),
+            }
+        })
+            as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
     }
     for (dst, gw) in &spec.routes {
         let msg = match (dst, gw) {
@@ -295,12 +396,14 @@ async fn configure_inside(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
             }
         };
         let via = gw.map_or("the interface".to_string(), |g| g.to_string());
-        h.route()
-            .add(msg)
-            .execute()
-            .await
-            .map_err(|e| format!("route {dst} via {via} on {}: {e}", spec.name))?;
+        let req = h.route().add(msg);
+        routes.push(Box::pin(async move {
+            req.execute()
+                .await
+                .map_err(|e| format!("route {dst} via {via} on {}: {e}", spec.name))
+        }));
     }
+    futures::future::try_join_all(routes).await?;
     Ok(())
 }
 

@@ -5,9 +5,13 @@
 pub mod agent;
 pub mod bridge;
 pub mod client;
+pub mod desired;
 pub mod docker;
+pub mod endpoint;
 pub mod hostgw;
+pub mod hoststate;
 pub mod kernel;
+pub mod local;
 pub mod netmaster;
 pub mod nft;
 pub mod ofdriver;

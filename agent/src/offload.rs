@@ -27,12 +27,19 @@ struct IfReq {
 /// frame from a packet socket as it is, and its conntrack then finds the checksum wrong and calls
 /// every TCP and UDP packet invalid. Computing the checksum in the container's stack costs little.
 pub fn tx_checksum_off(ifname: &str) -> Result<(), String> {
-    if ifname.len() >= libc::IFNAMSIZ {
-        return Err(format!("interface name {ifname} is too long"));
-    }
     // Any AF_INET socket will do for the ioctl.
     let sock = std::net::UdpSocket::bind("0.0.0.0:0")
         .map_err(|e| format!("socket for ethtool on {ifname}: {e}"))?;
+    tx_checksum_off_with(&sock, ifname)
+}
+
+/// The same through a socket of the caller's choosing: the interface is looked up in the
+/// socket's namespace, so a socket opened inside a container's namespace reaches the
+/// container's interfaces from any thread.
+pub fn tx_checksum_off_with(sock: &std::net::UdpSocket, ifname: &str) -> Result<(), String> {
+    if ifname.len() >= libc::IFNAMSIZ {
+        return Err(format!("interface name {ifname} is too long"));
+    }
     let mut value = EthtoolValue {
         cmd: ETHTOOL_STXCSUM,
         data: 0,

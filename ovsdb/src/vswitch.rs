@@ -158,27 +158,40 @@ async fn commit(db: &Client, mut ops: Vec<Json>) -> Result<Vec<Json>, Error> {
 }
 
 /// Waits until `cur_cfg >= next`: ovs-vswitchd has applied every change up to `next`.
+///
+/// No polling: each round is one transaction whose `wait` operation ovsdb-server holds until
+/// `cur_cfg` differs from the value last read, so the answer comes the moment ovs-vswitchd
+/// writes it.
 pub async fn wait_applied(db: &Client, next: i64) -> Result<(), Error> {
-    let start = Instant::now();
-    let mut pause = Duration::from_millis(1);
+    let deadline = Instant::now() + APPLY_TIMEOUT;
+    let mut cur: Option<i64> = None;
     loop {
-        let r = db
-            .transact(DB, vec![select("Open_vSwitch", json!([]), &["cur_cfg"])])
-            .await?;
-        let cur = rows(&r[0])
+        let mut ops = vec![];
+        if let Some(c) = cur {
+            let left = deadline.saturating_duration_since(Instant::now());
+            ops.push(json!({"op": "wait", "table": "Open_vSwitch", "where": [],
+                "columns": ["cur_cfg"], "until": "!=", "rows": [{"cur_cfg": c}],
+                "timeout": left.as_millis() as u64}));
+        }
+        ops.push(select("Open_vSwitch", json!([]), &["cur_cfg"]));
+        let r = match db.transact(DB, ops).await {
+            Ok(r) => r,
+            Err(Error::Transaction { error, .. }) if error == "timed out" => {
+                return Err(Error::Timeout(format!(
+                    "ovs-vswitchd has not applied configuration {next} after {APPLY_TIMEOUT:?} (at {}); is it running?",
+                    cur.unwrap_or(0)
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let c = rows(r.last().expect("ops were sent"))
             .first()
             .and_then(|r| r["cur_cfg"].as_i64())
             .unwrap_or(0);
-        if cur >= next {
+        if c >= next {
             return Ok(());
         }
-        if start.elapsed() > APPLY_TIMEOUT {
-            return Err(Error::Timeout(format!(
-                "ovs-vswitchd has not applied configuration {next} after {APPLY_TIMEOUT:?} (at {cur}); is it running?"
-            )));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(20));
+        cur = Some(c);
     }
 }
 

@@ -1,0 +1,272 @@
+//! The pure step from what netmaster wants (the watched [`View`]) and what this host has (its
+//! local ports and its own ports on the bridge) to the compiler's input, [`HostState`]; and back
+//! from a compile to the host's routes through the gateway port. No I/O, no locks: the owner of
+//! desired state ([`crate::desired`]) calls it with what it holds.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use tracing::warn;
+use weft_api::model::{Encap, Endpoint, Network, PktTag};
+use weft_policy::{HostState, Segment};
+
+use crate::local::LocalPort;
+use crate::netmaster::View;
+
+/// What this host is, as the pipeline needs it.
+#[derive(Debug, Clone, Default)]
+pub struct HostPorts {
+    /// This host's name, as netmaster knows it.
+    pub host: String,
+    /// The integration bridge (ports on another bridge are bare-bridge ports: no flows).
+    pub bridge: String,
+    pub uplink_port: Option<u32>,
+    pub tunnel_port: Option<u32>,
+    pub gateway_port: Option<weft_policy::GatewayPort>,
+}
+
+/// The pipeline's input: this host's ports joined with netmaster's networks.
+pub fn host_state<'a>(
+    view: &View,
+    me: &HostPorts,
+    local: impl IntoIterator<Item = &'a LocalPort>,
+) -> HostState {
+    let mut state = HostState {
+        uplink_port: me.uplink_port,
+        tunnel_port: me.tunnel_port,
+        gateway_port: me.gateway_port,
+        other_hosts: view
+            .nodes
+            .values()
+            .filter(|n| n.name != me.host)
+            .map(|n| n.vtep_ip)
+            .collect(),
+        service_cidrs: view
+            .globals
+            .values()
+            .flat_map(|g| &g.service_cidrs)
+            .map(|c| (c.network(), c.prefix_len()))
+            .collect(),
+        ..HostState::default()
+    };
+    // Endpoints of other hosts, where the host is known (a host whose lease lapsed is gone
+    // from the node list, and its endpoints with it).
+    for ep in view.endpoints.values() {
+        if ep.host == me.host {
+            continue;
+        }
+        let (Some(node), Some(mac)) = (view.nodes.get(&ep.host), weft_policy::parse_mac(&ep.mac))
+        else {
+            continue;
+        };
+        state.remote_endpoints.push(weft_policy::RemoteEndpoint {
+            key: ep.endpoint_id.clone(),
+            network: format!("{}:{}", ep.tenant_name, ep.network_name),
+            vtep: node.vtep_ip,
+            mac,
+            ipv4: vec![ep.ipv4],
+            group: group_key(ep),
+        });
+    }
+    let zones = weft_policy::tenant_zones(view.tenants.keys().map(String::as_str));
+    // Every network: the compiler keeps those this host carries (its endpoints' networks,
+    // the other networks of their tenants, host-access networks).
+    state.networks = view
+        .networks
+        .iter()
+        .filter_map(|(key, net)| {
+            Some(weft_policy::Network {
+                key: key.clone(),
+                segment: segment_of(net)?,
+                gateway: net.gateway,
+                zone: *zones.get(&net.tenant_name)?,
+                subnet: Some((net.subnet.net.network(), net.subnet.net.prefix_len())),
+                host_access: net.host_access,
+                external: net.external,
+            })
+        })
+        .collect();
+    for p in local {
+        let Some(ep) = &p.endpoint else { continue };
+        if p.bridge != me.bridge || p.ofport == 0 {
+            continue;
+        }
+        state.endpoints.push(weft_policy::Endpoint {
+            key: p.endpoint_id.clone(),
+            network: format!("{}:{}", ep.tenant_name, ep.network_name),
+            ofport: p.ofport,
+            mac: p.mac,
+            ipv4: vec![ep.ipv4],
+            ipv6: p.ipv6.iter().map(|a| a.addr()).collect(),
+            group: group_key(ep),
+        });
+    }
+    let (groups, policies) = policy_state(view);
+    state.groups = groups;
+    state.policies = policies;
+    state
+}
+
+/// The key of an endpoint's group (`tenant:group`), if it is in one.
+fn group_key(ep: &Endpoint) -> Option<String> {
+    (!ep.group_name.is_empty()).then(|| format!("{}:{}", ep.tenant_name, ep.group_name))
+}
+
+/// Groups and policies as the compiler takes them: netprofiles resolved, rules gathered under
+/// their policies, peers made concrete (a network is its subnet, an address a /32).
+pub fn policy_state(view: &View) -> (Vec<weft_policy::EndpointGroup>, Vec<weft_policy::Policy>) {
+    let groups = view
+        .groups
+        .iter()
+        .map(|(key, g)| weft_policy::EndpointGroup {
+            key: key.clone(),
+            network: format!("{}:{}", g.tenant_name, g.network_name),
+            policies: g
+                .policies
+                .iter()
+                .map(|p| format!("{}:{p}", g.tenant_name))
+                .collect(),
+            default_deny: g.default_deny,
+            profile: g
+                .net_profile
+                .as_ref()
+                .and_then(|p| view.netprofiles.get(&format!("{}:{p}", g.tenant_name)))
+                .map(|p| weft_policy::Profile {
+                    rate_kbps: p
+                        .bandwidth
+                        .as_deref()
+                        .and_then(|b| weft_api::validate::bandwidth_kbps(b).ok())
+                        .map(|k| u32::try_from(k).unwrap_or(u32::MAX)),
+                    burst_kb: p.burst.saturating_mul(8),
+                    dscp: (p.dscp > 0).then_some((p.dscp & 63) as u8),
+                }),
+        })
+        .collect();
+    let mut policies: BTreeMap<String, weft_policy::Policy> = BTreeMap::new();
+    for r in view.rules.values() {
+        let pkey = format!("{}:{}", r.tenant_name, r.policy_name);
+        let Some(rule) = compile_rule(view, r) else {
+            warn!(rule = %format!("{pkey}:{}", r.rule_id), "rule names a peer this agent does not know; left out");
+            continue;
+        };
+        policies
+            .entry(pkey.clone())
+            .or_insert_with(|| weft_policy::Policy {
+                key: pkey,
+                rules: vec![],
+            })
+            .rules
+            .push(rule);
+    }
+    // Groups may name policies without rules yet: they exist, and allow everything.
+    for g in view.groups.values() {
+        for p in &g.policies {
+            let key = format!("{}:{p}", g.tenant_name);
+            policies
+                .entry(key.clone())
+                .or_insert_with(|| weft_policy::Policy { key, rules: vec![] });
+        }
+    }
+    (groups, policies.into_values().collect())
+}
+
+fn compile_rule(view: &View, r: &weft_api::model::Rule) -> Option<weft_policy::Rule> {
+    use weft_api::model::{Direction, Protocol, RuleAction};
+    let (group, network, ip) = match r.direction {
+        Direction::In => (&r.from_endpoint_group, &r.from_network, &r.from_ip_address),
+        Direction::Out => (&r.to_endpoint_group, &r.to_network, &r.to_ip_address),
+    };
+    let peer = if !group.is_empty() {
+        weft_policy::Peer::Group(format!("{}:{group}", r.tenant_name))
+    } else if !network.is_empty() {
+        let net = view.networks.get(&format!("{}:{network}", r.tenant_name))?;
+        weft_policy::Peer::Cidr(net.subnet.net.network(), net.subnet.net.prefix_len())
+    } else if !ip.is_empty() {
+        let net: ipnet::Ipv4Net = ip
+            .parse()
+            .or_else(|_| ip.parse::<Ipv4Addr>().map(ipnet::Ipv4Net::from))
+            .ok()?;
+        weft_policy::Peer::Cidr(net.network(), net.prefix_len())
+    } else {
+        weft_policy::Peer::Any
+    };
+    let protocol = match r.protocol {
+        Protocol::Any => None,
+        Protocol::Tcp => Some(6),
+        Protocol::Udp => Some(17),
+        Protocol::Icmp => Some(1),
+        Protocol::Number(n) => Some(n),
+    };
+    let ports = (r.port != 0).then(|| {
+        let lo = u16::try_from(r.port).unwrap_or(u16::MAX);
+        let hi = if r.port_end == 0 {
+            lo
+        } else {
+            u16::try_from(r.port_end).unwrap_or(u16::MAX)
+        };
+        (lo, hi)
+    });
+    Some(weft_policy::Rule {
+        key: format!("{}:{}:{}", r.tenant_name, r.policy_name, r.rule_id),
+        priority: u8::try_from(r.priority.clamp(1, 100)).unwrap_or(100),
+        direction: match r.direction {
+            Direction::In => weft_policy::Direction::In,
+            Direction::Out => weft_policy::Direction::Out,
+        },
+        peer,
+        protocol,
+        ports,
+        allow: r.action == RuleAction::Allow,
+    })
+}
+
+/// The segment a network's frames carry, once netmaster has allocated its tag.
+pub fn segment_of(net: &Network) -> Option<Segment> {
+    match (net.encap, &net.pkt_tag) {
+        (Encap::Vlan, PktTag::Tag(t)) => u16::try_from(*t).ok().map(Segment::Vlan),
+        (Encap::Vxlan, PktTag::Tag(t)) => Some(Segment::Vxlan(*t)),
+        (_, PktTag::Allocate) => None,
+    }
+}
+
+/// The host's side of what the pipeline routes through the gateway port: every host-access
+/// subnet (the host reaches those endpoints), and the transit address of every tenant whose
+/// external network this host carries, masqueraded as the host's own when it leaves.
+pub fn host_routes(
+    state: &HostState,
+    compiled: &weft_policy::Compiled,
+) -> crate::hostgw::HostRoutes {
+    let Some(gw) = state.gateway_port else {
+        return crate::hostgw::HostRoutes::default();
+    };
+    let carried = |key: &str| {
+        compiled.owners.contains_key(&weft_policy::layout::cookie(
+            weft_policy::layout::CookieKind::Network,
+            key,
+        ))
+    };
+    let mut prefixes = std::collections::BTreeSet::new();
+    let mut external = false;
+    for n in &state.networks {
+        if !carried(&n.key) {
+            continue;
+        }
+        if n.host_access {
+            if let Some(net) = n.subnet.and_then(|(a, l)| ipnet::Ipv4Net::new(a, l).ok()) {
+                prefixes.insert(net.trunc());
+            }
+        }
+        if n.external {
+            external = true;
+            prefixes.insert(ipnet::Ipv4Net::from(weft_policy::layout::transit_address(
+                n.zone,
+            )));
+        }
+    }
+    let (range, len) = weft_policy::layout::TRANSIT_RANGE;
+    crate::hostgw::HostRoutes {
+        src: Some(gw.address),
+        prefixes: prefixes.into_iter().collect(),
+        masquerade: external.then(|| ipnet::Ipv4Net::new(range, len).expect("a valid prefix")),
+    }
+}
