@@ -270,3 +270,178 @@ pub fn host_routes(
         masquerade: external.then(|| ipnet::Ipv4Net::new(range, len).expect("a valid prefix")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_api::model::{Node, Tenant};
+
+    fn network(tenant: &str, name: &str, tag: u32, subnet: &str) -> Network {
+        serde_json::from_value(serde_json::json!({
+            "tenantName": tenant, "networkName": name, "encap": "vxlan", "pktTag": tag,
+            "subnet": subnet, "gateway": subnet.replace(".0/24", ".1"),
+        }))
+        .unwrap()
+    }
+
+    fn endpoint(id: &str, host: &str, tenant: &str, net: &str, ip: [u8; 4]) -> Endpoint {
+        Endpoint {
+            endpoint_id: id.into(),
+            container: id.into(),
+            host: host.into(),
+            tenant_name: tenant.into(),
+            network_name: net.into(),
+            group_name: String::new(),
+            interface_name: "eth0".into(),
+            mac: weft_policy::fmt_mac(&[2, 0, ip[0], ip[1], ip[2], ip[3]]),
+            ipv4: ip.into(),
+            ipv6: None,
+            state: "allocated".into(),
+        }
+    }
+
+    fn local(ep: &Endpoint, ofport: u32, bridge: &str) -> LocalPort {
+        LocalPort {
+            endpoint_id: ep.endpoint_id.clone(),
+            container_id: ep.container.clone(),
+            interface_name: "eth0".into(),
+            host_interface: "wf0".into(),
+            netns: "/var/run/netns/x".into(),
+            bridge: bridge.into(),
+            endpoint: Some(ep.clone()),
+            vlan: 0,
+            mac: weft_policy::parse_mac(&ep.mac).unwrap(),
+            ipv4: Some(ipnet::Ipv4Net::new(ep.ipv4, 24).unwrap()),
+            gateway: None,
+            ipv6: vec!["fd00::5/64".parse().unwrap()],
+            mtu: 1450,
+            routes: vec![],
+            labels: BTreeMap::new(),
+            ofport,
+        }
+    }
+
+    fn view() -> View {
+        let mut v = View {
+            complete: true,
+            ..View::default()
+        };
+        for t in ["blue", "red"] {
+            v.tenants.insert(
+                t.into(),
+                Tenant {
+                    tenant_name: t.into(),
+                    default_network: None,
+                },
+            );
+        }
+        v.networks.insert(
+            "blue:web".into(),
+            network("blue", "web", 5001, "10.1.1.0/24"),
+        );
+        v.networks
+            .insert("red:web".into(), network("red", "web", 5002, "10.1.1.0/24"));
+        for (n, ip) in [("h1", [192, 168, 0, 1]), ("h2", [192, 168, 0, 2])] {
+            v.nodes.insert(
+                n.into(),
+                Node {
+                    name: n.into(),
+                    vtep_ip: ip.into(),
+                    uplink: String::new(),
+                },
+            );
+        }
+        v
+    }
+
+    fn me() -> HostPorts {
+        HostPorts {
+            host: "h1".into(),
+            bridge: "br-int".into(),
+            uplink_port: Some(1),
+            tunnel_port: Some(2),
+            gateway_port: None,
+        }
+    }
+
+    #[test]
+    fn local_and_remote_endpoints() {
+        let mut v = view();
+        let mine = endpoint("a", "h1", "blue", "web", [10, 1, 1, 2]);
+        let theirs = endpoint("b", "h2", "blue", "web", [10, 1, 1, 3]);
+        let gone_host = endpoint("c", "h9", "blue", "web", [10, 1, 1, 4]);
+        for e in [&mine, &theirs, &gone_host] {
+            v.endpoints.insert(e.endpoint_id.clone(), e.clone());
+        }
+        let bare = LocalPort {
+            endpoint: None,
+            ..local(&mine, 8, "br0")
+        };
+        let ports = [local(&mine, 7, "br-int"), bare];
+        let s = host_state(&v, &me(), &ports);
+        // Its own endpoint from the port (with the port's IPv6), not from netmaster's list.
+        assert_eq!(s.endpoints.len(), 1);
+        assert_eq!(s.endpoints[0].ofport, 7);
+        assert_eq!(s.endpoints[0].network, "blue:web");
+        assert_eq!(
+            s.endpoints[0].ipv6,
+            vec!["fd00::5".parse::<std::net::Ipv6Addr>().unwrap()]
+        );
+        // The other host's endpoint through its VTEP; one on an unknown host left out.
+        assert_eq!(s.remote_endpoints.len(), 1);
+        assert_eq!(s.remote_endpoints[0].key, "b");
+        assert_eq!(s.remote_endpoints[0].vtep, Ipv4Addr::new(192, 168, 0, 2));
+        assert_eq!(s.other_hosts, vec![Ipv4Addr::new(192, 168, 0, 2)]);
+        assert_eq!((s.uplink_port, s.tunnel_port), (Some(1), Some(2)));
+        // Both tenants' networks, in different zones.
+        assert_eq!(s.networks.len(), 2);
+        assert_ne!(s.networks[0].zone, s.networks[1].zone);
+    }
+
+    #[test]
+    fn a_port_without_a_number_or_network_segment_is_left_out() {
+        let mut v = view();
+        v.networks.get_mut("red:web").unwrap().pkt_tag = PktTag::Allocate;
+        let mine = endpoint("a", "h1", "blue", "web", [10, 1, 1, 2]);
+        let s = host_state(&v, &me(), &[local(&mine, 0, "br-int")]);
+        assert!(s.endpoints.is_empty());
+        assert_eq!(
+            s.networks.len(),
+            1,
+            "a network without its tag yet is left out"
+        );
+    }
+
+    /// netmaster echoing this host's own endpoint changes nothing (no compile follows).
+    #[test]
+    fn own_endpoint_records_do_not_change_the_state() {
+        let mut v = view();
+        let mine = endpoint("a", "h1", "blue", "web", [10, 1, 1, 2]);
+        let ports = [local(&mine, 7, "br-int")];
+        let before = host_state(&v, &me(), &ports);
+        v.endpoints.insert("a".into(), mine.clone());
+        assert_eq!(host_state(&v, &me(), &ports), before);
+    }
+
+    #[test]
+    fn routes_for_host_access_networks_carried() {
+        let mut v = view();
+        v.networks.get_mut("blue:web").unwrap().host_access = true;
+        let mine = endpoint("a", "h1", "blue", "web", [10, 1, 1, 2]);
+        let mut hp = me();
+        hp.gateway_port = Some(weft_policy::GatewayPort {
+            ofport: 3,
+            mac: [0x0a, 0, 192, 168, 0, 1],
+            address: Ipv4Addr::new(192, 168, 0, 1),
+        });
+        let s = host_state(&v, &hp, &[local(&mine, 7, "br-int")]);
+        let c = weft_policy::compile(&s);
+        let r = host_routes(&s, &c);
+        assert_eq!(
+            r.prefixes,
+            vec!["10.1.1.0/24".parse::<ipnet::Ipv4Net>().unwrap()]
+        );
+        assert_eq!(r.src, Some(Ipv4Addr::new(192, 168, 0, 1)));
+        assert!(r.masquerade.is_none());
+    }
+}
