@@ -66,6 +66,7 @@ pub(crate) struct Inner {
     /// None until the first compile: a restarted agent leaves the host's routes alone until it
     /// knows what they must be.
     host_routes: watch::Receiver<Option<crate::hostgw::HostRoutes>>,
+    pub metrics: crate::metrics::Metrics,
     /// One attach or detach at a time per endpoint id (an entry lives while someone holds it).
     pub ep_locks: dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     pub driver: OfDriver,
@@ -185,6 +186,7 @@ impl Agent {
             desired,
             host_routes: routes_rx,
             ep_locks: dashmap::DashMap::new(),
+            metrics: crate::metrics::Metrics::default(),
             driver,
         });
         if gateway.is_some() {
@@ -193,6 +195,11 @@ impl Agent {
         tokio::spawn(follow_switch(inner.clone(), cancel.clone()));
         crate::service::serve(inner.clone(), cancel.clone()).await?;
         Ok(Agent { inner, cancel })
+    }
+
+    /// The agent's Prometheus metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.inner.metrics
     }
 
     /// The reconciler (tests and benchmarks wait on it).

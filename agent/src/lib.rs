@@ -12,6 +12,7 @@ pub mod hostgw;
 pub mod hoststate;
 pub mod kernel;
 pub mod local;
+pub mod metrics;
 pub mod netmaster;
 pub mod nft;
 pub mod ofdriver;

@@ -49,6 +49,9 @@ struct Args {
     /// driver's name (`/run/docker/plugins/weft.sock`: `docker network create -d weft`).
     #[arg(long)]
     docker_plugin: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics ("off": not at all).
+    #[arg(long, default_value = "127.0.0.1:9102")]
+    metrics_listen: String,
     /// Where the Docker driver keeps which Docker network is which Weft network.
     #[arg(long, default_value = "/var/lib/weft/docker-networks.json")]
     docker_state: PathBuf,
@@ -86,6 +89,17 @@ async fn main() -> anyhow::Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
     if let Some(sock) = &a.docker_plugin {
         weft_agent::docker::serve(&agent, sock, &a.docker_state, cancel.clone())
+            .await
+            .map_err(anyhow::Error::msg)?;
+    }
+    if a.metrics_listen != "off" {
+        let addr: SocketAddr = a
+            .metrics_listen
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", a.metrics_listen))?;
+        agent
+            .metrics()
+            .serve(addr, cancel.clone())
             .await
             .map_err(anyhow::Error::msg)?;
     }

@@ -70,6 +70,17 @@ fn derived_mac(id: &str) -> [u8; 6] {
     [0x02, 0x00, h[2], h[3], h[4], h[5]]
 }
 
+/// The outcome label of a result.
+fn outcome<T>(r: &Result<T, AttachError>) -> &'static str {
+    match r {
+        Ok(_) => "ok",
+        Err(AttachError::Invalid(_)) => "invalid",
+        Err(AttachError::Netmaster { .. }) => "netmaster",
+        Err(AttachError::Unavailable(_)) => "unavailable",
+        Err(AttachError::Failed(_)) => "failed",
+    }
+}
+
 /// A network of the view whose segment is allocated.
 fn network_ready(v: &crate::netmaster::View, key: &str) -> Option<weft_api::model::Network> {
     v.networks
@@ -138,6 +149,7 @@ impl Endpoints {
             }
         }
         .await;
+        self.inner.metrics.outcome("attach", outcome(&r));
         drop(lock);
         self.inner.ep_unlock(&id);
         r
@@ -232,8 +244,15 @@ impl Endpoints {
                 inner.cfg.confirm_timeout
             )));
         }
+        let total = t.elapsed();
+        let m = &inner.metrics;
+        m.stage("alloc", t_alloc);
+        m.stage("port", t_port.saturating_sub(t_alloc));
+        m.stage("kernel", t_kernel.saturating_sub(t_alloc));
+        m.stage("flows", total.saturating_sub(t_kernel));
+        m.stage("total", total);
         info!(endpoint = %id, ofport = lp.ofport, ipv4 = ?lp.ipv4, alloc = ?t_alloc, port = ?t_port,
-            kernel = ?t_kernel, total = ?t.elapsed(), "attached");
+            kernel = ?t_kernel, total = ?total, "attached");
         Ok(lp)
     }
 
@@ -361,6 +380,20 @@ impl Endpoints {
     /// Detaches the interfaces of a container (one, or all when `interface_name` is empty);
     /// returns the endpoint ids removed.
     pub async fn detach(
+        &self,
+        container_id: &str,
+        interface_name: &str,
+    ) -> Result<Vec<String>, AttachError> {
+        let t = Instant::now();
+        let r = self.detach_inner(container_id, interface_name).await;
+        self.inner.metrics.outcome("detach", outcome(&r));
+        if r.is_ok() {
+            self.inner.metrics.stage("detach", t.elapsed());
+        }
+        r
+    }
+
+    async fn detach_inner(
         &self,
         container_id: &str,
         interface_name: &str,
