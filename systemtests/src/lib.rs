@@ -161,7 +161,8 @@ pub struct Process {
 }
 
 impl Process {
-    fn start(ns: &Netns, bin: &std::path::Path, args: &[String], log: PathBuf) -> Process {
+    /// Starts `bin ARGS` in `ns`, its stdout and stderr going to `log` (removed on drop).
+    pub fn start(ns: &Netns, bin: &std::path::Path, args: &[String], log: PathBuf) -> Process {
         let out = std::fs::File::create(&log).expect("log file");
         let child = ns
             .command(&[&bin.display().to_string()])
