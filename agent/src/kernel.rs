@@ -16,19 +16,25 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
-/// One container interface to make.
+/// A veth pair to make: what is known before netmaster has answered.
 #[derive(Debug, Clone)]
-pub struct IfaceSpec {
+pub struct VethSpec {
     /// The veth end that stays on the host (and goes on the bridge).
     pub host_if: String,
-    /// The other end's name until it is renamed inside the container.
+    /// The container end's name while it stays in the host's namespace (empty `netns`).
     pub temp_peer: String,
-    /// The container's network namespace (`/var/run/netns/NAME`, `/proc/PID/ns/net`).
+    /// The container's network namespace (`/var/run/netns/NAME`, `/proc/PID/ns/net`); empty:
+    /// the container end stays here under `temp_peer`, for the runtime to move (Docker).
     pub netns: PathBuf,
     /// Its name inside the container (`eth0`, `net1`, ...).
     pub name: String,
-    pub mac: [u8; 6],
     pub mtu: u32,
+}
+
+/// What the container end gets once the address is known.
+#[derive(Debug, Clone)]
+pub struct InsideSpec {
+    pub mac: [u8; 6],
     pub ipv4: Option<Ipv4Net>,
     pub ipv6: Vec<Ipv6Net>,
     /// Default route via this gateway, when given.
@@ -121,55 +127,110 @@ async fn remove_with(h: &Handle, name: &str) -> Result<bool, String> {
     }
 }
 
-/// Makes the interface, all or nothing: when a step fails, the veth pair is deleted (with it,
-/// whatever was set on the container end) and the error names the step.
+/// A veth pair made for a container, its container end not yet configured.
 ///
-/// The container end is born in the container's namespace under its final name, MAC and MTU,
-/// in the same request that makes the pair: moving a device between namespaces costs the
-/// kernel an RCU grace period (~15 ms here), creating it there costs nothing extra. Meanwhile a
-/// thread opens the sockets that configure it from inside.
-///
-/// `then` runs once the host end is up, at the same time as the work inside the container (the
-/// caller adds the host end to the bridge there); its answer is the answer. When anything
-/// fails, the pair goes.
-///
-/// With an empty `netns`, the container end stays in this namespace under `temp_peer` (for a
-/// runtime that moves it itself, as Docker does).
-pub async fn create<T>(
-    spec: &IfaceSpec,
-    then: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
-    if spec.netns.as_os_str().is_empty() {
-        return create_here(spec, then).await;
-    }
-    let ns = std::fs::File::open(&spec.netns)
-        .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?;
-    let h = connect()?;
-    let (inside, made) = tokio::join!(Inside::open(&spec.netns), make_pair_into(&h, spec, &ns));
-    made?;
-    let r = async {
-        let inside = inside?;
-        let host = async {
-            host_end_up(&h, spec).await?;
-            then.await
-        };
-        tokio::try_join!(host, configure_inside(&inside, spec)).map(|(t, ())| t)
-    }
-    .await;
-    if r.is_err() {
-        let _ = remove_with(&h, &spec.host_if).await;
-    }
-    r
+/// The container end is born in the container's namespace under its final name and MTU, in the
+/// same request that makes the pair: moving a device between namespaces costs the kernel an RCU
+/// grace period (~15 ms here), creating it there costs nothing extra. Meanwhile a thread opens
+/// the sockets that configure it from inside. The caller removes the pair ([`remove`] of
+/// `host_if`) when a later step fails.
+pub struct Pair {
+    spec: VethSpec,
+    /// Netlink in this (the host's) namespace.
+    h: Handle,
+    /// Sockets in the container's namespace; None when the container end stays here.
+    inside: Option<Inside>,
 }
 
-/// The pair, the container end made straight in `ns` (named, with its MAC and MTU; not up: a
-/// veth end cannot come up before its peer exists, ENOTCONN); a
-/// leftover host end of a crashed attach under the same name is replaced.
-async fn make_pair_into(h: &Handle, spec: &IfaceSpec, ns: &std::fs::File) -> Result<(), String> {
+impl Pair {
+    /// Makes the pair; on failure nothing is left.
+    pub async fn create(spec: &VethSpec) -> Result<Pair, String> {
+        let h = connect()?;
+        if spec.netns.as_os_str().is_empty() {
+            // A leftover from a crashed attach under the same names goes first.
+            let _ = remove_with(&h, &spec.host_if).await;
+            let _ = remove_with(&h, &spec.temp_peer).await;
+            h.link()
+                .add(
+                    LinkVeth::new(&spec.host_if, &spec.temp_peer)
+                        .mtu(spec.mtu)
+                        .build(),
+                )
+                .execute()
+                .await
+                .map_err(|e| format!("creating veth {}: {e}", spec.host_if))?;
+            return Ok(Pair {
+                spec: spec.clone(),
+                h,
+                inside: None,
+            });
+        }
+        let ns = std::fs::File::open(&spec.netns)
+            .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?;
+        let (inside, made) = tokio::join!(Inside::open(&spec.netns), make_pair_into(&h, spec, &ns));
+        made?;
+        match inside {
+            Ok(inside) => Ok(Pair {
+                spec: spec.clone(),
+                h,
+                inside: Some(inside),
+            }),
+            Err(e) => {
+                let _ = remove_with(&h, &spec.host_if).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The host end: left to the bridge (see [`bridge_only`]), then up.
+    pub async fn host_end_up(&self) -> Result<(), String> {
+        let name = &self.spec.host_if;
+        bridge_only(name)?;
+        let host = index_of(&self.h, name)
+            .await?
+            .ok_or_else(|| format!("veth {name} vanished"))?;
+        self.h
+            .link()
+            .set(LinkUnspec::new_with_index(host).up().build())
+            .execute()
+            .await
+            .map_err(|e| format!("bringing {name} up: {e}"))
+    }
+
+    /// The container end: MAC, checksum offload off (see [`crate::offload`]), up, addresses and
+    /// routes; or, left here for the runtime, its MAC.
+    pub async fn configure(&self, inside: &InsideSpec) -> Result<(), String> {
+        match &self.inside {
+            Some(ns) => configure_inside(ns, &self.spec, inside).await,
+            None => {
+                let peer = &self.spec.temp_peer;
+                let idx = index_of(&self.h, peer)
+                    .await?
+                    .ok_or_else(|| format!("veth peer {peer} vanished"))?;
+                // Before the runtime moves it: the setting goes with the device.
+                crate::offload::tx_checksum_off(peer)?;
+                self.h
+                    .link()
+                    .set(
+                        LinkUnspec::new_with_index(idx)
+                            .address(inside.mac.to_vec())
+                            .build(),
+                    )
+                    .execute()
+                    .await
+                    .map_err(|e| format!("setting the MAC of {peer}: {e}"))
+            }
+        }
+    }
+}
+
+/// The pair, the container end made straight in `ns` (named, with its MTU; not up: a veth end
+/// cannot come up before its peer exists, ENOTCONN; its MAC comes with the address). A leftover
+/// host end of a crashed attach under the same name is replaced.
+async fn make_pair_into(h: &Handle, spec: &VethSpec, ns: &std::fs::File) -> Result<(), String> {
     let request = || {
         let peer = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
             .name(spec.name.clone())
-            .address(spec.mac.to_vec())
             .mtu(spec.mtu)
             .setns_by_fd(std::os::fd::AsRawFd::as_raw_fd(ns))
             .build();
@@ -203,64 +264,6 @@ async fn make_pair_into(h: &Handle, spec: &IfaceSpec, ns: &std::fs::File) -> Res
         }
     }
     unreachable!("the loop returns")
-}
-
-/// Both ends here (the runtime moves the container end itself): named `temp_peer`, with its MAC
-/// and MTU; the host end up, then `then`.
-async fn create_here<T>(
-    spec: &IfaceSpec,
-    then: impl std::future::Future<Output = Result<T, String>>,
-) -> Result<T, String> {
-    let h = connect()?;
-    // A leftover from a crashed attach under the same names goes first.
-    let _ = remove_with(&h, &spec.host_if).await;
-    let _ = remove_with(&h, &spec.temp_peer).await;
-    h.link()
-        .add(
-            LinkVeth::new(&spec.host_if, &spec.temp_peer)
-                .mtu(spec.mtu)
-                .build(),
-        )
-        .execute()
-        .await
-        .map_err(|e| format!("creating veth {}: {e}", spec.host_if))?;
-    let r = async {
-        let peer = index_of(&h, &spec.temp_peer)
-            .await?
-            .ok_or_else(|| format!("veth peer {} vanished", spec.temp_peer))?;
-        // Before it moves: the setting goes with the device.
-        crate::offload::tx_checksum_off(&spec.temp_peer)?;
-        h.link()
-            .set(
-                LinkUnspec::new_with_index(peer)
-                    .address(spec.mac.to_vec())
-                    .mtu(spec.mtu)
-                    .build(),
-            )
-            .execute()
-            .await
-            .map_err(|e| format!("setting MAC and MTU of {}: {e}", spec.temp_peer))?;
-        host_end_up(&h, spec).await?;
-        then.await
-    }
-    .await;
-    if r.is_err() {
-        let _ = remove_with(&h, &spec.host_if).await;
-    }
-    r
-}
-
-/// The host end: left to the bridge (see [`bridge_only`]), then up.
-async fn host_end_up(h: &Handle, spec: &IfaceSpec) -> Result<(), String> {
-    bridge_only(&spec.host_if)?;
-    let host = index_of(h, &spec.host_if)
-        .await?
-        .ok_or_else(|| format!("veth {} vanished", spec.host_if))?;
-    h.link()
-        .set(LinkUnspec::new_with_index(host).up().build())
-        .execute()
-        .await
-        .map_err(|e| format!("bringing {} up: {e}", spec.host_if))
 }
 
 /// Sockets inside a container's namespace, usable from any thread: a socket stays in the
@@ -310,19 +313,24 @@ const LOOPBACK_INDEX: u32 = 1;
 
 /// Inside the container: checksum offload off (see [`crate::offload`]); the addresses, the
 /// interface and the loopback up (at once); then the routes (at once: they need the addresses).
-async fn configure_inside(inside: &Inside, spec: &IfaceSpec) -> Result<(), String> {
+async fn configure_inside(
+    inside: &Inside,
+    veth: &VethSpec,
+    spec: &InsideSpec,
+) -> Result<(), String> {
     let h = &inside.h;
-    crate::offload::tx_checksum_off_with(&inside.sock, &spec.name)?;
-    let idx = index_of(h, &spec.name)
+    let name = &veth.name;
+    crate::offload::tx_checksum_off_with(&inside.sock, name)?;
+    let idx = index_of(h, name)
         .await?
-        .ok_or_else(|| format!("{} did not arrive in the namespace", spec.name))?;
+        .ok_or_else(|| format!("{name} did not arrive in the namespace"))?;
     let mut first = vec![];
     if let Some(a) = spec.ipv4 {
         let req = h.address().add(idx, IpAddr::V4(a.addr()), a.prefix_len());
         first.push(Box::pin(async move {
             req.execute()
                 .await
-                .map_err(|e| format!("adding {a} to {}: {e}", spec.name))
+                .map_err(|e| format!("adding {a} to {}: {e}", name))
         })
             as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
     }
@@ -337,17 +345,29 @@ async fn configure_inside(inside: &Inside, spec: &IfaceSpec) -> Result<(), Strin
         first.push(Box::pin(async move {
             req.execute()
                 .await
-                .map_err(|e| format!("adding {a} to {}: {e}", spec.name))
+                .map_err(|e| format!("adding {a} to {}: {e}", name))
         }));
     }
-    for (index, name) in [(idx, spec.name.as_str()), (LOOPBACK_INDEX, "lo")] {
-        let up = h.link().set(LinkUnspec::new_with_index(index).up().build());
-        first.push(Box::pin(async move {
-            up.execute()
-                .await
-                .map_err(|e| format!("bringing {name} up: {e}"))
-        }));
-    }
+    // The MAC and up in one request (the kernel sets the address before the flags).
+    let up = h.link().set(
+        LinkUnspec::new_with_index(idx)
+            .address(spec.mac.to_vec())
+            .up()
+            .build(),
+    );
+    first.push(Box::pin(async move {
+        up.execute()
+            .await
+            .map_err(|e| format!("setting the MAC of {name} and bringing it up: {e}"))
+    }));
+    let lo = h
+        .link()
+        .set(LinkUnspec::new_with_index(LOOPBACK_INDEX).up().build());
+    first.push(Box::pin(async move {
+        lo.execute()
+            .await
+            .map_err(|e| format!("bringing lo up: {e}"))
+    }));
     futures::future::try_join_all(first).await?;
 
     let mut routes = vec![];
@@ -363,7 +383,7 @@ async fn configure_inside(inside: &Inside, spec: &IfaceSpec) -> Result<(), Strin
             match req.execute().await {
                 Ok(()) => Ok(()),
                 Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_eexist() => Ok(()),
-                Err(e) => Err(format!("default route via {gw} on {}: {e}", spec.name)),
+                Err(e) => Err(format!("default route via {gw} on {}: {e}", name)),
             }
         })
             as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
@@ -400,7 +420,7 @@ async fn configure_inside(inside: &Inside, spec: &IfaceSpec) -> Result<(), Strin
         routes.push(Box::pin(async move {
             req.execute()
                 .await
-                .map_err(|e| format!("route {dst} via {via} on {}: {e}", spec.name))
+                .map_err(|e| format!("route {dst} via {via} on {}: {e}", name))
         }));
     }
     futures::future::try_join_all(routes).await?;

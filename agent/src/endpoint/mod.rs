@@ -24,7 +24,7 @@ pub use spec::{endpoint_id, AttachSpec, Attachment, Ipv4Request, Placement};
 
 use crate::agent::Inner;
 use crate::desired::Change;
-use crate::kernel::{self, IfaceSpec};
+use crate::kernel::{self, InsideSpec, VethSpec};
 use crate::local::LocalPort;
 
 /// Why an attach or detach failed.
@@ -78,6 +78,15 @@ fn outcome<T>(r: &Result<T, AttachError>) -> &'static str {
         Err(AttachError::Netmaster { .. }) => "netmaster",
         Err(AttachError::Unavailable(_)) => "unavailable",
         Err(AttachError::Failed(_)) => "failed",
+    }
+}
+
+/// The MTU of a network's interfaces: VXLAN's outer headers take 50 bytes.
+fn network_mtu(net: &weft_api::model::Network) -> u32 {
+    if net.encap == Encap::Vxlan {
+        1450
+    } else {
+        1500
     }
 }
 
@@ -163,14 +172,48 @@ impl Endpoints {
         let inner = &self.inner;
         let id = spec.endpoint_id.as_str();
         let t = Instant::now();
-        let plan = self.plan(spec, undo).await?;
-        let t_alloc = t.elapsed();
-
         let host_if = host_interface(id);
         let (netns, name) = match &spec.placement {
             Placement::Netns(p) => (p.display().to_string(), spec.interface_name.clone()),
             Placement::HostNamespace => (String::new(), temp_peer(id)),
         };
+        let veth = |mtu| VethSpec {
+            host_if: host_if.clone(),
+            temp_peer: temp_peer(id),
+            netns: netns.clone().into(),
+            name: name.clone(),
+            mtu,
+        };
+        let kernel_err = |e: String| {
+            AttachError::Failed(format!(
+                "setting up {} in {netns}: {e}",
+                spec.interface_name
+            ))
+        };
+        // netmaster's answer and the veth pair at once, when the MTU is known before the answer
+        // (the usual case: the network is in the view); the MAC and address come after.
+        let plan = async {
+            let p = self.plan(spec, undo).await;
+            (p, t.elapsed())
+        };
+        let ((plan, t_alloc), pair) = match self.mtu_now(spec) {
+            Some(mtu) => {
+                let v = veth(mtu);
+                tokio::join!(plan, kernel::Pair::create(&v))
+            }
+            None => {
+                let (plan, t_alloc) = plan.await;
+                let plan = plan?;
+                let pair = kernel::Pair::create(&veth(plan.mtu)).await;
+                ((Ok(plan), t_alloc), pair)
+            }
+        };
+        if pair.is_ok() {
+            undo.veth = Some(host_if.clone());
+        }
+        let plan = plan?;
+        let pair = pair.map_err(kernel_err)?;
+
         let mut lp = LocalPort {
             endpoint_id: id.to_string(),
             container_id: spec.container_id.clone(),
@@ -189,13 +232,8 @@ impl Endpoints {
             labels: spec.labels.clone(),
             ofport: 0,
         };
-        let iface = IfaceSpec {
-            host_if: host_if.clone(),
-            temp_peer: temp_peer(id),
-            netns: netns.into(),
-            name,
+        let inside = InsideSpec {
             mac: plan.mac,
-            mtu: plan.mtu,
             ipv4: plan.ipv4,
             ipv6: spec.ipv6.clone(),
             default_gateway: if spec.default_route {
@@ -205,25 +243,19 @@ impl Endpoints {
             },
             routes: spec.routes.iter().map(|r| (r.dst, r.gateway)).collect(),
         };
-        // The pair, then at once: inside the container, and the port on the bridge.
+        // At once: inside the container, and the port on the bridge.
+        undo.port = Some((plan.bridge.clone(), host_if.clone()));
         let mut t_port = Duration::ZERO;
-        let r = kernel::create(&iface, async {
+        let port = async {
+            pair.host_end_up().await?;
             let n = crate::bridge::add_endpoint_port(&inner.ovsdb, &lp)
                 .await
-                .map_err(|e| format!("adding port {host_if} to {}: {e}", lp.bridge));
+                .map_err(|e| format!("adding port {host_if} to {}: {e}", lp.bridge))?;
             t_port = t.elapsed();
-            n
-        })
-        .await;
-        // Whatever happened, the port may exist: undo removes it when absent too.
-        undo.port = Some((plan.bridge.clone(), host_if.clone()));
-        lp.ofport = r.map_err(|e| {
-            AttachError::Failed(format!(
-                "setting up {} in {}: {e}",
-                spec.interface_name, lp.netns
-            ))
-        })?;
-        undo.veth = Some(host_if.clone());
+            Ok::<_, String>(n)
+        };
+        let (ofport, ()) = tokio::try_join!(port, pair.configure(&inside)).map_err(kernel_err)?;
+        lp.ofport = ofport;
         let t_kernel = t.elapsed();
 
         let is_network = lp.endpoint.is_some();
@@ -322,11 +354,7 @@ impl Endpoints {
         let prefix = want_prefix.unwrap_or(net.subnet.net.prefix_len());
         let ipv4 = Ipv4Net::new(ep.ipv4, prefix)
             .map_err(|e| AttachError::Invalid(format!("prefix /{prefix}: {e}")))?;
-        let mtu = spec.mtu.unwrap_or(if net.encap == Encap::Vxlan {
-            1450
-        } else {
-            1500
-        });
+        let mtu = spec.mtu.unwrap_or(network_mtu(&net));
         Ok(Plan {
             endpoint: Some(ep),
             bridge: inner.cfg.bridge.clone(),
@@ -335,6 +363,17 @@ impl Endpoints {
             gateway: net.gateway,
             mac,
             mtu,
+        })
+    }
+
+    /// The interface's MTU if it is known before netmaster answers.
+    fn mtu_now(&self, spec: &AttachSpec) -> Option<u32> {
+        spec.mtu.or_else(|| match &spec.attachment {
+            Attachment::Bridge { .. } => Some(1500),
+            Attachment::Network {
+                tenant, network, ..
+            } => network_ready(&self.inner.view.borrow(), &format!("{tenant}:{network}"))
+                .map(|n| network_mtu(&n)),
         })
     }
 
