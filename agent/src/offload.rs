@@ -62,3 +62,13 @@ pub fn tx_checksum_off_with(sock: &std::net::UdpSocket, ifname: &str) -> Result<
     }
     Ok(())
 }
+
+/// Caps glibc's malloc at `arenas` arenas (`M_ARENA_MAX`). By default glibc gives each thread
+/// that allocates concurrently an arena of its own (up to 8 per core), each holding freed memory
+/// of its own; an agent that mostly waits needs few. Call first thing in `main`.
+pub fn limit_malloc_arenas(arenas: i32) {
+    // SAFETY: mallopt only sets a tunable of the allocator; called before threads allocate.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, arenas);
+    }
+}

@@ -312,6 +312,11 @@ impl Host {
             .removed)
     }
 
+    /// The process id of this host's netplugin when it runs as the real binary.
+    pub fn real_agent_pid(&self) -> Option<u32> {
+        self.real_agent.as_ref().map(Process::pid)
+    }
+
     /// Stops this host's netplugin (the switch keeps its flows).
     pub fn stop_agent(&mut self) {
         self.agent.take();
