@@ -13,6 +13,16 @@ bash scripts/install-deps.sh
 # must judge the snapshots, never update them.
 unset UPDATE_EXPECT
 
+# The pure crates stay pure: no async runtime anywhere in what they depend on.
+boundary_status=0
+for crate in ofproto weft-policy; do
+  tree=$(cargo tree --locked -p "$crate" -e normal --prefix none)
+  if grep -q '^tokio ' <<<"$tree"; then
+    echo "$crate depends on tokio (see: cargo tree -p $crate -i tokio); the pure crates must not" >&2
+    boundary_status=1
+  fi
+done
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -37,5 +47,9 @@ awk -v bench="$bench_status" '
      }' "$log"
 if [ "$bench_status" -ne 0 ] && [ "$status" -eq 0 ]; then
   status=$bench_status
+fi
+if [ "$boundary_status" -ne 0 ] && [ "$status" -eq 0 ]; then
+  echo "a pure crate depends on tokio (above)" >&2
+  status=$boundary_status
 fi
 exit "$status"

@@ -251,7 +251,7 @@ async fn connection(
                             let mut why: Vec<String> = outcome
                                 .message_errors
                                 .iter()
-                                .map(|e| format!("message xid {}: {:?}", e.xid, e.error))
+                                .map(|e| format!("message xid {}: {}", e.xid, e.error))
                                 .collect();
                             if let Some(e) = &outcome.error {
                                 why.push(format!("bundle: {e:?}"));
@@ -295,17 +295,14 @@ async fn connection(
                 }
                 Event::Error(e) => {
                     if let Some(s) = sends.iter_mut().find(|s| s.xids.contains(&e.xid)) {
-                        s.errors
-                            .push(format!("message xid {}: {:?}", e.xid, e.error));
+                        s.errors.push(format!("message xid {}: {}", e.xid, e.error));
                     } else if let Some(i) = dumps.iter().position(|d| {
                         d.flows_xid == e.xid || d.groups_xid == e.xid || d.meters_xid == e.xid
                     }) {
                         let d = dumps.remove(i);
-                        let _ = d
-                            .reply
-                            .send(Err(OfError::Refused(format!("{:?}", e.error))));
+                        let _ = d.reply.send(Err(OfError::Refused(e.error.to_string())));
                     } else {
-                        warn!(xid = e.xid, error = ?e.error, "the switch refused a request");
+                        warn!(xid = e.xid, error = %e.error, "the switch refused a request");
                     }
                 }
                 Event::Closed(why) => closed = Some(format!("{why:?}")),

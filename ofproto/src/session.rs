@@ -63,6 +63,21 @@ pub enum CloseReason {
     HandshakeError(ErrorCode),
 }
 
+impl std::fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloseReason::IncompatibleVersion => {
+                f.write_str("the switch does not speak OpenFlow 1.3")
+            }
+            CloseReason::EchoTimeout => f.write_str("no answer to echo requests in time"),
+            CloseReason::BadFraming(why) => write!(f, "the byte stream cannot be framed: {why}"),
+            CloseReason::HandshakeError(code) => {
+                write!(f, "the switch refused the handshake: {code}")
+            }
+        }
+    }
+}
+
 /// A bundle's id on the wire.
 pub type BundleId = u32;
 
@@ -821,5 +836,23 @@ mod tests {
             s.poll_event(),
             Some(Event::Closed(CloseReason::BadFraming(_)))
         ));
+    }
+}
+
+#[cfg(test)]
+mod close_reason_display {
+    use super::*;
+
+    #[test]
+    fn close_reasons_read_as_sentences() {
+        assert_eq!(
+            CloseReason::EchoTimeout.to_string(),
+            "no answer to echo requests in time"
+        );
+        let code = ErrorCode::by_name("OFPHFC_INCOMPATIBLE").expect("a known code");
+        assert_eq!(
+            CloseReason::HandshakeError(code).to_string(),
+            "the switch refused the handshake: OFPHFC_INCOMPATIBLE"
+        );
     }
 }

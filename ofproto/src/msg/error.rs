@@ -253,6 +253,26 @@ pub enum ErrorMsg {
     },
 }
 
+/// `OFPBMC_BAD_FIELD (64 bytes of the request)`, as an operator reads it in a log line.
+impl fmt::Display for ErrorMsg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ErrorMsg::Standard { code, data } => {
+                write!(f, "{code} ({} bytes of the request)", data.len())
+            }
+            ErrorMsg::Experimenter {
+                exp_code,
+                experimenter,
+                data,
+            } => write!(
+                f,
+                "experimenter {experimenter:#010x} error {exp_code} ({} bytes of the request)",
+                data.len()
+            ),
+        }
+    }
+}
+
 impl ErrorMsg {
     pub fn new(code: ErrorCode, data: Vec<u8>) -> Self {
         ErrorMsg::Standard { code, data }
@@ -262,5 +282,28 @@ impl ErrorMsg {
         match self {
             ErrorMsg::Standard { data, .. } | ErrorMsg::Experimenter { data, .. } => data,
         }
+    }
+}
+
+#[cfg(test)]
+mod display_tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_read_as_names() {
+        let code = ErrorCode::by_name("OFPBMC_BAD_FIELD").expect("a known code");
+        assert_eq!(
+            ErrorMsg::new(code, vec![0; 64]).to_string(),
+            "OFPBMC_BAD_FIELD (64 bytes of the request)"
+        );
+        let e = ErrorMsg::Experimenter {
+            exp_code: 7,
+            experimenter: 0x2320,
+            data: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "experimenter 0x00002320 error 7 (0 bytes of the request)"
+        );
     }
 }
