@@ -477,42 +477,11 @@ impl Endpoints {
         Ok(removed)
     }
 
-    /// Removes an interface inline (the caller holds its lock): flows, port, veth, and (when
-    /// `release`) netmaster's record and address.
-    async fn remove(&self, lp: &LocalPort, release: bool) -> Result<(), AttachError> {
+    /// Takes an interface out of the switch: its flows first (confirmed), then its port and
+    /// (when `release`) netmaster's record and address, at once. The veth is the caller's.
+    async fn unplug(&self, lp: &LocalPort, release: bool) -> Result<(), AttachError> {
         let inner = &self.inner;
         inner.forget_local(&lp.endpoint_id).await;
-        crate::bridge::remove_port(&inner.ovsdb, &lp.bridge, &lp.host_interface)
-            .await
-            .map_err(|e| {
-                AttachError::Failed(format!("removing port {}: {e}", lp.host_interface))
-            })?;
-        kernel::remove(&lp.host_interface)
-            .await
-            .map_err(|e| AttachError::Failed(format!("removing {}: {e}", lp.host_interface)))?;
-        if release && lp.endpoint.is_some() {
-            inner
-                .netmaster
-                .release(&lp.endpoint_id)
-                .await
-                .map_err(|s| AttachError::netmaster("releasing the address", s))?;
-        }
-        Ok(())
-    }
-
-    /// A detach: the flows go first (confirmed), then the port and netmaster's record at once;
-    /// the reply comes then. Deleting the veth costs the kernel an RCU grace period (~15 ms)
-    /// and only the container's namespace still sees it, so it finishes behind the reply, with
-    /// the endpoint's lock held: an attach of the same endpoint waits for it.
-    async fn remove_holding(
-        &self,
-        lp: &LocalPort,
-        release: bool,
-        guard: tokio::sync::OwnedMutexGuard<()>,
-    ) -> Result<(), AttachError> {
-        let inner = &self.inner;
-        let id = lp.endpoint_id.clone();
-        inner.forget_local(&id).await;
         let port = async {
             crate::bridge::remove_port(&inner.ovsdb, &lp.bridge, &lp.host_interface)
                 .await
@@ -524,14 +493,35 @@ impl Endpoints {
             if release && lp.endpoint.is_some() {
                 inner
                     .netmaster
-                    .release(&id)
+                    .release(&lp.endpoint_id)
                     .await
                     .map_err(|s| AttachError::netmaster("releasing the address", s))?;
             }
             Ok(())
         };
-        let r = tokio::try_join!(port, record);
-        let host_if = lp.host_interface.clone();
+        tokio::try_join!(port, record).map(|_| ())
+    }
+
+    /// Removes an interface inline, veth included (the caller holds its lock).
+    async fn remove(&self, lp: &LocalPort, release: bool) -> Result<(), AttachError> {
+        self.unplug(lp, release).await?;
+        kernel::remove(&lp.host_interface)
+            .await
+            .map_err(|e| AttachError::Failed(format!("removing {}: {e}", lp.host_interface)))?;
+        Ok(())
+    }
+
+    /// A detach: [`Self::unplug`], and the reply. Deleting the veth costs the kernel an RCU grace
+    /// period (~15 ms) and only the container's namespace still sees it, so it finishes behind
+    /// the reply, with the endpoint's lock held: an attach of the same endpoint waits for it.
+    async fn remove_holding(
+        &self,
+        lp: &LocalPort,
+        release: bool,
+        guard: tokio::sync::OwnedMutexGuard<()>,
+    ) -> Result<(), AttachError> {
+        let r = self.unplug(lp, release).await;
+        let (host_if, id) = (lp.host_interface.clone(), lp.endpoint_id.clone());
         let me = self.clone();
         tokio::spawn(async move {
             if let Err(e) = kernel::remove(&host_if).await {
@@ -540,7 +530,7 @@ impl Endpoints {
             drop(guard);
             me.inner.ep_unlock(&id);
         });
-        r.map(|_| ())
+        r
     }
 
     /// What is wrong with an attached port, one line per problem.
