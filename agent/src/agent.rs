@@ -17,7 +17,7 @@ pub use crate::local::LocalPort;
 
 use crate::desired::{Change, Desired};
 use crate::hoststate::HostPorts;
-use crate::netmaster::{Netmaster, View};
+use crate::netmaster::{Netmaster, SharedView, View};
 use crate::ofdriver::OfDriver;
 use crate::reconcile::Reconciler;
 
@@ -59,7 +59,7 @@ pub(crate) struct Inner {
     pub netmaster: Netmaster,
     pub ovsdb: ovsdb::Client,
     pub reconciler: Reconciler,
-    pub view: watch::Receiver<View>,
+    pub view: SharedView,
     /// The local ports and the compile: one owner.
     pub desired: Desired,
     /// What the host's routes through the gateway port and its masquerade rule must be.
@@ -153,7 +153,7 @@ impl Agent {
             cfg.lease_ttl,
             cancel.clone(),
         );
-        let view = netmaster.spawn_watch(cfg.host.clone(), cancel.clone());
+        let (view, view_changes) = netmaster.spawn_watch(cfg.host.clone(), cancel.clone());
         let mgmt = cfg.ovs_rundir.join(format!("{}.mgmt", cfg.bridge));
         let driver = OfDriver::spawn(mgmt, cancel.clone());
         let reconciler = Reconciler::spawn(driver.clone(), cancel.clone());
@@ -173,6 +173,7 @@ impl Agent {
             local,
             me,
             view.clone(),
+            view_changes,
             reconciler.clone(),
             routes_tx,
             cancel.clone(),
@@ -208,7 +209,7 @@ impl Agent {
     }
 
     pub fn view(&self) -> View {
-        self.inner.view.borrow().clone()
+        self.inner.view.read().clone()
     }
 
     pub fn local_ports(&self) -> Vec<LocalPort> {
@@ -222,13 +223,12 @@ impl Agent {
 
     /// Waits until netmaster's snapshot has arrived and the switch holds what it implies.
     pub async fn ready(&self, timeout: Duration) -> bool {
-        let mut view = self.inner.view.clone();
-        // `wait_for` hands back a read guard on the view: it must go at the end of this
-        // statement, or the watch task (which writes the view) blocks a runtime worker on it.
-        let complete = tokio::time::timeout(timeout, view.wait_for(|v| v.complete))
-            .await
-            .is_ok_and(|r| r.is_ok());
-        if !complete {
+        let complete = self
+            .inner
+            .view
+            .wait_for(timeout, |v| v.complete.then_some(()))
+            .await;
+        if complete.is_none() {
             return false;
         }
         let v = self.inner.desired.change(Change::Recompile).await;

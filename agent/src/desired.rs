@@ -14,7 +14,7 @@ use weft_policy::HostState;
 
 use crate::hoststate::{host_routes, host_state, HostPorts};
 use crate::local::LocalPort;
-use crate::netmaster::View;
+use crate::netmaster::{SharedView, ViewChange};
 use crate::reconcile::Reconciler;
 
 /// A change to this host's local ports.
@@ -46,7 +46,8 @@ impl Desired {
     pub fn spawn(
         initial: BTreeMap<String, LocalPort>,
         me: HostPorts,
-        view: watch::Receiver<View>,
+        view: SharedView,
+        view_changes: mpsc::UnboundedReceiver<Vec<ViewChange>>,
         reconciler: Reconciler,
         routes: watch::Sender<Option<crate::hostgw::HostRoutes>>,
         cancel: CancellationToken,
@@ -59,6 +60,7 @@ impl Desired {
             ports,
             me,
             view,
+            view_changes,
             reconciler,
             routes,
             published: ports_tx,
@@ -93,7 +95,8 @@ impl Desired {
 struct Owner {
     ports: BTreeMap<String, Arc<LocalPort>>,
     me: HostPorts,
-    view: watch::Receiver<View>,
+    view: SharedView,
+    view_changes: mpsc::UnboundedReceiver<Vec<ViewChange>>,
     reconciler: Reconciler,
     routes: watch::Sender<Option<crate::hostgw::HostRoutes>>,
     published: watch::Sender<Ports>,
@@ -115,10 +118,11 @@ impl Owner {
                     }
                     None => return,
                 },
-                r = self.view.changed() => if r.is_err() { return },
+                r = self.view_changes.recv() => if r.is_none() { return },
                 _ = cancel.cancelled() => return,
             }
             // Everything queued meanwhile joins this compile (group commit).
+            while self.view_changes.try_recv().is_ok() {}
             while let Ok((c, tx)) = rx.try_recv() {
                 ports_changed |= self.apply(c);
                 waiting.push(tx);
@@ -164,7 +168,7 @@ impl Owner {
     fn compile(&mut self) -> u64 {
         // The view is read in place (no copy), and only while the compiler's input is built.
         let state = {
-            let view = self.view.borrow_and_update();
+            let view = self.view.read();
             if !view.complete {
                 return 0;
             }

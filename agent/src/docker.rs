@@ -206,19 +206,53 @@ impl Driver {
 
     /// The Weft network a pool names: `--ipam-opt tenant=T --ipam-opt network=N`, or a subnet
     /// only one Weft network (of tenant T, when given) has.
-    fn find_network(
+    async fn find_network(
         &self,
         tenant: &str,
         network: &str,
         subnet: Option<Ipv4Net>,
     ) -> Result<weft_api::model::Network, String> {
-        let view = self.inner.view.borrow().clone();
+        Ok(self.find_network_groups(tenant, network, subnet).await?.0)
+    }
+
+    /// The same, with the network's endpoint groups. Asks netmaster: this host receives only
+    /// the networks of tenants it has endpoints in.
+    async fn find_network_groups(
+        &self,
+        tenant: &str,
+        network: &str,
+        subnet: Option<Ipv4Net>,
+    ) -> Result<
+        (
+            weft_api::model::Network,
+            Vec<weft_api::model::EndpointGroup>,
+        ),
+        String,
+    > {
+        let t = if tenant.is_empty() && !network.is_empty() {
+            "default"
+        } else {
+            tenant
+        };
+        let (networks, groups) = self
+            .inner
+            .netmaster
+            .networks(t, network)
+            .await
+            .map_err(|e| format!("asking netmaster for Weft networks: {}", e.message()))?;
+        let with_groups = |n: &weft_api::model::Network| {
+            let gs = groups
+                .iter()
+                .filter(|g| g.tenant_name == n.tenant_name && g.network_name == n.network_name)
+                .cloned()
+                .collect();
+            (n.clone(), gs)
+        };
         if !network.is_empty() {
-            let t = if tenant.is_empty() { "default" } else { tenant };
             let key = format!("{t}:{network}");
-            let net = view
-                .networks
-                .get(&key)
+            let net = networks
+                .iter()
+                .find(|n| n.tenant_name == t && n.network_name == network)
                 .ok_or_else(|| format!("Weft network {key} does not exist (netctl net ls)"))?;
             if let Some(sn) = subnet {
                 if sn != net.subnet.net {
@@ -228,7 +262,7 @@ impl Driver {
                     ));
                 }
             }
-            return Ok(net.clone());
+            return Ok(with_groups(net));
         }
         let Some(sn) = subnet else {
             return Err(
@@ -237,13 +271,12 @@ impl Driver {
                     .into(),
             );
         };
-        let found: Vec<_> = view
-            .networks
-            .values()
+        let found: Vec<_> = networks
+            .iter()
             .filter(|n| n.subnet.net == sn && (tenant.is_empty() || n.tenant_name == tenant))
             .collect();
         match found.as_slice() {
-            [n] => Ok((*n).clone()),
+            [n] => Ok(with_groups(n)),
             [] => Err(format!("no Weft network has subnet {sn}")),
             many => Err(format!(
                 "Weft networks {} all have subnet {sn}; say which with --ipam-opt tenant=T \
@@ -271,7 +304,10 @@ async fn request_pool(State(d): D, b: axum::body::Bytes) -> Json<Value> {
             Err(_) => return ipam_err(format!("pool \"{p}\" is not an IPv4 CIDR")),
         },
     };
-    match d.find_network(s(&opts, "tenant"), s(&opts, "network"), subnet) {
+    match d
+        .find_network(s(&opts, "tenant"), s(&opts, "network"), subnet)
+        .await
+    {
         Ok(net) => {
             d.pools.lock().expect("lock").insert(
                 net.subnet.net,
@@ -294,21 +330,21 @@ async fn request_pool(State(d): D, b: axum::body::Bytes) -> Json<Value> {
     }
 }
 
-fn pool_network(
+async fn pool_network(
     d: &Driver,
     pool: &str,
 ) -> Result<(String, String, weft_api::model::Network), String> {
     let (t, n) = pool
         .split_once(':')
         .ok_or_else(|| format!("pool \"{pool}\" is not Weft's (tenant:network)"))?;
-    let net = d.find_network(t, n, None)?;
+    let net = d.find_network(t, n, None).await?;
     Ok((t.to_string(), n.to_string(), net))
 }
 
 async fn request_address(State(d): D, b: axum::body::Bytes) -> Json<Value> {
     let v = body(&b);
     let pool = s(&v, "PoolID");
-    let (tenant, network, net) = match pool_network(&d, pool) {
+    let (tenant, network, net) = match pool_network(&d, pool).await {
         Ok(x) => x,
         Err(e) => return ipam_err(e),
     };
@@ -346,7 +382,8 @@ async fn request_address(State(d): D, b: axum::body::Bytes) -> Json<Value> {
         })
         .await;
     match r {
-        Ok(ep) => {
+        Ok(a) => {
+            let ep = a.endpoint;
             d.reservations
                 .lock()
                 .expect("lock")
@@ -386,7 +423,7 @@ fn reservation_of(d: &Driver, pool: &str, address: &str) -> Option<(String, Stri
         return Some(r.clone());
     }
     let (t, n) = pool.split_once(':')?;
-    let view = d.inner.view.borrow();
+    let view = d.inner.view.read();
     view.endpoints
         .values()
         .find(|e| {
@@ -446,22 +483,18 @@ async fn create_network(State(d): D, b: axum::body::Bytes) -> Json<Value> {
             }
         }
     }
-    let net = match d.find_network(&tenant, &network, Some(pool)) {
+    let (net, groups) = match d.find_network_groups(&tenant, &network, Some(pool)).await {
         Ok(n) => n,
         Err(e) => return err(e),
     };
     let group = s(&generic, "group").to_string();
     if !group.is_empty() {
         let key = format!("{}:{group}", net.tenant_name);
-        match d.inner.view.borrow().groups.get(&key) {
-            Some(g) if g.network_name == net.network_name => {}
-            Some(g) => {
-                return err(format!(
-                    "endpoint group {key} belongs to network {}, not {}",
-                    g.network_name, net.network_name
-                ))
-            }
-            None => return err(format!("endpoint group {key} does not exist")),
+        if !groups.iter().any(|g| g.group_name == group) {
+            return err(format!(
+                "endpoint group {key} does not exist in network {}",
+                net.network_name
+            ));
         }
     }
     let dn = DockerNet {

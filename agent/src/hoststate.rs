@@ -322,10 +322,8 @@ mod tests {
     }
 
     fn view() -> View {
-        let mut v = View {
-            complete: true,
-            ..View::default()
-        };
+        let mut v = View::default();
+        v.complete = true;
         for t in ["blue", "red"] {
             v.tenants.insert(
                 t.into(),

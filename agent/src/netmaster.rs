@@ -1,18 +1,22 @@
 //! netmaster as the agent sees it: node registration under a lease, endpoint allocation, and the
 //! resumable watch of desired state, folded into a [`View`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use tokio::sync::watch;
+use futures::FutureExt;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tonic::transport::{Channel, Endpoint as TonicEndpoint};
 use tracing::{debug, info, warn};
 use weft_api::model::{Endpoint, EndpointGroup, Global, NetProfile, Network, Node, Rule, Tenant};
 use weft_api::proto::agent as pb;
 use weft_api::proto::agent::agent_service_client::AgentServiceClient;
+use weft_api::watch::{digest_of, Kind, Object};
 
-/// The part of the desired state an agent uses, as the watch delivered it.
+/// The part of the desired state this host receives (see `docs/netmaster.md`, "What a host
+/// receives"), as the watch delivered it.
 #[derive(Debug, Clone, Default)]
 pub struct View {
     /// The store revision this view is at.
@@ -21,7 +25,7 @@ pub struct View {
     /// must not act on absences).
     pub complete: bool,
     pub networks: BTreeMap<String, Network>,
-    /// Every endpoint of every host, by endpoint id.
+    /// The endpoints of every network this host receives, on every host, by endpoint id.
     pub endpoints: BTreeMap<String, Endpoint>,
     pub nodes: BTreeMap<String, Node>,
     pub tenants: BTreeMap<String, Tenant>,
@@ -31,38 +35,179 @@ pub struct View {
     pub rules: BTreeMap<String, Rule>,
     /// The global settings (one object, `global`), once netmaster has sent them.
     pub globals: BTreeMap<String, Global>,
+    /// The units held: each one's digest and members (to resume, and to drop a unit).
+    units: HashMap<String, HeldUnit>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct HeldUnit {
+    digest: u64,
+    members: HashSet<(Kind, String)>,
+}
+
+/// One change of the view, for the owner of desired state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewChange {
+    /// An object created or changed (read it from the view).
+    Put(Kind, String),
+    /// An object gone (dropped with its unit, or deleted).
+    Delete(Kind, String),
+    /// The whole view replaced (a new snapshot).
+    Reset,
 }
 
 impl View {
-    fn apply(&mut self, ev: &pb::WatchEvent) {
-        let put = ev.kind == pb::watch_event::Kind::Put as i32;
-        macro_rules! upsert {
-            ($map:expr) => {
-                if put {
-                    match serde_json::from_slice(&ev.object_json) {
-                        Ok(v) => {
-                            $map.insert(ev.key.clone(), v);
-                        }
-                        Err(e) => warn!(kind = %ev.object_kind, key = %ev.key, error = %e,
-                            "netmaster sent an object this agent cannot read; ignored"),
-                    }
-                } else {
-                    $map.remove(&ev.key);
-                }
-            };
+    fn take(&mut self, kind: Kind, key: &str) -> Option<Object> {
+        Some(match kind {
+            Kind::Global => Object::Global(self.globals.remove(key)?),
+            Kind::Tenant => Object::Tenant(self.tenants.remove(key)?),
+            Kind::Network => Object::Network(self.networks.remove(key)?),
+            Kind::EndpointGroup => Object::EndpointGroup(self.groups.remove(key)?),
+            Kind::NetProfile => Object::NetProfile(self.netprofiles.remove(key)?),
+            Kind::Rule => Object::Rule(self.rules.remove(key)?),
+            Kind::Node => Object::Node(self.nodes.remove(key)?),
+            Kind::Endpoint => Object::Endpoint(self.endpoints.remove(key)?),
+        })
+    }
+
+    /// Removes an object; whether it was there.
+    fn remove(&mut self, kind: Kind, key: &str) -> bool {
+        let Some(old) = self.take(kind, key) else {
+            return false;
+        };
+        let unit = old.unit();
+        if let Some(u) = self.units.get_mut(&unit) {
+            if u.members.remove(&(kind, key.to_string())) {
+                u.digest ^= digest_of(kind, key);
+            }
+            if u.members.is_empty() {
+                self.units.remove(&unit);
+            }
         }
-        match ev.object_kind.as_str() {
-            "network" => upsert!(self.networks),
-            "endpoint" => upsert!(self.endpoints),
-            "node" => upsert!(self.nodes),
-            "tenant" => upsert!(self.tenants),
-            "endpointGroup" => upsert!(self.groups),
-            "netprofile" => upsert!(self.netprofiles),
-            "rule" => upsert!(self.rules),
-            "global" => upsert!(self.globals),
-            _ => {}
+        true
+    }
+
+    fn put(&mut self, obj: Object) -> (Kind, String) {
+        let (kind, key) = (obj.kind(), obj.key());
+        self.remove(kind, &key);
+        let u = self.units.entry(obj.unit()).or_default();
+        u.members.insert((kind, key.clone()));
+        u.digest ^= digest_of(kind, &key);
+        match obj {
+            Object::Global(o) => self.globals.insert(key.clone(), o).map(|_| ()),
+            Object::Tenant(o) => self.tenants.insert(key.clone(), o).map(|_| ()),
+            Object::Network(o) => self.networks.insert(key.clone(), o).map(|_| ()),
+            Object::EndpointGroup(o) => self.groups.insert(key.clone(), o).map(|_| ()),
+            Object::NetProfile(o) => self.netprofiles.insert(key.clone(), o).map(|_| ()),
+            Object::Rule(o) => self.rules.insert(key.clone(), o).map(|_| ()),
+            Object::Node(o) => self.nodes.insert(key.clone(), o).map(|_| ()),
+            Object::Endpoint(o) => self.endpoints.insert(key.clone(), o).map(|_| ()),
+        };
+        (kind, key)
+    }
+
+    /// Applies one event; appends what changed.
+    fn apply(&mut self, ev: &pb::WatchEvent, changes: &mut Vec<ViewChange>) {
+        use pb::watch_event::Event;
+        match &ev.event {
+            Some(Event::Put(o)) => match Object::from_proto(o) {
+                Ok(obj) => {
+                    let (k, key) = self.put(obj);
+                    changes.push(ViewChange::Put(k, key));
+                }
+                Err(e) => {
+                    warn!(error = %e, "netmaster sent an object this agent cannot read; ignored")
+                }
+            },
+            Some(Event::Delete(r)) => {
+                let kind = pb::ObjectKind::try_from(r.kind)
+                    .ok()
+                    .and_then(Kind::from_proto);
+                if let Some(kind) = kind {
+                    if self.remove(kind, &r.key) {
+                        changes.push(ViewChange::Delete(kind, r.key.clone()));
+                    }
+                }
+            }
+            Some(Event::Drop(d)) => {
+                let members: Vec<(Kind, String)> = self
+                    .units
+                    .get(&d.unit)
+                    .map(|u| u.members.iter().cloned().collect())
+                    .unwrap_or_default();
+                for (kind, key) in members {
+                    if self.remove(kind, &key) {
+                        changes.push(ViewChange::Delete(kind, key));
+                    }
+                }
+            }
+            Some(Event::Synced(_)) | None => {}
         }
         self.revision = self.revision.max(ev.revision);
+    }
+
+    /// The units held, with their digests, for resuming.
+    pub fn held(&self) -> Vec<pb::HeldUnit> {
+        self.units
+            .iter()
+            .map(|(u, h)| pb::HeldUnit {
+                unit: u.clone(),
+                digest: h.digest,
+            })
+            .collect()
+    }
+
+    /// The names of the units held (tests and `inspect`).
+    pub fn units(&self) -> BTreeSet<String> {
+        self.units.keys().cloned().collect()
+    }
+}
+
+/// The view shared by the agent's parts: read it briefly under its lock; `status` says when it
+/// moved (revision, complete).
+#[derive(Clone)]
+pub struct SharedView {
+    view: Arc<RwLock<View>>,
+    status: watch::Receiver<(i64, bool)>,
+}
+
+impl SharedView {
+    /// Reads the view. Keep the guard short, and never across an await.
+    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, View> {
+        self.view.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn complete(&self) -> bool {
+        self.status.borrow().1
+    }
+
+    /// Waits (at most `timeout`) until `f` finds what it looks for in the view.
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        f: impl Fn(&View) -> Option<T>,
+    ) -> Option<T> {
+        let mut status = self.status.clone();
+        let look = async {
+            loop {
+                status.borrow_and_update();
+                if let Some(t) = f(&self.read()) {
+                    return Some(t);
+                }
+                if status.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, look).await.ok().flatten()
+    }
+
+    /// Waits until the view holds revision `revision` (or later) of a complete snapshot.
+    pub async fn wait_revision(&self, revision: i64, timeout: Duration) -> bool {
+        let mut status = self.status.clone();
+        tokio::time::timeout(timeout, status.wait_for(|(r, c)| *c && *r >= revision))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 }
 
@@ -91,18 +236,62 @@ impl Netmaster {
         &self.url
     }
 
+    /// Allocates an endpoint: its record, its network, and the store revision of the record
+    /// (the view holds the endpoint's tenant once it reaches that revision).
     pub async fn allocate(
         &self,
         req: pb::AllocateEndpointRequest,
-    ) -> Result<Endpoint, tonic::Status> {
+    ) -> Result<Allocated, tonic::Status> {
         let reply = self
             .client
             .clone()
             .allocate_endpoint(req)
             .await?
             .into_inner();
-        serde_json::from_slice(&reply.endpoint_json)
-            .map_err(|e| tonic::Status::internal(format!("netmaster's endpoint record: {e}")))
+        let bad = |e: String| tonic::Status::internal(format!("netmaster's endpoint record: {e}"));
+        let endpoint = reply
+            .endpoint
+            .as_ref()
+            .ok_or_else(|| bad("missing".into()))
+            .and_then(|e| weft_api::watch::endpoint_from(e).map_err(bad))?;
+        let network = match &reply.network {
+            Some(n) => Some(weft_api::watch::network_from_proto(n).map_err(bad)?),
+            None => None,
+        };
+        Ok(Allocated {
+            endpoint,
+            network,
+            revision: reply.revision,
+        })
+    }
+
+    /// Networks by tenant and name (empty: all), with their groups, from netmaster.
+    pub async fn networks(
+        &self,
+        tenant: &str,
+        network: &str,
+    ) -> Result<(Vec<Network>, Vec<EndpointGroup>), tonic::Status> {
+        let reply = self
+            .client
+            .clone()
+            .get_networks(pb::GetNetworksRequest {
+                tenant: tenant.to_string(),
+                network: network.to_string(),
+            })
+            .await?
+            .into_inner();
+        let nets = reply
+            .networks
+            .iter()
+            .map(weft_api::watch::network_from_proto)
+            .collect::<Result<_, _>>()
+            .map_err(tonic::Status::internal)?;
+        let groups = reply
+            .groups
+            .iter()
+            .map(weft_api::watch::group_from_proto)
+            .collect();
+        Ok((nets, groups))
     }
 
     pub async fn release(&self, endpoint_id: &str) -> Result<bool, tonic::Status> {
@@ -168,20 +357,35 @@ impl Netmaster {
         });
     }
 
-    /// Watches netmaster's desired state for `host` and publishes each new [`View`]. Resumes
-    /// after the last revision when the stream breaks; starts over from a snapshot when netmaster
-    /// says that revision is gone.
-    pub fn spawn_watch(&self, host: String, cancel: CancellationToken) -> watch::Receiver<View> {
-        let (tx, rx) = watch::channel(View::default());
+    /// Watches netmaster's desired state for `host`: returns the shared view and the changes,
+    /// one batch per step (a snapshot or a catch-up arrives as one batch at its SYNCED). Resumes
+    /// after the last revision with the units held when the stream breaks.
+    pub fn spawn_watch(
+        &self,
+        host: String,
+        cancel: CancellationToken,
+    ) -> (SharedView, mpsc::UnboundedReceiver<Vec<ViewChange>>) {
+        let shared = Arc::new(RwLock::new(View::default()));
+        let (status_tx, status_rx) = watch::channel((0i64, false));
+        let (changes_tx, changes_rx) = mpsc::unbounded_channel();
         let mut client = self.client.clone();
+        let view = shared.clone();
         tokio::spawn(async move {
-            let mut view = View::default();
+            let write = || view.write().unwrap_or_else(|e| e.into_inner());
             let mut backoff = Duration::from_millis(100);
             loop {
-                let from = if view.complete { view.revision } else { 0 };
+                let (from, held) = {
+                    let v = view.read().unwrap_or_else(|e| e.into_inner());
+                    if v.complete {
+                        (v.revision, v.held())
+                    } else {
+                        (0, vec![])
+                    }
+                };
                 let call = client.watch(pb::WatchRequest {
                     host: host.clone(),
                     from_revision: from,
+                    held,
                 });
                 let stream = tokio::select! {
                     r = call => r,
@@ -200,52 +404,88 @@ impl Netmaster {
                     }
                 };
                 backoff = Duration::from_millis(100);
-                // A snapshot is built aside and swapped in whole at its end.
+                // A snapshot is built aside and swapped in whole at SYNCED; a catch-up is
+                // applied in place but published only at its SYNCED.
                 let mut building = (from == 0).then(View::default);
-                loop {
+                let mut syncing = true;
+                let mut changes = vec![];
+                'stream: loop {
                     let msg = tokio::select! {
                         m = stream.message() => m,
                         _ = cancel.cancelled() => return,
                     };
-                    match msg {
-                        Ok(Some(ev)) => {
-                            if ev.kind == pb::watch_event::Kind::SnapshotEnd as i32 {
-                                if let Some(mut v) = building.take() {
-                                    v.revision = ev.revision;
-                                    v.complete = true;
-                                    view = v;
-                                    info!(
-                                        revision = view.revision,
-                                        networks = view.networks.len(),
-                                        endpoints = view.endpoints.len(),
-                                        "desired state received"
-                                    );
-                                    tx.send_replace(view.clone());
-                                }
-                                continue;
-                            }
-                            match building.as_mut() {
-                                Some(b) => b.apply(&ev),
-                                None => {
-                                    view.apply(&ev);
-                                    tx.send_replace(view.clone());
-                                }
-                            }
-                        }
-                        Ok(None) => break,
-                        Err(e) => {
-                            if e.code() == tonic::Code::OutOfRange {
-                                warn!("netmaster compacted past our revision; starting over");
-                                view.complete = false;
-                            } else {
+                    let mut next = Some(msg);
+                    // This message and every one already here form one batch.
+                    while let Some(msg) = next.take() {
+                        let ev = match msg {
+                            Ok(Some(ev)) => ev,
+                            Ok(None) => break 'stream,
+                            Err(e) => {
                                 debug!(error = %e, "the watch broke; resuming");
+                                break 'stream;
                             }
-                            break;
+                        };
+                        let synced = matches!(ev.event, Some(pb::watch_event::Event::Synced(_)));
+                        match building.as_mut() {
+                            Some(b) => {
+                                let mut ignored = vec![];
+                                b.apply(&ev, &mut ignored);
+                            }
+                            None => write().apply(&ev, &mut changes),
                         }
+                        if synced {
+                            if let Some(mut b) = building.take() {
+                                b.complete = true;
+                                info!(
+                                    revision = b.revision,
+                                    units = b.units.len(),
+                                    networks = b.networks.len(),
+                                    endpoints = b.endpoints.len(),
+                                    "desired state received"
+                                );
+                                *write() = b;
+                                changes = vec![ViewChange::Reset];
+                            }
+                            syncing = false;
+                        }
+                        next = stream.message().now_or_never();
                     }
+                    if syncing {
+                        continue;
+                    }
+                    let (rev, complete) = {
+                        let v = view.read().unwrap_or_else(|e| e.into_inner());
+                        (v.revision, v.complete)
+                    };
+                    if !changes.is_empty() {
+                        let _ = changes_tx.send(std::mem::take(&mut changes));
+                    }
+                    status_tx.send_if_modified(|s| {
+                        let new = (rev, complete);
+                        let moved = *s != new;
+                        *s = new;
+                        moved
+                    });
+                }
+                if !changes.is_empty() {
+                    let _ = changes_tx.send(std::mem::take(&mut changes));
                 }
             }
         });
-        rx
+        (
+            SharedView {
+                view: shared,
+                status: status_rx,
+            },
+            changes_rx,
+        )
     }
+}
+
+/// What netmaster answered to an allocation.
+#[derive(Debug, Clone)]
+pub struct Allocated {
+    pub endpoint: Endpoint,
+    pub network: Option<Network>,
+    pub revision: i64,
 }

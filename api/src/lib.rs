@@ -16,6 +16,7 @@ pub mod model;
 pub mod proto;
 pub mod state;
 pub mod validate;
+pub mod watch;
 
 pub use model::*;
 pub use state::{plan, Change, Spec, State};

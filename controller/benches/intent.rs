@@ -90,6 +90,7 @@ async fn fan_out(name: &str, mut config: Config) {
             .watch(pb::WatchRequest {
                 host: format!("h{a}"),
                 from_revision: 0,
+                held: vec![],
             })
             .await
             .unwrap()
@@ -98,10 +99,13 @@ async fn fan_out(name: &str, mut config: Config) {
         tokio::spawn(async move {
             let mut snapshot_done = false;
             while let Ok(Some(e)) = w.message().await {
-                if e.kind == pb::watch_event::Kind::SnapshotEnd as i32 {
+                use pb::watch_event::Event;
+                let tenant = matches!(&e.event, Some(Event::Put(o))
+                    if matches!(o.kind, Some(pb::object::Kind::Tenant(_))));
+                if matches!(e.event, Some(Event::Synced(_))) {
                     snapshot_done = true;
                     let _ = seen.send((usize::MAX, Instant::now()));
-                } else if snapshot_done && e.object_kind == "tenant" {
+                } else if snapshot_done && tenant {
                     let _ = seen.send((a, Instant::now()));
                 }
             }

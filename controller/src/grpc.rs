@@ -2,14 +2,14 @@
 //! addresses, and the resumable watch of the desired state.
 //!
 //! Store layout beside the intent: `/weft/nodes/<name>` (a `Node`, attached to the node's
-//! lease) and `/weft/endpoints/<id>` (an `Endpoint`). The watch streams every object an agent
-//! needs — intent, nodes, endpoints — as JSON, each change with its store revision.
+//! lease) and `/weft/endpoints/<id>` (an `Endpoint`). The watch is served by the hub
+//! ([`crate::watch`]): each host receives the units it needs, typed, each change with its store
+//! revision.
 
 use std::net::Ipv4Addr;
 use std::pin::Pin;
 
-use futures::Stream;
-use tokio::sync::mpsc;
+use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use weft_api::proto::agent as pb;
 use weft_api::proto::agent::agent_service_server::AgentService;
@@ -17,7 +17,8 @@ use weft_api::{Endpoint, Node};
 
 use crate::alloc::{AllocError, Allocator, Pool};
 use crate::intent::{Intent, IntentError, ENDPOINTS};
-use crate::store::{Compare, Op, StoreError, WatchEvent};
+use crate::store::{Compare, Op, StoreError};
+use crate::watch::Hub;
 
 /// Node records.
 pub const NODES: &str = "/weft/nodes/";
@@ -26,12 +27,13 @@ const DEFAULT_TTL: u32 = 10;
 pub struct Agents {
     intent: Intent,
     alloc: Allocator,
+    hub: Hub,
 }
 
 impl Agents {
-    pub fn new(intent: Intent) -> Self {
+    pub fn new(intent: Intent, hub: Hub) -> Self {
         let alloc = Allocator::new(intent.store().clone());
-        Agents { intent, alloc }
+        Agents { intent, alloc, hub }
     }
 }
 
@@ -62,29 +64,23 @@ fn alloc_status(e: AllocError) -> Status {
     }
 }
 
-/// Which object a store key holds: (kind, key), or None for keys agents do not see.
-fn object_of(key: &[u8]) -> Option<(String, String)> {
-    let k = std::str::from_utf8(key).ok()?;
-    if let Some(rest) = k.strip_prefix("/weft/intent/") {
-        let (kind, key) = rest.split_once('/')?;
-        return Some((kind.to_string(), key.to_string()));
-    }
-    if let Some(name) = k.strip_prefix(NODES) {
-        return Some(("node".into(), name.to_string()));
-    }
-    k.strip_prefix(ENDPOINTS)
-        .map(|id| ("endpoint".into(), id.to_string()))
-}
-
 /// A MAC for an endpoint: locally administered, derived from its address so it is stable.
 /// An endpoint may name only a group of its tenant that exists.
-fn group_exists(state: &weft_api::State, tenant: &str, group: &str) -> Result<(), Status> {
-    if state.groups.contains_key(&format!("{tenant}:{group}")) {
-        Ok(())
-    } else {
-        Err(Status::not_found(format!(
+fn group_exists(
+    state: &weft_api::State,
+    tenant: &str,
+    network: &str,
+    group: &str,
+) -> Result<(), Status> {
+    match state.groups.get(&format!("{tenant}:{group}")) {
+        Some(g) if g.network_name == network => Ok(()),
+        Some(g) => Err(Status::invalid_argument(format!(
+            "endpoint group \"{tenant}:{group}\" belongs to network {}, not {network}",
+            g.network_name
+        ))),
+        None => Err(Status::not_found(format!(
             "endpoint group \"{tenant}:{group}\" does not exist"
-        )))
+        ))),
     }
 }
 
@@ -160,7 +156,94 @@ impl AgentService for Agents {
         &self,
         req: Request<pb::AllocateEndpointRequest>,
     ) -> Result<Response<pb::AllocateEndpointReply>, Status> {
+        let (json, revision) = self.allocate(req.into_inner()).await?;
+        let ep: Endpoint =
+            serde_json::from_slice(&json).map_err(|e| Status::internal(e.to_string()))?;
+        let net_key = format!(
+            "/weft/intent/network/{}:{}",
+            ep.tenant_name, ep.network_name
+        );
+        let network = match self
+            .intent
+            .store()
+            .get(net_key.as_bytes())
+            .await
+            .map_err(status)?
+        {
+            Some(kv) => Some(weft_api::watch::network_to_proto(
+                &serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?,
+            )),
+            None => None,
+        };
+        Ok(Response::new(pb::AllocateEndpointReply {
+            endpoint: Some(weft_api::watch::endpoint_to(&ep)),
+            network,
+            revision,
+        }))
+    }
+    async fn release_endpoint(
+        &self,
+        req: Request<pb::ReleaseEndpointRequest>,
+    ) -> Result<Response<pb::ReleaseEndpointReply>, Status> {
+        let id = req.into_inner().endpoint_id;
+        let key = format!("{ENDPOINTS}{id}").into_bytes();
+        let store = self.intent.store();
+        let Some(kv) = store.get(&key).await.map_err(status)? else {
+            return Ok(Response::new(pb::ReleaseEndpointReply { existed: false }));
+        };
+        let ep: Endpoint =
+            serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
+        let net_key = format!("{}:{}", ep.tenant_name, ep.network_name);
+        let pool = Pool::addresses(
+            &format!("ip/{net_key}"),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::UNSPECIFIED,
+            vec![],
+        );
+        self.alloc.release(&pool, &id).await.map_err(alloc_status)?;
+        store
+            .txn(vec![], vec![Op::Delete(key)], vec![])
+            .await
+            .map_err(status)?;
+        Ok(Response::new(pb::ReleaseEndpointReply { existed: true }))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        req: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let r = req.into_inner();
+        let held = r.held.into_iter().map(|h| (h.unit, h.digest)).collect();
+        let rx = self
+            .hub
+            .subscribe(r.host, r.from_revision, held)
+            .await
+            .ok_or_else(|| Status::unavailable("netmaster is shutting down"))?;
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|batch| (batch, rx))
+        })
+        .flat_map(|batch| futures::stream::iter(batch.into_iter().map(Ok)));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_networks(
+        &self,
+        req: Request<pb::GetNetworksRequest>,
+    ) -> Result<Response<pb::GetNetworksReply>, Status> {
+        let r = req.into_inner();
+        self.hub
+            .networks(r.tenant, r.network)
+            .await
+            .map(Response::new)
+            .ok_or_else(|| Status::unavailable("netmaster is shutting down"))
+    }
+}
+
+impl Agents {
+    /// Allocates (or finds) an endpoint: its stored JSON and the revision it was read or written at.
+    async fn allocate(&self, r: pb::AllocateEndpointRequest) -> Result<(Vec<u8>, i64), Status> {
         if r.endpoint_id.is_empty() || r.endpoint_id.contains('/') {
             return Err(Status::invalid_argument(
                 "endpoint_id must be non-empty and contain no '/'",
@@ -199,13 +282,11 @@ impl AgentService for Agents {
                 }
             }
             if !changed {
-                return Ok(Response::new(pb::AllocateEndpointReply {
-                    endpoint_json: kv.value,
-                }));
+                return Ok((kv.value, kv.mod_revision));
             }
             if !r.group.is_empty() {
                 let (state, _) = self.intent.load().await.map_err(intent_status)?;
-                group_exists(&state, &r.tenant, &r.group)?;
+                group_exists(&state, &r.tenant, &r.network, &r.group)?;
             }
             let value = serde_json::to_vec(&ep).expect("endpoints serialize");
             let done = store
@@ -222,9 +303,7 @@ impl AgentService for Agents {
                     r.endpoint_id
                 )));
             }
-            return Ok(Response::new(pb::AllocateEndpointReply {
-                endpoint_json: value,
-            }));
+            return Ok((value, done.revision));
         }
         let (state, _) = self.intent.load().await.map_err(intent_status)?;
         let net_key = format!("{}:{}", r.tenant, r.network);
@@ -233,7 +312,7 @@ impl AgentService for Agents {
             .get(&net_key)
             .ok_or_else(|| Status::not_found(format!("network \"{net_key}\" does not exist")))?;
         if !r.group.is_empty() {
-            group_exists(&state, &r.tenant, &r.group)?;
+            group_exists(&state, &r.tenant, &r.network, &r.group)?;
         }
         let (first, last) = net.subnet.usable();
         let pool = Pool::addresses(
@@ -282,118 +361,9 @@ impl AgentService for Agents {
         if !stored.succeeded {
             // A concurrent identical request won: answer with what it stored.
             if let Some(Some(kv)) = stored.gets.first() {
-                return Ok(Response::new(pb::AllocateEndpointReply {
-                    endpoint_json: kv.value.clone(),
-                }));
+                return Ok((kv.value.clone(), kv.mod_revision));
             }
         }
-        Ok(Response::new(pb::AllocateEndpointReply {
-            endpoint_json: value,
-        }))
-    }
-
-    async fn release_endpoint(
-        &self,
-        req: Request<pb::ReleaseEndpointRequest>,
-    ) -> Result<Response<pb::ReleaseEndpointReply>, Status> {
-        let id = req.into_inner().endpoint_id;
-        let key = format!("{ENDPOINTS}{id}").into_bytes();
-        let store = self.intent.store();
-        let Some(kv) = store.get(&key).await.map_err(status)? else {
-            return Ok(Response::new(pb::ReleaseEndpointReply { existed: false }));
-        };
-        let ep: Endpoint =
-            serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
-        let net_key = format!("{}:{}", ep.tenant_name, ep.network_name);
-        let pool = Pool::addresses(
-            &format!("ip/{net_key}"),
-            Ipv4Addr::UNSPECIFIED,
-            Ipv4Addr::UNSPECIFIED,
-            vec![],
-        );
-        self.alloc.release(&pool, &id).await.map_err(alloc_status)?;
-        store
-            .txn(vec![], vec![Op::Delete(key)], vec![])
-            .await
-            .map_err(status)?;
-        Ok(Response::new(pb::ReleaseEndpointReply { existed: true }))
-    }
-
-    type WatchStream = WatchStream;
-
-    async fn watch(
-        &self,
-        req: Request<pb::WatchRequest>,
-    ) -> Result<Response<Self::WatchStream>, Status> {
-        let from = req.into_inner().from_revision;
-        let store = self.intent.store().clone();
-        let (tx, rx) = mpsc::channel::<Result<pb::WatchEvent, Status>>(256);
-        let mut snapshot = Vec::new();
-        let start = if from > 0 {
-            from
-        } else {
-            // Snapshot: every object at one revision, then the marker.
-            let (kvs, rev) = store.range(b"/weft/").await.map_err(status)?;
-            for kv in kvs {
-                if let Some((kind, key)) = object_of(&kv.key) {
-                    snapshot.push(pb::WatchEvent {
-                        kind: pb::watch_event::Kind::Put as i32,
-                        revision: kv.mod_revision,
-                        object_kind: kind,
-                        key,
-                        object_json: kv.value,
-                    });
-                }
-            }
-            snapshot.push(pb::WatchEvent {
-                kind: pb::watch_event::Kind::SnapshotEnd as i32,
-                revision: rev,
-                ..Default::default()
-            });
-            rev + 1
-        };
-        let mut changes = store.watch(b"/weft/", start).await.map_err(status)?;
-        // One task sends the snapshot and then the changes, so they can never interleave.
-        tokio::spawn(async move {
-            for e in snapshot {
-                if tx.send(Ok(e)).await.is_err() {
-                    return;
-                }
-            }
-            while let Some(item) = changes.recv().await {
-                let ev = match item {
-                    Err(e) => {
-                        let _ = tx.send(Err(status(e))).await;
-                        return;
-                    }
-                    Ok(ev) => ev,
-                };
-                let Some((object_kind, key)) = object_of(ev.key()) else {
-                    continue;
-                };
-                let msg = match ev {
-                    WatchEvent::Put(kv) => pb::WatchEvent {
-                        kind: pb::watch_event::Kind::Put as i32,
-                        revision: kv.mod_revision,
-                        object_kind,
-                        key,
-                        object_json: kv.value,
-                    },
-                    WatchEvent::Delete { revision, .. } => pb::WatchEvent {
-                        kind: pb::watch_event::Kind::Delete as i32,
-                        revision,
-                        object_kind,
-                        key,
-                        object_json: vec![],
-                    },
-                };
-                if tx.send(Ok(msg)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
-        Ok(Response::new(Box::pin(stream)))
+        Ok((value, stored.revision))
     }
 }

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`alloc`]: VLAN ids, VNIs, subnets and addresses, each allocation one compare-and-swap.
 //! - [`grpc`]: the service for agents: nodes under leases, endpoint addresses, the watch.
+//! - [`watch`]: the hub behind the watch: one store watch, objects in units, each change sent
+//!   only to the hosts whose units hold it.
 //! - [`intent`]: the intent in the store; every change one validated transaction.
 //! - [`rest`]: the REST API (Contiv's paths), [`server`]: running it (`netmaster` binary).
 //! - [`store`]: the store interface with its two backends (embedded redb file, etcd), etcd's
@@ -18,3 +20,4 @@ pub mod openapi;
 pub mod rest;
 pub mod server;
 pub mod store;
+pub mod watch;

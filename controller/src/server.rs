@@ -72,6 +72,7 @@ pub async fn run(
     ready: Option<tokio::sync::oneshot::Sender<Bound>>,
 ) -> Result<(), ServeError> {
     let store = open_store(&config).await?;
+    let hub = crate::watch::Hub::start(store.clone(), shutdown.clone()).await?;
     let intent = Intent::new(store);
     let (rest_l, rest) = bind(config.listen).await?;
     let (grpc_l, grpc) = bind(config.grpc_listen).await?;
@@ -84,7 +85,7 @@ pub async fn run(
     let rest_task =
         axum::serve(rest_l, app).with_graceful_shutdown(async move { s1.cancelled().await });
     let agents = weft_api::proto::agent::agent_service_server::AgentServiceServer::new(
-        crate::grpc::Agents::new(intent),
+        crate::grpc::Agents::new(intent, hub),
     );
     let grpc_task = tonic::transport::Server::builder()
         .add_service(agents)

@@ -74,7 +74,9 @@ async fn endpoints_are_allocated_idempotently_and_released() {
     let (nm, mut c) = netmaster().await;
     apply(&nm, serde_json::from_str(SPEC).unwrap()).await;
     let ep = |r: pb::AllocateEndpointReply| {
-        serde_json::from_slice::<weft_api::Endpoint>(&r.endpoint_json).unwrap()
+        assert_eq!(r.network.as_ref().unwrap().network_name, "web");
+        assert!(r.revision > 0);
+        weft_api::watch::endpoint_from(&r.endpoint.unwrap()).unwrap()
     };
     let a = ep(c
         .allocate_endpoint(alloc_req("a", ""))
@@ -151,31 +153,158 @@ async fn endpoints_are_allocated_idempotently_and_released() {
     assert!(r.text().await.unwrap().contains("still has endpoints"));
 }
 
+/// An event as text: "put kind/key", "delete kind/key", "drop unit", "synced".
+fn show(e: &pb::WatchEvent) -> String {
+    use pb::watch_event::Event;
+    match e.event.as_ref().expect("an event") {
+        Event::Put(o) => {
+            let o = weft_api::watch::Object::from_proto(o).unwrap();
+            format!("put {}/{}", o.kind(), o.key())
+        }
+        Event::Delete(r) => {
+            let k = pb::ObjectKind::try_from(r.kind)
+                .ok()
+                .and_then(weft_api::watch::Kind::from_proto)
+                .unwrap();
+            format!("delete {k}/{}", r.key)
+        }
+        Event::Drop(d) => format!("drop {}", d.unit),
+        Event::Synced(_) => "synced".into(),
+    }
+}
+
+/// Events up to and including the next SYNCED, as text; and SYNCED's revision.
+async fn until_synced(w: &mut tonic::Streaming<pb::WatchEvent>) -> (Vec<String>, i64) {
+    let mut out = vec![];
+    loop {
+        let e = next(w).await;
+        let s = show(&e);
+        if s == "synced" {
+            return (out, e.revision);
+        }
+        out.push(s);
+    }
+}
+
+async fn watch(
+    c: &mut AgentServiceClient<tonic::transport::Channel>,
+    host: &str,
+    from: i64,
+    held: Vec<pb::HeldUnit>,
+) -> tonic::Streaming<pb::WatchEvent> {
+    c.watch(pb::WatchRequest {
+        host: host.into(),
+        from_revision: from,
+        held,
+    })
+    .await
+    .unwrap()
+    .into_inner()
+}
+
+/// What an agent holds, for resuming: its units' digests, kept as it applies events.
+#[derive(Default)]
+struct Held(std::collections::HashMap<String, (u64, std::collections::HashSet<String>)>);
+
+impl Held {
+    fn apply(&mut self, e: &pb::WatchEvent) {
+        use pb::watch_event::Event;
+        match e.event.as_ref().unwrap() {
+            Event::Put(o) => {
+                let o = weft_api::watch::Object::from_proto(o).unwrap();
+                let u = self.0.entry(o.unit()).or_default();
+                if u.1.insert(format!("{}/{}", o.kind(), o.key())) {
+                    u.0 ^= weft_api::watch::digest_of(o.kind(), &o.key());
+                }
+            }
+            Event::Delete(r) => {
+                let k = pb::ObjectKind::try_from(r.kind)
+                    .ok()
+                    .and_then(weft_api::watch::Kind::from_proto)
+                    .unwrap();
+                for u in self.0.values_mut() {
+                    if u.1.remove(&format!("{k}/{}", r.key)) {
+                        u.0 ^= weft_api::watch::digest_of(k, &r.key);
+                    }
+                }
+            }
+            Event::Drop(d) => {
+                self.0.remove(&d.unit);
+            }
+            Event::Synced(_) => {}
+        }
+    }
+    fn units(&self) -> Vec<pb::HeldUnit> {
+        self.0
+            .iter()
+            .map(|(u, (d, _))| pb::HeldUnit {
+                unit: u.clone(),
+                digest: *d,
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_receives_a_tenant_with_its_first_endpoint_there_and_loses_it_with_its_last() {
+    let (nm, mut c) = netmaster().await;
+    apply(&nm, serde_json::from_str(SPEC).unwrap()).await;
+    // h2 has no endpoint: the tenant's name, nothing of its networks.
+    let mut w2 = watch(&mut c, "h2", 0, vec![]).await;
+    let (snap, _) = until_synced(&mut w2).await;
+    assert_eq!(snap, ["put tenant/blue"]);
+    // An endpoint on h1: h2 hears nothing of it.
+    c.allocate_endpoint(alloc_req("a", "")).await.unwrap();
+    assert!(
+        timeout(Duration::from_millis(300), w2.message())
+            .await
+            .is_err(),
+        "h2 receives nothing about a network it has no endpoint on"
+    );
+    // Its first endpoint of blue brings blue's network, groups and endpoints (on every host).
+    let mut on_h2 = alloc_req("b", "");
+    on_h2.host = "h2".into();
+    c.allocate_endpoint(on_h2).await.unwrap();
+    let mut got = vec![show(&next(&mut w2).await)];
+    while got.len() < 3 {
+        got.push(show(&next(&mut w2).await));
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        ["put endpoint/a", "put endpoint/b", "put network/blue:web"]
+    );
+    // Its last endpoint gone: the endpoint's delete, then the network's unit dropped.
+    c.release_endpoint(pb::ReleaseEndpointRequest {
+        endpoint_id: "b".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(show(&next(&mut w2).await), "delete endpoint/b");
+    let mut dropped = vec![show(&next(&mut w2).await), show(&next(&mut w2).await)];
+    dropped.sort();
+    assert_eq!(dropped, ["drop net/blue:web", "drop tenant/blue"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_gives_a_snapshot_then_changes_and_resumes_without_gaps() {
     let (nm, mut c) = netmaster().await;
     apply(&nm, serde_json::from_str(SPEC).unwrap()).await;
-    let mut w = c
-        .watch(pb::WatchRequest {
-            host: "h1".into(),
-            from_revision: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    c.allocate_endpoint(alloc_req("a", "")).await.unwrap();
+    let mut held = Held::default();
+    let mut w = watch(&mut c, "h1", 0, vec![]).await;
     let mut snapshot = Vec::new();
     let end = loop {
         let e = next(&mut w).await;
-        if e.kind == pb::watch_event::Kind::SnapshotEnd as i32 {
+        held.apply(&e);
+        if show(&e) == "synced" {
             break e.revision;
         }
-        snapshot.push((e.object_kind, e.key));
+        snapshot.push(show(&e));
     };
-    assert!(
-        snapshot.contains(&("network".into(), "blue:web".into())),
-        "{snapshot:?}"
-    );
-    assert!(snapshot.contains(&("tenant".into(), "blue".into())));
+    for want in ["put network/blue:web", "put tenant/blue", "put endpoint/a"] {
+        assert!(snapshot.contains(&want.to_string()), "{snapshot:?}");
+    }
     // A node registers: the watch sees it.
     let reg = c
         .register_node(pb::RegisterNodeRequest {
@@ -188,15 +317,13 @@ async fn watch_gives_a_snapshot_then_changes_and_resumes_without_gaps() {
         .unwrap()
         .into_inner();
     let e = next(&mut w).await;
-    assert_eq!(
-        (e.object_kind.as_str(), e.key.as_str(), e.kind),
-        ("node", "h1", pb::watch_event::Kind::Put as i32)
-    );
+    held.apply(&e);
+    assert_eq!(show(&e), "put node/h1");
     assert!(e.revision > end);
     let last_seen = e.revision;
     drop(w);
-    // While nobody watches: an endpoint, and the node's lease lapses.
-    c.allocate_endpoint(alloc_req("a", "")).await.unwrap();
+    // While nobody watches: an endpoint added, and the node's lease lapses.
+    c.allocate_endpoint(alloc_req("b", "")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
         c.keep_alive(pb::KeepAliveRequest {
@@ -207,26 +334,29 @@ async fn watch_gives_a_snapshot_then_changes_and_resumes_without_gaps() {
         .code(),
         Code::NotFound
     );
-    // Resume after the last revision seen: exactly what happened, in order.
-    let mut w = c
-        .watch(pb::WatchRequest {
-            host: "h1".into(),
-            from_revision: last_seen + 1,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let e1 = next(&mut w).await;
+    // Resume after the last revision seen, with the units held: the new endpoint; the node's
+    // unit (cluster) lost a key, so it comes again whole after a drop; nothing else.
+    let mut w = watch(&mut c, "h1", last_seen, held.units()).await;
+    let (got, rev) = until_synced(&mut w).await;
     assert_eq!(
-        (e1.object_kind.as_str(), e1.key.as_str()),
-        ("endpoint", "a")
+        got,
+        ["drop cluster", "put tenant/blue", "put endpoint/b"],
+        "exactly what changed"
     );
-    let e2 = next(&mut w).await;
-    assert_eq!(
-        (e2.object_kind.as_str(), e2.key.as_str(), e2.kind),
-        ("node", "h1", pb::watch_event::Kind::Delete as i32)
-    );
-    assert!(e1.revision > last_seen && e2.revision > e1.revision);
+    assert!(rev > last_seen);
+    // A fresh snapshot's units, resumed at its revision with nothing changed: only SYNCED.
+    let mut held2 = Held::default();
+    let mut w = watch(&mut c, "h1", 0, vec![]).await;
+    loop {
+        let e = next(&mut w).await;
+        held2.apply(&e);
+        if show(&e) == "synced" {
+            break;
+        }
+    }
+    drop(w);
+    let mut w = watch(&mut c, "h1", rev, held2.units()).await;
+    assert_eq!(until_synced(&mut w).await.0, Vec::<String>::new());
     assert!(
         timeout(Duration::from_millis(300), w.message())
             .await

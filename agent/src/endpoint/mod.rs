@@ -92,9 +92,11 @@ fn network_mtu(net: &weft_api::model::Network) -> u32 {
 
 /// A network of the view whose segment is allocated.
 fn network_ready(v: &crate::netmaster::View, key: &str) -> Option<weft_api::model::Network> {
-    v.networks
-        .get(key)
-        .filter(|n| crate::hoststate::segment_of(n).is_some())
+    ready(v.networks.get(key))
+}
+
+fn ready(n: Option<&weft_api::model::Network>) -> Option<weft_api::model::Network> {
+    n.filter(|n| crate::hoststate::segment_of(n).is_some())
         .cloned()
 }
 
@@ -122,6 +124,9 @@ struct Plan {
     gateway: Option<std::net::Ipv4Addr>,
     mac: [u8; 6],
     mtu: u32,
+    /// The store revision of netmaster's record (0: none); the view must reach it before the
+    /// flows are compiled, so that it holds the endpoint's network and tenant.
+    revision: i64,
 }
 
 impl Endpoints {
@@ -259,6 +264,19 @@ impl Endpoints {
         let t_kernel = t.elapsed();
 
         let is_network = lp.endpoint.is_some();
+        // The view must hold what netmaster recorded (the endpoint's tenant comes to this host
+        // with its first endpoint there) before the flows are compiled.
+        if plan.revision > 0
+            && !inner
+                .view
+                .wait_revision(plan.revision, inner.cfg.confirm_timeout)
+                .await
+        {
+            return Err(AttachError::Unavailable(format!(
+                "netmaster's view did not reach revision {} within {:?}",
+                plan.revision, inner.cfg.confirm_timeout
+            )));
+        }
         undo.local = Some(id.to_string());
         let v = inner
             .desired
@@ -308,6 +326,7 @@ impl Endpoints {
                     gateway: None,
                     mac: spec.mac.unwrap_or_else(|| derived_mac(&spec.endpoint_id)),
                     mtu: spec.mtu.unwrap_or(1500),
+                    revision: 0,
                 });
             }
             Attachment::Network {
@@ -319,12 +338,12 @@ impl Endpoints {
         // Known here already (the usual case), or after netmaster has answered: a network it
         // does not know is its error to give.
         let key = format!("{tenant}:{network}");
-        let known = network_ready(&self.inner.view.borrow(), &key);
+        let known = network_ready(&self.inner.view.read(), &key);
         let (want_ip, want_prefix) = match spec.ipv4 {
             Ipv4Request::Allocate => (None, None),
             Ipv4Request::Address(a, p) => (Some(a), p),
         };
-        let ep = inner
+        let allocated = inner
             .netmaster
             .allocate(nm::AllocateEndpointRequest {
                 endpoint_id: spec.endpoint_id.clone(),
@@ -344,7 +363,8 @@ impl Endpoints {
             .await
             .map_err(|s| AttachError::netmaster("netmaster refused the endpoint", s))?;
         undo.released = Some(spec.endpoint_id.clone());
-        let net = match known {
+        let ep = allocated.endpoint;
+        let net = match known.or_else(|| ready(allocated.network.as_ref())) {
             Some(n) => n,
             None => self.network(&key).await?,
         };
@@ -363,6 +383,7 @@ impl Endpoints {
             gateway: net.gateway,
             mac,
             mtu,
+            revision: allocated.revision,
         })
     }
 
@@ -372,26 +393,23 @@ impl Endpoints {
             Attachment::Bridge { .. } => Some(1500),
             Attachment::Network {
                 tenant, network, ..
-            } => network_ready(&self.inner.view.borrow(), &format!("{tenant}:{network}"))
+            } => network_ready(&self.inner.view.read(), &format!("{tenant}:{network}"))
                 .map(|n| network_mtu(&n)),
         })
     }
 
-    /// The network from netmaster's view; waits briefly for a network created just now.
+    /// The network from netmaster's view; waits briefly for a network created just now (or
+    /// one whose packet tag is still being allocated).
     async fn network(&self, key: &str) -> Result<weft_api::model::Network, AttachError> {
-        let ready = |v: &crate::netmaster::View| network_ready(v, key);
-        let mut view = self.inner.view.clone();
-        let wait = tokio::time::timeout(
-            Duration::from_secs(3),
-            view.wait_for(|v| ready(v).is_some()),
-        )
-        .await;
-        match wait {
-            Ok(Ok(v)) => Ok(ready(&v).expect("waited for")),
-            _ => Err(AttachError::Unavailable(format!(
-                "network {key} is not (yet) in this agent's view of netmaster"
-            ))),
-        }
+        self.inner
+            .view
+            .wait_for(Duration::from_secs(3), |v| network_ready(v, key))
+            .await
+            .ok_or_else(|| {
+                AttachError::Unavailable(format!(
+                    "network {key} is not (yet) in this agent's view of netmaster"
+                ))
+            })
     }
 
     async fn undo(&self, u: Undo) {
