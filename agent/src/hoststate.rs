@@ -3,7 +3,7 @@
 //! from a compile to the host's routes through the gateway port. No I/O, no locks: the owner of
 //! desired state ([`crate::desired`]) calls it with what it holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use tracing::warn;
@@ -25,86 +25,111 @@ pub struct HostPorts {
     pub gateway_port: Option<weft_policy::GatewayPort>,
 }
 
-/// The pipeline's input: this host's ports joined with netmaster's networks.
+/// The pipeline's input: this host's ports joined with netmaster's networks. Built from the
+/// same per-object conversions the incremental path uses ([`crate::desired`]), so both agree.
 pub fn host_state<'a>(
     view: &View,
     me: &HostPorts,
     local: impl IntoIterator<Item = &'a LocalPort>,
 ) -> HostState {
-    let mut state = HostState {
+    let zones = zones(view);
+    HostState {
         uplink_port: me.uplink_port,
         tunnel_port: me.tunnel_port,
         gateway_port: me.gateway_port,
-        other_hosts: view
-            .nodes
+        other_hosts: other_hosts(view, me),
+        service_cidrs: service_cidrs(view),
+        // Endpoints of other hosts, where the host is known (a host whose lease lapsed is gone
+        // from the node list, and its endpoints with it).
+        remote_endpoints: view
+            .endpoints
             .values()
-            .filter(|n| n.name != me.host)
-            .map(|n| n.vtep_ip)
+            .filter_map(|ep| remote_of(view, me, ep))
             .collect(),
-        service_cidrs: view
-            .globals
+        // Every network received: the compiler keeps those this host carries (its endpoints'
+        // networks, the other networks of their tenants, host-access networks).
+        networks: view
+            .networks
             .values()
-            .flat_map(|g| &g.service_cidrs)
-            .map(|c| (c.network(), c.prefix_len()))
+            .filter_map(|net| network_of(&zones, net))
             .collect(),
-        ..HostState::default()
-    };
-    // Endpoints of other hosts, where the host is known (a host whose lease lapsed is gone
-    // from the node list, and its endpoints with it).
-    for ep in view.endpoints.values() {
-        if ep.host == me.host {
-            continue;
-        }
-        let (Some(node), Some(mac)) = (view.nodes.get(&ep.host), weft_policy::parse_mac(&ep.mac))
-        else {
-            continue;
-        };
-        state.remote_endpoints.push(weft_policy::RemoteEndpoint {
-            key: ep.endpoint_id.clone(),
-            network: format!("{}:{}", ep.tenant_name, ep.network_name),
-            vtep: node.vtep_ip,
-            mac,
-            ipv4: vec![ep.ipv4],
-            group: group_key(ep),
-        });
+        endpoints: local.into_iter().filter_map(|p| local_of(me, p)).collect(),
+        groups: view.groups.values().map(|g| group_of(view, g)).collect(),
+        policies: policy_keys(view)
+            .iter()
+            .filter_map(|k| policy_of(view, k))
+            .collect(),
     }
-    let zones = weft_policy::tenant_zones(view.tenants.keys().map(String::as_str));
-    // Every network: the compiler keeps those this host carries (its endpoints' networks,
-    // the other networks of their tenants, host-access networks).
-    state.networks = view
-        .networks
-        .iter()
-        .filter_map(|(key, net)| {
-            Some(weft_policy::Network {
-                key: key.clone(),
-                segment: segment_of(net)?,
-                gateway: net.gateway,
-                zone: *zones.get(&net.tenant_name)?,
-                subnet: Some((net.subnet.net.network(), net.subnet.net.prefix_len())),
-                host_access: net.host_access,
-                external: net.external,
-            })
-        })
-        .collect();
-    for p in local {
-        let Some(ep) = &p.endpoint else { continue };
-        if p.bridge != me.bridge || p.ofport == 0 {
-            continue;
-        }
-        state.endpoints.push(weft_policy::Endpoint {
-            key: p.endpoint_id.clone(),
-            network: format!("{}:{}", ep.tenant_name, ep.network_name),
-            ofport: p.ofport,
-            mac: p.mac,
-            ipv4: vec![ep.ipv4],
-            ipv6: p.ipv6.iter().map(|a| a.addr()).collect(),
-            group: group_key(ep),
-        });
+}
+
+/// The conntrack zone of every tenant received.
+pub fn zones(view: &View) -> BTreeMap<String, u16> {
+    weft_policy::tenant_zones(view.tenants.keys().map(String::as_str))
+}
+
+/// The addresses of the other hosts.
+pub fn other_hosts(view: &View, me: &HostPorts) -> Vec<Ipv4Addr> {
+    view.nodes
+        .values()
+        .filter(|n| n.name != me.host)
+        .map(|n| n.vtep_ip)
+        .collect()
+}
+
+/// The cluster's service ranges.
+pub fn service_cidrs(view: &View) -> Vec<(Ipv4Addr, u8)> {
+    view.globals
+        .values()
+        .flat_map(|g| &g.service_cidrs)
+        .map(|c| (c.network(), c.prefix_len()))
+        .collect()
+}
+
+/// An endpoint of another host as the compiler takes it (None: this host's own, its host
+/// unknown, or its MAC unreadable).
+pub fn remote_of(view: &View, me: &HostPorts, ep: &Endpoint) -> Option<weft_policy::RemoteEndpoint> {
+    if ep.host == me.host {
+        return None;
     }
-    let (groups, policies) = policy_state(view);
-    state.groups = groups;
-    state.policies = policies;
-    state
+    let node = view.nodes.get(&ep.host)?;
+    Some(weft_policy::RemoteEndpoint {
+        key: ep.endpoint_id.clone(),
+        network: format!("{}:{}", ep.tenant_name, ep.network_name),
+        vtep: node.vtep_ip,
+        mac: weft_policy::parse_mac(&ep.mac)?,
+        ipv4: vec![ep.ipv4],
+        group: group_key(ep),
+    })
+}
+
+/// A network as the compiler takes it (None: its tag not allocated yet, or its tenant unknown).
+pub fn network_of(zones: &BTreeMap<String, u16>, net: &Network) -> Option<weft_policy::Network> {
+    Some(weft_policy::Network {
+        key: format!("{}:{}", net.tenant_name, net.network_name),
+        segment: segment_of(net)?,
+        gateway: net.gateway,
+        zone: *zones.get(&net.tenant_name)?,
+        subnet: Some((net.subnet.net.network(), net.subnet.net.prefix_len())),
+        host_access: net.host_access,
+        external: net.external,
+    })
+}
+
+/// A local port as the compiler takes it (None: a bare-bridge port, or one without a number).
+pub fn local_of(me: &HostPorts, p: &LocalPort) -> Option<weft_policy::Endpoint> {
+    let ep = p.endpoint.as_ref()?;
+    if p.bridge != me.bridge || p.ofport == 0 {
+        return None;
+    }
+    Some(weft_policy::Endpoint {
+        key: p.endpoint_id.clone(),
+        network: format!("{}:{}", ep.tenant_name, ep.network_name),
+        ofport: p.ofport,
+        mac: p.mac,
+        ipv4: vec![ep.ipv4],
+        ipv6: p.ipv6.iter().map(|a| a.addr()).collect(),
+        group: group_key(ep),
+    })
 }
 
 /// The key of an endpoint's group (`tenant:group`), if it is in one.
@@ -112,62 +137,90 @@ fn group_key(ep: &Endpoint) -> Option<String> {
     (!ep.group_name.is_empty()).then(|| format!("{}:{}", ep.tenant_name, ep.group_name))
 }
 
-/// Groups and policies as the compiler takes them: netprofiles resolved, rules gathered under
-/// their policies, peers made concrete (a network is its subnet, an address a /32).
-pub fn policy_state(view: &View) -> (Vec<weft_policy::EndpointGroup>, Vec<weft_policy::Policy>) {
-    let groups = view
-        .groups
-        .iter()
-        .map(|(key, g)| weft_policy::EndpointGroup {
-            key: key.clone(),
-            network: format!("{}:{}", g.tenant_name, g.network_name),
-            policies: g
-                .policies
-                .iter()
-                .map(|p| format!("{}:{p}", g.tenant_name))
-                .collect(),
-            default_deny: g.default_deny,
-            profile: g
-                .net_profile
-                .as_ref()
-                .and_then(|p| view.netprofiles.get(&format!("{}:{p}", g.tenant_name)))
-                .map(|p| weft_policy::Profile {
-                    rate_kbps: p
-                        .bandwidth
-                        .as_deref()
-                        .and_then(|b| weft_api::validate::bandwidth_kbps(b).ok())
-                        .map(|k| u32::try_from(k).unwrap_or(u32::MAX)),
-                    burst_kb: p.burst.saturating_mul(8),
-                    dscp: (p.dscp > 0).then_some((p.dscp & 63) as u8),
-                }),
-        })
-        .collect();
-    let mut policies: BTreeMap<String, weft_policy::Policy> = BTreeMap::new();
-    for r in view.rules.values() {
-        let pkey = format!("{}:{}", r.tenant_name, r.policy_name);
-        let Some(rule) = compile_rule(view, r) else {
-            warn!(rule = %format!("{pkey}:{}", r.rule_id), "rule names a peer this agent does not know; left out");
-            continue;
-        };
-        policies
-            .entry(pkey.clone())
-            .or_insert_with(|| weft_policy::Policy {
-                key: pkey,
-                rules: vec![],
-            })
-            .rules
-            .push(rule);
+/// A group as the compiler takes it, its netprofile resolved.
+pub fn group_of(view: &View, g: &weft_api::model::EndpointGroup) -> weft_policy::EndpointGroup {
+    weft_policy::EndpointGroup {
+        key: format!("{}:{}", g.tenant_name, g.group_name),
+        network: format!("{}:{}", g.tenant_name, g.network_name),
+        policies: g
+            .policies
+            .iter()
+            .map(|p| format!("{}:{p}", g.tenant_name))
+            .collect(),
+        default_deny: g.default_deny,
+        profile: g
+            .net_profile
+            .as_ref()
+            .and_then(|p| view.netprofiles.get(&format!("{}:{p}", g.tenant_name)))
+            .map(|p| weft_policy::Profile {
+                rate_kbps: p
+                    .bandwidth
+                    .as_deref()
+                    .and_then(|b| weft_api::validate::bandwidth_kbps(b).ok())
+                    .map(|k| u32::try_from(k).unwrap_or(u32::MAX)),
+                burst_kb: p.burst.saturating_mul(8),
+                dscp: (p.dscp > 0).then_some((p.dscp & 63) as u8),
+            }),
     }
-    // Groups may name policies without rules yet: they exist, and allow everything.
+}
+
+/// Every policy key the compiler hears of: those with rules, and those groups name (a policy
+/// without rules yet exists, and allows everything).
+pub fn policy_keys(view: &View) -> BTreeSet<String> {
+    let mut keys: BTreeSet<String> = view
+        .rules
+        .values()
+        .map(|r| format!("{}:{}", r.tenant_name, r.policy_name))
+        .collect();
     for g in view.groups.values() {
-        for p in &g.policies {
-            let key = format!("{}:{p}", g.tenant_name);
-            policies
-                .entry(key.clone())
-                .or_insert_with(|| weft_policy::Policy { key, rules: vec![] });
+        keys.extend(g.policies.iter().map(|p| format!("{}:{p}", g.tenant_name)));
+    }
+    keys
+}
+
+/// A policy (`tenant:policy`) with its rules, peers made concrete (a network is its subnet, an
+/// address a /32); None when no rule and no group names it.
+pub fn policy_of(view: &View, key: &str) -> Option<weft_policy::Policy> {
+    let prefix = format!("{key}:");
+    let mut named = false;
+    let mut rules = vec![];
+    for (rkey, r) in view.rules.range(prefix.clone()..) {
+        if !rkey.starts_with(&prefix) {
+            break;
+        }
+        // "t:p:" also begins the keys of a policy named "p:x"; those are not this one's.
+        if format!("{}:{}", r.tenant_name, r.policy_name) != key {
+            continue;
+        }
+        named = true;
+        match compile_rule(view, r) {
+            Some(rule) => rules.push(rule),
+            None => {
+                warn!(rule = %rkey, "rule names a peer this agent does not know; left out")
+            }
         }
     }
-    (groups, policies.into_values().collect())
+    let (tenant, policy) = key.split_once(':')?;
+    named = named
+        || view
+            .groups
+            .values()
+            .any(|g| g.tenant_name == tenant && g.policies.iter().any(|p| p == policy));
+    named.then(|| weft_policy::Policy {
+        key: key.to_string(),
+        rules,
+    })
+}
+
+/// Groups and policies as the compiler takes them.
+pub fn policy_state(view: &View) -> (Vec<weft_policy::EndpointGroup>, Vec<weft_policy::Policy>) {
+    (
+        view.groups.values().map(|g| group_of(view, g)).collect(),
+        policy_keys(view)
+            .iter()
+            .filter_map(|k| policy_of(view, k))
+            .collect(),
+    )
 }
 
 fn compile_rule(view: &View, r: &weft_api::model::Rule) -> Option<weft_policy::Rule> {
@@ -236,18 +289,31 @@ pub fn host_routes(
     state: &HostState,
     compiled: &weft_policy::Compiled,
 ) -> crate::hostgw::HostRoutes {
-    let Some(gw) = state.gateway_port else {
+    routes_of(
+        state.networks.iter(),
+        state.gateway_port.as_ref(),
+        &compiled.owners,
+    )
+}
+
+/// The same from the networks handed to the compiler and the cookies of what it carries.
+pub fn routes_of<'a>(
+    networks: impl IntoIterator<Item = &'a weft_policy::Network>,
+    gateway_port: Option<&weft_policy::GatewayPort>,
+    owners: &BTreeMap<u64, String>,
+) -> crate::hostgw::HostRoutes {
+    let Some(gw) = gateway_port else {
         return crate::hostgw::HostRoutes::default();
     };
     let carried = |key: &str| {
-        compiled.owners.contains_key(&weft_policy::layout::cookie(
+        owners.contains_key(&weft_policy::layout::cookie(
             weft_policy::layout::CookieKind::Network,
             key,
         ))
     };
     let mut prefixes = std::collections::BTreeSet::new();
     let mut external = false;
-    for n in &state.networks {
+    for n in networks {
         if !carried(&n.key) {
             continue;
         }

@@ -147,8 +147,30 @@ mod routes_text {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A local port for a netmaster endpoint record, on br-int at `ofport`.
+    pub(crate) fn port_for(ep: &Endpoint, ofport: u32) -> LocalPort {
+        LocalPort {
+            endpoint_id: ep.endpoint_id.clone(),
+            container_id: ep.container.clone(),
+            interface_name: ep.interface_name.clone(),
+            host_interface: format!("weft{ofport}"),
+            netns: String::new(),
+            bridge: "br-int".into(),
+            endpoint: Some(ep.clone()),
+            vlan: 0,
+            mac: weft_policy::parse_mac(&ep.mac).unwrap_or([2, 0, 0, 0, 0, 1]),
+            ipv4: Some(Ipv4Net::new(ep.ipv4, 24).expect("a prefix")),
+            gateway: None,
+            ipv6: vec![],
+            mtu: 1450,
+            routes: vec![],
+            labels: BTreeMap::new(),
+            ofport,
+        }
+    }
 
     /// A record as an older agent wrote it reads back, and writes out the same.
     #[test]

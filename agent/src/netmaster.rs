@@ -2,6 +2,7 @@
 //! resumable watch of desired state, folded into a [`View`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -71,7 +72,7 @@ impl View {
     }
 
     /// Removes an object; whether it was there.
-    fn remove(&mut self, kind: Kind, key: &str) -> bool {
+    pub(crate) fn remove(&mut self, kind: Kind, key: &str) -> bool {
         let Some(old) = self.take(kind, key) else {
             return false;
         };
@@ -87,7 +88,7 @@ impl View {
         true
     }
 
-    fn put(&mut self, obj: Object) -> (Kind, String) {
+    pub(crate) fn put(&mut self, obj: Object) -> (Kind, String) {
         let (kind, key) = (obj.kind(), obj.key());
         self.remove(kind, &key);
         let u = self.units.entry(obj.unit()).or_default();
@@ -169,6 +170,27 @@ impl View {
 pub struct SharedView {
     view: Arc<RwLock<View>>,
     status: watch::Receiver<(i64, bool)>,
+    counters: Arc<Counters>,
+}
+
+/// What the watch has done (metrics, benchmarks).
+#[derive(Debug, Default)]
+struct Counters {
+    /// Streams opened that reached SYNCED: from a snapshot, and resumed.
+    snapshots: AtomicU64,
+    resumes: AtomicU64,
+    /// Events and their encoded bytes received.
+    events: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A copy of the watch's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WatchStats {
+    pub snapshots: u64,
+    pub resumes: u64,
+    pub events: u64,
+    pub bytes: u64,
 }
 
 impl SharedView {
@@ -179,6 +201,16 @@ impl SharedView {
 
     pub fn complete(&self) -> bool {
         self.status.borrow().1
+    }
+
+    pub fn stats(&self) -> WatchStats {
+        let c = &self.counters;
+        WatchStats {
+            snapshots: c.snapshots.load(Ordering::Relaxed),
+            resumes: c.resumes.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// Waits (at most `timeout`) until `f` finds what it looks for in the view.
@@ -370,6 +402,8 @@ impl Netmaster {
         let (changes_tx, changes_rx) = mpsc::unbounded_channel();
         let mut client = self.client.clone();
         let view = shared.clone();
+        let counters = Arc::new(Counters::default());
+        let count = counters.clone();
         tokio::spawn(async move {
             let write = || view.write().unwrap_or_else(|e| e.into_inner());
             let mut backoff = Duration::from_millis(100);
@@ -426,6 +460,10 @@ impl Netmaster {
                             }
                         };
                         let synced = matches!(ev.event, Some(pb::watch_event::Event::Synced(_)));
+                        count.events.fetch_add(1, Ordering::Relaxed);
+                        count
+                            .bytes
+                            .fetch_add(prost::Message::encoded_len(&ev) as u64, Ordering::Relaxed);
                         match building.as_mut() {
                             Some(b) => {
                                 let mut ignored = vec![];
@@ -434,6 +472,11 @@ impl Netmaster {
                             None => write().apply(&ev, &mut changes),
                         }
                         if synced {
+                            if building.is_some() {
+                                count.snapshots.fetch_add(1, Ordering::Relaxed);
+                            } else if syncing {
+                                count.resumes.fetch_add(1, Ordering::Relaxed);
+                            }
                             if let Some(mut b) = building.take() {
                                 b.complete = true;
                                 info!(
@@ -476,6 +519,7 @@ impl Netmaster {
             SharedView {
                 view: shared,
                 status: status_rx,
+                counters,
             },
             changes_rx,
         )

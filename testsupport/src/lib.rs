@@ -734,6 +734,92 @@ impl Drop for Etcd {
     }
 }
 
+/// Several etcd members forming one cluster, each on its own loopback ports and data directory.
+#[derive(Debug)]
+pub struct EtcdCluster {
+    members: Vec<(std::process::Child, String)>,
+    _dir: TempDir,
+}
+
+impl EtcdCluster {
+    /// `n` members (`m0`, `m1`, ...); returns once every member accepts connections.
+    pub fn start(n: usize) -> EtcdCluster {
+        let dir = TempDir::new("weft-etcd-cluster-");
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let initial = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, pp))| format!("m{i}=http://127.0.0.1:{pp}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut members = vec![];
+        for (i, (cp, pp)) in ports.iter().enumerate() {
+            let client_url = format!("http://127.0.0.1:{cp}");
+            let peer_url = format!("http://127.0.0.1:{pp}");
+            let log = std::fs::File::create(dir.path().join(format!("m{i}.log"))).expect("log");
+            let child = Command::new("etcd")
+                .args(["--name", &format!("m{i}")])
+                .arg("--data-dir")
+                .arg(dir.path().join(format!("m{i}")))
+                .args(["--listen-client-urls", &client_url])
+                .args(["--advertise-client-urls", &client_url])
+                .args(["--listen-peer-urls", &peer_url])
+                .args(["--initial-advertise-peer-urls", &peer_url])
+                .args(["--initial-cluster", &initial])
+                .args(["--initial-cluster-state", "new"])
+                .args(["--max-txn-ops", "100000", "--max-request-bytes", "33554432"])
+                .stdout(log.try_clone().expect("clone log handle"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("etcd not found or not startable ({e}): run scripts/test.sh, which installs etcd-server")
+                });
+            members.push((child, client_url));
+        }
+        let cluster = EtcdCluster {
+            members,
+            _dir: dir,
+        };
+        for (cp, _) in &ports {
+            let port = *cp;
+            wait_for(
+                "etcd members to accept connections",
+                Duration::from_secs(20),
+                || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+                || {
+                    (0..n)
+                        .map(|i| {
+                            std::fs::read_to_string(cluster._dir.path().join(format!("m{i}.log")))
+                                .unwrap_or_default()
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                },
+            );
+        }
+        cluster
+    }
+
+    /// Every member's client URL.
+    pub fn client_urls(&self) -> Vec<String> {
+        self.members.iter().map(|(_, u)| u.clone()).collect()
+    }
+
+    /// Stops member `i` (kill -9).
+    pub fn kill(&mut self, i: usize) {
+        let _ = self.members[i].0.kill();
+        let _ = self.members[i].0.wait();
+    }
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for i in 0..self.members.len() {
+            self.kill(i);
+        }
+    }
+}
+
 /// A container image as a tarball, for `podman import` / `docker import`: `/bin/busybox` (from
 /// busybox-static) and a link for each of its applets, built under `dir`. Returns the tarball.
 pub fn busybox_image_tar(dir: &Path) -> PathBuf {
