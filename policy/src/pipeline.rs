@@ -10,7 +10,7 @@ use ofproto::oxm::{Field, Match};
 
 use crate::flowset::{Flow, FlowSet, Group};
 use crate::layout::*;
-use crate::model::{Endpoint, GatewayPort, HostState, Network, Problem, RemoteEndpoint};
+use crate::model::{Endpoint, GatewayPort, HostState, Network, Problem, Profile, RemoteEndpoint};
 
 const ETH_IPV4: u16 = 0x0800;
 const ETH_ARP: u16 = 0x0806;
@@ -59,47 +59,7 @@ fn mv(src: Field, dst: Field) -> Action {
 /// rest compiles.
 pub fn compile(state: &HostState) -> Compiled {
     let mut out = Compiled::default();
-    let pipe = cookie(CookieKind::Pipeline, "pipeline");
-    out.owners.insert(pipe, "pipeline".into());
-
-    // The skeleton: every table's default.
-    let set = &mut out.flows;
-    set.insert_flow(Flow::new(CLASSIFIER, 0, pipe, Match::new(), vec![]));
-    set.insert_flow(Flow::new(SPOOF_GUARD, 0, pipe, Match::new(), vec![]));
-    set.insert_flow(Flow::new(
-        ARP_RESPONDER,
-        0,
-        pipe,
-        Match::new(),
-        vec![goto(EGRESS_POLICY)],
-    ));
-    set.insert_flow(Flow::new(
-        EGRESS_POLICY,
-        0,
-        pipe,
-        Match::new(),
-        vec![goto(L3)],
-    ));
-    crate::rules::skeleton(set, pipe);
-    set.insert_flow(Flow::new(L3, 0, pipe, Match::new(), vec![goto(L2_FORWARD)]));
-    set.insert_flow(Flow::new(L2_FORWARD, 0, pipe, Match::new(), vec![]));
-    set.insert_flow(Flow::new(
-        INGRESS_POLICY,
-        0,
-        pipe,
-        Match::new(),
-        vec![goto(OUTPUT)],
-    ));
-    set.insert_flow(Flow::new(
-        OUTPUT,
-        0,
-        pipe,
-        Match::new(),
-        vec![apply(vec![Action::OutputReg {
-            src: FieldRange::whole(reg(REG_OUT_PORT)),
-            max_len: 0,
-        }])],
-    ));
+    skeleton_fragment(&mut out);
 
     // Networks, sorted by key, first one wins on conflicts.
     let mut networks: Vec<&Network> = state.networks.iter().collect();
@@ -226,52 +186,67 @@ pub fn compile(state: &HostState) -> Compiled {
     }
 
     let pol = crate::rules::Policies::resolve(state, &members, &mut out.problems);
+    let links = Links::of(state);
     let mut routes = Routes::default();
     for (key, net) in &present {
         let eps = members.get(key).map(Vec::as_slice).unwrap_or_default();
         let rs = remotes.get(key).map(Vec::as_slice).unwrap_or_default();
-        network_flows(&mut out, net, eps, rs, state);
-        if let Some((a, len)) = net.subnet {
-            // An address of the tenant's own that no endpoint holds goes nowhere (not out of
-            // the host, for one).
-            out.flows.insert_flow(Flow::new(
-                L3,
-                150,
-                cookie(CookieKind::Network, &net.key),
-                to_router()
-                    .reg(REG_ZONE, u32::from(net.zone))
-                    .ipv4_dst(a, len),
-                vec![],
-            ));
-        }
+        let ports: Vec<u32> = eps.iter().map(|e| e.ofport).collect();
+        let vteps: BTreeSet<Ipv4Addr> = rs.iter().map(|r| r.vtep).collect();
+        network_fragment(&mut out, net, &ports, vteps, links);
         for ep in eps {
-            endpoint_flows(&mut out, net, ep, &pol);
-            routes.add(
-                &mut out,
-                net,
-                &ep.key,
-                CookieKind::Endpoint,
-                &ep.ipv4,
-                &ep.mac,
-            );
+            let wins = routes.claim(&mut out.problems, net.zone, &ep.key, &ep.ipv4);
+            let m = pol.membership(ep.group.as_deref(), &net.key);
+            endpoint_fragment(&mut out, net, ep, m, &wins);
         }
         for r in rs {
-            remote_flows(&mut out, net, r, state, &pol);
-            routes.add(
-                &mut out,
-                net,
-                &r.key,
-                CookieKind::RemoteEndpoint,
-                &r.ipv4,
-                &r.mac,
-            );
+            let wins = routes.claim(&mut out.problems, net.zone, &r.key, &r.ipv4);
+            let peer = pol.membership(r.group.as_deref(), &net.key).peer;
+            remote_fragment(&mut out, net, r, links, peer, &wins);
         }
     }
     if let Some(gw) = &state.gateway_port {
-        gateway_flows(&mut out, state, gw, &present);
+        gateway_fragment(
+            &mut out,
+            gw,
+            present.values().copied(),
+            links,
+            &state.other_hosts,
+            &state.service_cidrs,
+        );
     }
     pol.compile(&mut out);
     out
+}
+
+/// The ports that lead off this host: the tunnel (VXLAN networks) and the uplink (VLAN
+/// networks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Links {
+    pub tunnel: Option<u32>,
+    pub uplink: Option<u32>,
+}
+
+impl Links {
+    pub(crate) fn of(state: &HostState) -> Links {
+        Links {
+            tunnel: state.tunnel_port,
+            uplink: state.uplink_port,
+        }
+    }
+}
+
+/// What an endpoint's group means for its flows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Membership {
+    /// The group's register value, for the classifier and forwarding (reg1, reg2): any known
+    /// group, whatever its network.
+    pub id: Option<u32>,
+    /// The group's netprofile.
+    pub profile: Option<Profile>,
+    /// The group's register value as a peer (tables 32 and 62): only a known group of the
+    /// endpoint's own network.
+    pub peer: Option<u32>,
 }
 
 /// Routes within each tenant: an address of an endpoint of any of the tenant's networks, local
@@ -284,39 +259,101 @@ struct Routes {
 }
 
 impl Routes {
-    fn add(
+    /// Claims the endpoint's addresses in its tenant (`zone`), in emission order: which of them
+    /// it wins. The others are reported.
+    fn claim(
         &mut self,
-        out: &mut Compiled,
-        net: &Network,
+        problems: &mut Vec<Problem>,
+        zone: u16,
         key: &str,
-        kind: CookieKind,
         addrs: &[Ipv4Addr],
-        mac: &[u8; 6],
-    ) {
-        let c = cookie(kind, key);
-        for a in addrs {
-            if let Some(other) = self.taken.get(&(net.zone, *a)) {
-                out.problems.push(Problem::RouteInUse {
-                    endpoint: key.to_string(),
-                    other: other.clone(),
-                    address: a.to_string(),
-                });
-                continue;
-            }
-            self.taken.insert((net.zone, *a), key.to_string());
-            let mut actions = routed_to(*mac);
-            actions.push(set_reg(REG_NETWORK, net.segment.id()));
-            out.flows.insert_flow(Flow::new(
-                L3,
-                300,
-                c,
-                to_router()
-                    .reg(REG_ZONE, u32::from(net.zone))
-                    .with(Field::Ipv4Dst, u128::from(u32::from(*a))),
-                vec![apply(actions), goto(L2_FORWARD)],
-            ));
-        }
+    ) -> Vec<bool> {
+        addrs
+            .iter()
+            .map(|a| {
+                if let Some(other) = self.taken.get(&(zone, *a)) {
+                    problems.push(Problem::RouteInUse {
+                        endpoint: key.to_string(),
+                        other: other.clone(),
+                        address: a.to_string(),
+                    });
+                    return false;
+                }
+                self.taken.insert((zone, *a), key.to_string());
+                true
+            })
+            .collect()
     }
+}
+
+/// The routes to the addresses an endpoint won (`wins[i]` for `addrs[i]`): to its MAC, in its
+/// network.
+fn route_flows(
+    out: &mut Compiled,
+    net: &Network,
+    c: u64,
+    addrs: &[Ipv4Addr],
+    wins: &[bool],
+    mac: &[u8; 6],
+) {
+    for (a, _) in addrs.iter().zip(wins).filter(|(_, w)| **w) {
+        let mut actions = routed_to(*mac);
+        actions.push(set_reg(REG_NETWORK, net.segment.id()));
+        out.flows.insert_flow(Flow::new(
+            L3,
+            300,
+            c,
+            to_router()
+                .reg(REG_ZONE, u32::from(net.zone))
+                .with(Field::Ipv4Dst, u128::from(u32::from(*a))),
+            vec![apply(actions), goto(L2_FORWARD)],
+        ));
+    }
+}
+
+/// The skeleton: every table's default, and the policy tables' fixed flows.
+pub(crate) fn skeleton_fragment(out: &mut Compiled) {
+    let pipe = cookie(CookieKind::Pipeline, "pipeline");
+    out.owners.insert(pipe, "pipeline".into());
+
+    // The skeleton: every table's default.
+    let set = &mut out.flows;
+    set.insert_flow(Flow::new(CLASSIFIER, 0, pipe, Match::new(), vec![]));
+    set.insert_flow(Flow::new(SPOOF_GUARD, 0, pipe, Match::new(), vec![]));
+    set.insert_flow(Flow::new(
+        ARP_RESPONDER,
+        0,
+        pipe,
+        Match::new(),
+        vec![goto(EGRESS_POLICY)],
+    ));
+    set.insert_flow(Flow::new(
+        EGRESS_POLICY,
+        0,
+        pipe,
+        Match::new(),
+        vec![goto(L3)],
+    ));
+    crate::rules::skeleton(set, pipe);
+    set.insert_flow(Flow::new(L3, 0, pipe, Match::new(), vec![goto(L2_FORWARD)]));
+    set.insert_flow(Flow::new(L2_FORWARD, 0, pipe, Match::new(), vec![]));
+    set.insert_flow(Flow::new(
+        INGRESS_POLICY,
+        0,
+        pipe,
+        Match::new(),
+        vec![goto(OUTPUT)],
+    ));
+    set.insert_flow(Flow::new(
+        OUTPUT,
+        0,
+        pipe,
+        Match::new(),
+        vec![apply(vec![Action::OutputReg {
+            src: FieldRange::whole(reg(REG_OUT_PORT)),
+            max_len: 0,
+        }])],
+    ));
 }
 
 /// IPv4 sent to the router (the gateway MAC).
@@ -342,11 +379,13 @@ fn routed_to(mac: [u8; 6]) -> Vec<Action> {
 ///   each host forwards to its own port.
 /// - External networks send everything else out of the port, translated (see
 ///   `rules::gateway`).
-fn gateway_flows(
+pub(crate) fn gateway_fragment<'a>(
     out: &mut Compiled,
-    state: &HostState,
     gw: &GatewayPort,
-    present: &BTreeMap<&str, &Network>,
+    present: impl IntoIterator<Item = &'a Network>,
+    links: Links,
+    other_hosts: &[Ipv4Addr],
+    service_cidrs: &[(Ipv4Addr, u8)],
 ) {
     let c = cookie(CookieKind::HostGateway, "host-gateway");
     out.owners.insert(c, "host gateway".into());
@@ -388,7 +427,7 @@ fn gateway_flows(
         vec![apply(a), goto(EGRESS_POLICY)]
     };
     let mut external_zones = BTreeSet::new();
-    for net in present.values() {
+    for net in present {
         let seg = net.segment.id();
         let nc = cookie(CookieKind::Network, &net.key);
         if net.external {
@@ -420,7 +459,7 @@ fn gateway_flows(
             .insert_flow(proxy_arp(nc, from_host().ipv4(Field::ArpTpa, addr, len)));
         // This host's address, and the service ranges: into the host's stack.
         let mut local = vec![(gw.address, 32)];
-        local.extend(state.service_cidrs.iter().copied());
+        local.extend(service_cidrs.iter().copied());
         for (a, l) in local {
             out.flows.insert_flow(Flow::new(
                 L3,
@@ -431,8 +470,8 @@ fn gateway_flows(
             ));
         }
         // Another host's address: to that host in this network, at its gateway port's MAC.
-        for h in &state.other_hosts {
-            let Some(towards) = towards_unicast(net, *h, state) else {
+        for h in other_hosts {
+            let Some(towards) = towards_unicast(net, *h, links) else {
                 continue;
             };
             let mut actions = routed_to(host_gateway_mac(*h));
@@ -513,8 +552,8 @@ fn proxy_arp(c: u64, m: Match) -> Flow {
 }
 
 /// The actions that carry a frame of `net` to the host at `vtep`, or to the physical network.
-fn towards(net: &Network, vtep: Ipv4Addr, state: &HostState) -> Option<Vec<Action>> {
-    match (net.segment, state.tunnel_port, state.uplink_port) {
+fn towards(net: &Network, vtep: Ipv4Addr, links: Links) -> Option<Vec<Action>> {
+    match (net.segment, links.tunnel, links.uplink) {
         (crate::Segment::Vxlan(vni), Some(tunnel), _) => Some(vec![
             set_f(Field::TunnelId, u128::from(vni)),
             set_f(Field::TunIpv4Dst, u128::from(u32::from(vtep))),
@@ -536,8 +575,8 @@ fn uplink_tagged(tag: u16, uplink: u32) -> Vec<Action> {
 /// The same for one unicast frame, through the ingress policy tables (which commit a new
 /// connection to conntrack): the tunnel fields and reg7, or reg7 = the uplink (table OUTPUT
 /// tags it).
-fn towards_unicast(net: &Network, vtep: Ipv4Addr, state: &HostState) -> Option<Vec<Action>> {
-    match (net.segment, state.tunnel_port, state.uplink_port) {
+fn towards_unicast(net: &Network, vtep: Ipv4Addr, links: Links) -> Option<Vec<Action>> {
+    match (net.segment, links.tunnel, links.uplink) {
         (crate::Segment::Vxlan(vni), Some(tunnel), _) => Some(vec![
             set_f(Field::TunnelId, u128::from(vni)),
             set_f(Field::TunIpv4Dst, u128::from(u32::from(vtep))),
@@ -552,17 +591,33 @@ fn towards_unicast(net: &Network, vtep: Ipv4Addr, state: &HostState) -> Option<V
     }
 }
 
+/// An endpoint on another host, accepted in `net`: its ARP answers, the way to its host, its
+/// addresses as peers of its group (`peer`), and the routes to the addresses it won
+/// (`wins[i]` for `r.ipv4[i]`).
+pub(crate) fn remote_fragment(
+    out: &mut Compiled,
+    net: &Network,
+    r: &RemoteEndpoint,
+    links: Links,
+    peer: Option<u32>,
+    wins: &[bool],
+) {
+    let c = cookie(CookieKind::RemoteEndpoint, &r.key);
+    remote_flows(out, net, r, c, links, peer);
+    route_flows(out, net, c, &r.ipv4, wins, &r.mac);
+}
+
 fn remote_flows(
     out: &mut Compiled,
     net: &Network,
     r: &RemoteEndpoint,
-    state: &HostState,
-    pol: &crate::rules::Policies<'_>,
+    c: u64,
+    links: Links,
+    peer: Option<u32>,
 ) {
-    let Some(actions) = towards_unicast(net, r.vtep, state) else {
+    let Some(actions) = towards_unicast(net, r.vtep, links) else {
         return;
     };
-    let c = cookie(CookieKind::RemoteEndpoint, &r.key);
     out.owners.insert(c, format!("remote endpoint {}", r.key));
     let seg = net.segment.id();
     for a in &r.ipv4 {
@@ -580,17 +635,45 @@ fn remote_flows(
             .eth_dst(r.mac),
         vec![apply(actions), goto(INGRESS_POLICY)],
     ));
-    pol.peer_flows(out, net, c, &r.ipv4, r.group.as_deref());
+    if let Some(id) = peer {
+        crate::rules::peer_flows(out, net.zone, c, &r.ipv4, id);
+    }
+}
+
+/// A network this host carries: its classifier entries from the tunnel or the uplink, its
+/// flooding groups (the local `ports`, the uplink, one copy per host in `vteps`), the gateway's
+/// ARP answer, and the drop for the tenant's unheld addresses of its subnet.
+pub(crate) fn network_fragment(
+    out: &mut Compiled,
+    net: &Network,
+    ports: &[u32],
+    vteps: impl IntoIterator<Item = Ipv4Addr>,
+    links: Links,
+) {
+    network_flows(out, net, ports, vteps, links);
+    if let Some((a, len)) = net.subnet {
+        // An address of the tenant's own that no endpoint holds goes nowhere (not out of
+        // the host, for one).
+        out.flows.insert_flow(Flow::new(
+            L3,
+            150,
+            cookie(CookieKind::Network, &net.key),
+            to_router()
+                .reg(REG_ZONE, u32::from(net.zone))
+                .ipv4_dst(a, len),
+            vec![],
+        ));
+    }
 }
 
 fn network_flows(
     out: &mut Compiled,
     net: &Network,
-    eps: &[&Endpoint],
-    remotes: &[&RemoteEndpoint],
-    state: &HostState,
+    ports: &[u32],
+    vteps: impl IntoIterator<Item = Ipv4Addr>,
+    links: Links,
 ) {
-    let uplink = state.uplink_port;
+    let uplink = links.uplink;
     let c = cookie(CookieKind::Network, &net.key);
     out.owners.insert(c, format!("network {}", net.key));
     let seg = net.segment.id();
@@ -599,9 +682,9 @@ fn network_flows(
 
     // Flooding: every local port of the network, and the uplink (tagged) for VLAN networks.
     // OpenFlow never outputs a packet to the port it came in on, so no bucket echoes it back.
-    let mut buckets: Vec<Bucket> = eps
+    let mut buckets: Vec<Bucket> = ports
         .iter()
-        .map(|e| Bucket::new(vec![Action::output(e.ofport)]))
+        .map(|p| Bucket::new(vec![Action::output(*p)]))
         .collect();
     let uplink_tagging = match (net.segment, uplink) {
         (crate::Segment::Vlan(tag), Some(port)) => Some(uplink_tagged(tag, port)),
@@ -611,10 +694,9 @@ fn network_flows(
         buckets.push(Bucket::new(tagging.clone()));
     }
     // VXLAN: head-end replication, one copy per other host with endpoints in the network.
-    let vteps: std::collections::BTreeSet<Ipv4Addr> = remotes.iter().map(|r| r.vtep).collect();
-    if let (crate::Segment::Vxlan(vni), Some(tunnel)) = (net.segment, state.tunnel_port) {
-        for v in &vteps {
-            if let Some(a) = towards(net, *v, state) {
+    if let (crate::Segment::Vxlan(vni), Some(tunnel)) = (net.segment, links.tunnel) {
+        for v in vteps {
+            if let Some(a) = towards(net, v, links) {
                 buckets.push(Bucket::new(a));
             }
         }
@@ -636,9 +718,9 @@ fn network_flows(
                 goto(L2_FORWARD),
             ],
         ));
-        let mut local: Vec<Bucket> = eps
+        let mut local: Vec<Bucket> = ports
             .iter()
-            .map(|e| Bucket::new(vec![Action::output(e.ofport)]))
+            .map(|p| Bucket::new(vec![Action::output(*p)]))
             .collect();
         local.sort_by_key(|b| format!("{:?}", b.actions));
         set.insert_group(Group::new(seg | LOCAL_FLOOD_BIT, GroupType::All, local));
@@ -744,19 +826,30 @@ fn arp_answer(c: u64, seg: u32, ip: Ipv4Addr, mac: &[u8; 6]) -> Flow {
     )
 }
 
-fn endpoint_flows(
+/// An endpoint on this host, accepted in `net`: its classifier, spoof guard, ARP answers and
+/// forwarding, what its group (`m`) adds, and the routes to the addresses it won (`wins[i]`
+/// for `ep.ipv4[i]`).
+pub(crate) fn endpoint_fragment(
     out: &mut Compiled,
     net: &Network,
     ep: &Endpoint,
-    pol: &crate::rules::Policies<'_>,
+    m: Membership,
+    wins: &[bool],
 ) {
     let c = cookie(CookieKind::Endpoint, &ep.key);
+    endpoint_flows(out, net, ep, c, m);
+    route_flows(out, net, c, &ep.ipv4, wins, &ep.mac);
+}
+
+fn endpoint_flows(out: &mut Compiled, net: &Network, ep: &Endpoint, c: u64, m: Membership) {
     out.owners.insert(c, format!("endpoint {}", ep.key));
     let seg = net.segment.id();
     let mac = mac_u(&ep.mac);
-    let group = pol.group_id(ep.group.as_deref());
-    let profile = pol.profile(ep.group.as_deref());
-    pol.peer_flows(out, net, c, &ep.ipv4, ep.group.as_deref());
+    let group = m.id;
+    let profile = m.profile;
+    if let Some(id) = m.peer {
+        crate::rules::peer_flows(out, net.zone, c, &ep.ipv4, id);
+    }
     let set = &mut out.flows;
 
     // Classifier: the port names the network (and the endpoint's group).

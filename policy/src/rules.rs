@@ -19,10 +19,9 @@ use ofproto::oxm::{Field, Match};
 use crate::flowset::{Flow, FlowKey, FlowSet};
 use crate::layout::*;
 use crate::model::{
-    Direction, Endpoint, EndpointGroup as Group, HostState, Network, Peer, Policy, Problem,
-    Profile, Rule,
+    Direction, Endpoint, EndpointGroup as Group, HostState, Peer, Policy, Problem, Rule,
 };
-use crate::pipeline::{apply, goto, set_reg, Compiled};
+use crate::pipeline::{apply, goto, set_reg, Compiled, Membership};
 
 const ETH_IPV4: u16 = 0x0800;
 const TCP: u8 = 6;
@@ -238,7 +237,7 @@ pub(crate) struct Policies<'a> {
 }
 
 /// A stable 31-bit id from a key, never 0, moved on past ids already taken.
-fn stable_id(key: &str, used: &mut HashSet<u32>) -> u32 {
+pub(crate) fn stable_id(key: &str, used: &mut HashSet<u32>) -> u32 {
     let h = fnv1a(key);
     let mut id = ((h ^ (h >> 32)) as u32) & 0x7fff_ffff;
     loop {
@@ -306,48 +305,15 @@ impl<'a> Policies<'a> {
         (g.network == network).then_some(*g)
     }
 
-    /// The register value of a group (None: no group, or unknown).
-    pub(crate) fn group_id(&self, key: Option<&str>) -> Option<u32> {
-        self.groups.get(key?).map(|(id, _)| *id)
-    }
-
-    /// The netprofile of a group.
-    pub(crate) fn profile(&self, key: Option<&str>) -> Option<Profile> {
-        self.groups.get(key?).and_then(|(_, g)| g.profile)
-    }
-
-    /// An endpoint's addresses name its group, as a destination (egress) and as a source
-    /// (ingress), anywhere in its tenant (reg6): routed traffic meets the policy tables in the
-    /// sender's network on one host and in the receiver's on the other. Addresses are what the
-    /// spoof guard of the sender's host vouches for.
-    pub(crate) fn peer_flows(
-        &self,
-        out: &mut Compiled,
-        net: &Network,
-        c: u64,
-        addrs: &[Ipv4Addr],
-        group: Option<&str>,
-    ) {
-        let Some(g) = self.group(group, &net.key) else {
-            return;
-        };
-        let id = self.groups[g.key.as_str()].0;
-        for a in addrs {
-            for (table, field, next) in [
-                (EGRESS_PEER, Field::Ipv4Dst, EGRESS_RULES),
-                (INGRESS_PEER, Field::Ipv4Src, INGRESS_RULES),
-            ] {
-                out.flows.insert_flow(Flow::new(
-                    table,
-                    100,
-                    c,
-                    Match::new()
-                        .reg(REG_ZONE, u32::from(net.zone))
-                        .eth_type(ETH_IPV4)
-                        .with(field, u128::from(u32::from(*a))),
-                    vec![apply(vec![set_reg(REG_PEER_GROUP, id)]), goto(next)],
-                ));
-            }
+    /// What an endpoint of `network` in group `key` gets from it.
+    pub(crate) fn membership(&self, key: Option<&str>, network: &str) -> Membership {
+        let known = key.and_then(|k| self.groups.get(k));
+        Membership {
+            id: known.map(|(id, _)| *id),
+            profile: known.and_then(|(_, g)| g.profile),
+            peer: self
+                .group(key, network)
+                .map(|g| self.groups[g.key.as_str()].0),
         }
     }
 
@@ -356,27 +322,14 @@ impl<'a> Policies<'a> {
         // Default deny, below every rule.
         for key in &self.local {
             let (id, g) = self.groups[key];
-            if !g.default_deny {
-                continue;
-            }
-            let c = cookie(CookieKind::Group, key);
-            out.owners.insert(c, format!("group {key}"));
-            for (table, r) in [
-                (EGRESS_RULES, REG_SRC_GROUP),
-                (INGRESS_RULES, REG_DST_GROUP),
-            ] {
-                out.flows.insert_flow(Flow::new(
-                    table,
-                    DEFAULT_DENY_PRIORITY,
-                    c,
-                    Match::new().reg(r, id),
-                    vec![],
-                ));
+            if g.default_deny {
+                default_deny_fragment(out, key, id);
             }
         }
 
         // Each policy's rules, on the local groups it is attached to.
-        let mut conj = Conjunctions::default();
+        let mut clauses = Clauses::default();
+        let mut used = HashSet::new();
         for (pkey, policy) in &self.policies {
             let targets: Vec<u32> = self
                 .local
@@ -385,116 +338,205 @@ impl<'a> Policies<'a> {
                 .filter(|(_, g)| g.policies.iter().any(|p| p == pkey))
                 .map(|(id, _)| id)
                 .collect();
-            if targets.is_empty() {
-                continue;
-            }
-            let mut rules: Vec<&Rule> = policy.rules.iter().collect();
-            rules.sort_by(|a, b| a.key.cmp(&b.key));
-            for r in rules {
-                self.rule_flows(out, &mut conj, r, &targets);
-            }
-        }
-        conj.finish(&mut out.flows);
-    }
-
-    fn rule_flows(&self, out: &mut Compiled, conj: &mut Conjunctions, r: &Rule, targets: &[u32]) {
-        let c = cookie(CookieKind::Rule, &r.key);
-        let (table, target_reg, peer_field) = match r.direction {
-            Direction::In => (INGRESS_RULES, REG_DST_GROUP, Field::Ipv4Src),
-            Direction::Out => (EGRESS_RULES, REG_SRC_GROUP, Field::Ipv4Dst),
-        };
-        let verdict = match (r.allow, r.direction) {
-            (false, _) => vec![],
-            (true, Direction::In) => vec![apply(vec![ct_commit()]), goto(OUTPUT)],
-            (true, Direction::Out) => vec![goto(L3)],
-        };
-        let priority = rule_priority(r.priority, r.allow);
-
-        // The peer and the service: one match per destination-port prefix.
-        let mut base = Match::new().eth_type(ETH_IPV4);
-        match &r.peer {
-            Peer::Any => {}
-            Peer::Group(k) => match self.groups.get(k.as_str()) {
-                Some((id, _)) => base = base.reg(REG_PEER_GROUP, *id),
-                // A group nobody knows has no members: the rule matches nothing.
-                None => return,
-            },
-            Peer::Cidr(a, len) => base = base.ipv4(peer_field, *a, *len),
-        }
-        let mut services = vec![];
-        match (r.protocol, r.ports) {
-            (None, _) => services.push(base),
-            (Some(p), Some((lo, hi))) if p == TCP || p == UDP => {
-                let f = if p == TCP {
-                    Field::TcpDst
-                } else {
-                    Field::UdpDst
-                };
-                for (v, m) in port_prefixes(lo, hi) {
-                    let m0 = base.clone().ip_proto(p);
-                    services.push(if m == 0xffff {
-                        m0.with(f, v.into())
-                    } else {
-                        m0.with_masked(f, v.into(), m.into())
-                    });
-                }
-            }
-            (Some(p), _) => services.push(base.ip_proto(p)),
-        }
-        out.owners.insert(c, format!("rule {}", r.key));
-
-        if targets.len() == 1 {
-            for t in targets {
-                for s in &services {
-                    out.flows.insert_flow(Flow::new(
-                        table,
-                        priority,
-                        c,
-                        s.clone().reg(target_reg, *t),
-                        verdict.clone(),
-                    ));
-                }
-            }
-            return;
-        }
-        // targets × services as a conjunction: |targets| + |services| + 1 flows, and the
-        // target clauses (`reg=G`) are shared by every rule of the same priority.
-        let id = conj.id(&r.key);
-        for t in targets {
-            conj.clause(
-                Flow::new(table, priority, c, Match::new().reg(target_reg, *t), vec![]),
-                id,
-                0,
+            policy_fragment(
+                out,
+                &mut clauses,
+                policy,
+                &targets,
+                |k| self.groups.get(k).map(|(id, _)| *id),
+                |r| stable_id(&r.key, &mut used),
             );
         }
-        for s in services {
-            conj.clause(Flow::new(table, priority, c, s, vec![]), id, 1);
+        clauses.finish(&mut out.flows);
+    }
+}
+
+/// An endpoint's addresses name its group, as a destination (egress) and as a source
+/// (ingress), anywhere in its tenant (reg6, `zone`): routed traffic meets the policy tables in
+/// the sender's network on one host and in the receiver's on the other. Addresses are what the
+/// spoof guard of the sender's host vouches for.
+pub(crate) fn peer_flows(out: &mut Compiled, zone: u16, c: u64, addrs: &[Ipv4Addr], id: u32) {
+    for a in addrs {
+        for (table, field, next) in [
+            (EGRESS_PEER, Field::Ipv4Dst, EGRESS_RULES),
+            (INGRESS_PEER, Field::Ipv4Src, INGRESS_RULES),
+        ] {
+            out.flows.insert_flow(Flow::new(
+                table,
+                100,
+                c,
+                Match::new()
+                    .reg(REG_ZONE, u32::from(zone))
+                    .eth_type(ETH_IPV4)
+                    .with(field, u128::from(u32::from(*a))),
+                vec![apply(vec![set_reg(REG_PEER_GROUP, id)]), goto(next)],
+            ));
         }
+    }
+}
+
+/// A default-deny group with an endpoint here (`id`: its register value): what no rule allows
+/// is dropped, both ways.
+pub(crate) fn default_deny_fragment(out: &mut Compiled, key: &str, id: u32) {
+    let c = cookie(CookieKind::Group, key);
+    out.owners.insert(c, format!("group {key}"));
+    for (table, r) in [
+        (EGRESS_RULES, REG_SRC_GROUP),
+        (INGRESS_RULES, REG_DST_GROUP),
+    ] {
         out.flows.insert_flow(Flow::new(
             table,
-            priority,
+            DEFAULT_DENY_PRIORITY,
             c,
-            Match::new()
-                .eth_type(ETH_IPV4)
-                .with(Field::ConjId, u128::from(id)),
-            verdict,
+            Match::new().reg(r, id),
+            vec![],
         ));
     }
 }
 
-/// Clause flows of conjunctive matches, merged: flows with the same table, priority and match
-/// carry every conjunction they are a clause of.
-#[derive(Default)]
-struct Conjunctions {
-    used: HashSet<u32>,
-    clauses: BTreeMap<FlowKey, (Flow, Vec<Action>)>,
+/// The rules of one policy on its local target groups (`targets`: their register values, in
+/// group key order; none: nothing). Plain flows go to `out`, clauses of conjunctive matches to
+/// `clauses`. `peer_id` names a peer group's register value (None: unknown group);
+/// `conj_id` gives the conjunction id of each rule that needs one, in rule order.
+pub(crate) fn policy_fragment(
+    out: &mut Compiled,
+    clauses: &mut Clauses,
+    policy: &Policy,
+    targets: &[u32],
+    peer_id: impl Fn(&str) -> Option<u32>,
+    mut conj_id: impl FnMut(&Rule) -> u32,
+) {
+    if targets.is_empty() {
+        return;
+    }
+    let mut rules: Vec<&Rule> = policy.rules.iter().collect();
+    rules.sort_by(|a, b| a.key.cmp(&b.key));
+    for r in rules {
+        rule_flows(out, clauses, r, targets, &peer_id, &mut conj_id);
+    }
 }
 
-impl Conjunctions {
-    fn id(&mut self, key: &str) -> u32 {
-        stable_id(key, &mut self.used)
+/// Which rules of a policy need a conjunction id, in the order [`policy_fragment`] asks for
+/// them: all rules (sorted by key) whose peer is not an unknown group, when there are several
+/// targets.
+pub(crate) fn conj_rules(
+    policy: &Policy,
+    targets: usize,
+    known_group: impl Fn(&str) -> bool,
+) -> Vec<&Rule> {
+    if targets < 2 {
+        return vec![];
     }
+    let mut rules: Vec<&Rule> = policy.rules.iter().collect();
+    rules.sort_by(|a, b| a.key.cmp(&b.key));
+    rules.retain(|r| match &r.peer {
+        Peer::Group(k) => known_group(k),
+        _ => true,
+    });
+    rules
+}
 
+fn rule_flows(
+    out: &mut Compiled,
+    conj: &mut Clauses,
+    r: &Rule,
+    targets: &[u32],
+    peer_id: impl Fn(&str) -> Option<u32>,
+    mut conj_id: impl FnMut(&Rule) -> u32,
+) {
+    let c = cookie(CookieKind::Rule, &r.key);
+    let (table, target_reg, peer_field) = match r.direction {
+        Direction::In => (INGRESS_RULES, REG_DST_GROUP, Field::Ipv4Src),
+        Direction::Out => (EGRESS_RULES, REG_SRC_GROUP, Field::Ipv4Dst),
+    };
+    let verdict = match (r.allow, r.direction) {
+        (false, _) => vec![],
+        (true, Direction::In) => vec![apply(vec![ct_commit()]), goto(OUTPUT)],
+        (true, Direction::Out) => vec![goto(L3)],
+    };
+    let priority = rule_priority(r.priority, r.allow);
+
+    // The peer and the service: one match per destination-port prefix.
+    let mut base = Match::new().eth_type(ETH_IPV4);
+    match &r.peer {
+        Peer::Any => {}
+        Peer::Group(k) => match peer_id(k) {
+            Some(id) => base = base.reg(REG_PEER_GROUP, id),
+            // A group nobody knows has no members: the rule matches nothing.
+            None => return,
+        },
+        Peer::Cidr(a, len) => base = base.ipv4(peer_field, *a, *len),
+    }
+    let mut services = vec![];
+    match (r.protocol, r.ports) {
+        (None, _) => services.push(base),
+        (Some(p), Some((lo, hi))) if p == TCP || p == UDP => {
+            let f = if p == TCP {
+                Field::TcpDst
+            } else {
+                Field::UdpDst
+            };
+            for (v, m) in port_prefixes(lo, hi) {
+                let m0 = base.clone().ip_proto(p);
+                services.push(if m == 0xffff {
+                    m0.with(f, v.into())
+                } else {
+                    m0.with_masked(f, v.into(), m.into())
+                });
+            }
+        }
+        (Some(p), _) => services.push(base.ip_proto(p)),
+    }
+    out.owners.insert(c, format!("rule {}", r.key));
+
+    if targets.len() == 1 {
+        for t in targets {
+            for s in &services {
+                out.flows.insert_flow(Flow::new(
+                    table,
+                    priority,
+                    c,
+                    s.clone().reg(target_reg, *t),
+                    verdict.clone(),
+                ));
+            }
+        }
+        return;
+    }
+    // targets × services as a conjunction: |targets| + |services| + 1 flows, and the
+    // target clauses (`reg=G`) are shared by every rule of the same priority.
+    let id = conj_id(r);
+    for t in targets {
+        conj.clause(
+            Flow::new(table, priority, c, Match::new().reg(target_reg, *t), vec![]),
+            id,
+            0,
+        );
+    }
+    for s in services {
+        conj.clause(Flow::new(table, priority, c, s, vec![]), id, 1);
+    }
+    out.flows.insert_flow(Flow::new(
+        table,
+        priority,
+        c,
+        Match::new()
+            .eth_type(ETH_IPV4)
+            .with(Field::ConjId, u128::from(id)),
+        verdict,
+    ));
+}
+
+/// Clause flows of conjunctive matches, merged: flows with the same table, priority and match
+/// carry every conjunction they are a clause of.
+#[derive(Debug, Default)]
+pub(crate) struct Clauses {
+    /// Per clause flow: the first rule's flow (its cookie names the clause) and the
+    /// `conjunction` actions of every rule it is a clause of.
+    pub(crate) clauses: BTreeMap<FlowKey, (Flow, Vec<Action>)>,
+}
+
+impl Clauses {
     fn clause(&mut self, flow: Flow, id: u32, clause: u8) {
         let a = Action::Conjunction {
             id,
@@ -512,23 +554,29 @@ impl Conjunctions {
     /// the plain flow stays: equal priority means an equal verdict (the priority encodes
     /// allow or deny), and the plain flow gives it to every packet the clause could.
     fn finish(self, set: &mut FlowSet) {
-        for (key, (flow, mut actions)) in self.clauses {
+        for (key, (flow, actions)) in self.clauses {
             if set.flows.contains_key(&key) {
                 continue;
             }
-            actions.sort_by_key(|a| match a {
-                Action::Conjunction { id, clause, .. } => (*id, *clause),
-                _ => (0, 0),
-            });
-            set.insert_flow(Flow::new(
-                flow.table,
-                flow.priority,
-                flow.cookie,
-                flow.match_,
-                vec![Instruction::ApplyActions(actions)],
-            ));
+            set.insert_flow(merged_clause(&flow, actions));
         }
     }
+}
+
+/// The clause flow `flow` (table, priority, match and cookie) carrying `actions`, the
+/// conjunctions of every rule it is a clause of, in id order.
+pub(crate) fn merged_clause(flow: &Flow, mut actions: Vec<Action>) -> Flow {
+    actions.sort_by_key(|a| match a {
+        Action::Conjunction { id, clause, .. } => (*id, *clause),
+        _ => (0, 0),
+    });
+    Flow::new(
+        flow.table,
+        flow.priority,
+        flow.cookie,
+        flow.match_.clone(),
+        vec![Instruction::ApplyActions(actions)],
+    )
 }
 
 /// The (value, mask) prefixes that cover the ports `lo..=hi` exactly.
