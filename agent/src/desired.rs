@@ -1,7 +1,9 @@
 //! One owner of desired state. A task holds this host's local ports and reads netmaster's view;
-//! after each batch of changes it compiles once, hands the flows to the reconciler and the host's
-//! routes to their follower, and publishes the ports for readers. Changes that arrive together
-//! (concurrent attaches and detaches) share one compile and one OpenFlow bundle.
+//! after each batch of changes it hands what changed to the compile engine ([`crate::engine`]),
+//! the flows that changed to the reconciler and the host's routes to their follower, and
+//! publishes the ports for readers. Changes that arrive together (concurrent attaches and
+//! detaches, a batch from the watch) share one step and one OpenFlow bundle; a step's work is
+//! about the size of its changes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,9 +12,8 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use weft_policy::HostState;
-
-use crate::hoststate::{host_routes, host_state, HostPorts};
+use crate::engine::{Engine, Step};
+use crate::hoststate::HostPorts;
 use crate::local::LocalPort;
 use crate::netmaster::{SharedView, ViewChange};
 use crate::reconcile::Reconciler;
@@ -58,13 +59,13 @@ impl Desired {
         let (tx, rx) = mpsc::unbounded_channel();
         let owner = Owner {
             ports,
-            me,
+            engine: Engine::new(me),
             view,
             view_changes,
             reconciler,
             routes,
             published: ports_tx,
-            last: None,
+            version: 0,
         };
         tokio::spawn(owner.run(rx, cancel));
         Desired {
@@ -94,105 +95,118 @@ impl Desired {
 
 struct Owner {
     ports: BTreeMap<String, Arc<LocalPort>>,
-    me: HostPorts,
+    engine: Engine,
     view: SharedView,
     view_changes: mpsc::UnboundedReceiver<Vec<ViewChange>>,
     reconciler: Reconciler,
     routes: watch::Sender<Option<crate::hostgw::HostRoutes>>,
     published: watch::Sender<Ports>,
-    /// The last compile's input and its flow version: a change that leaves the input as it was
-    /// (netmaster echoing this host's own endpoints, say) costs no compile and no bundle.
-    last: Option<(HostState, u64)>,
+    /// The flow version of the last step that changed the flows (0: none yet).
+    version: u64,
 }
 
 impl Owner {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>, cancel: CancellationToken) {
         let mut waiting: Vec<oneshot::Sender<u64>> = vec![];
         loop {
-            let mut ports_changed = false;
+            let mut changed: Vec<String> = vec![];
+            let mut view_changes = vec![];
             tokio::select! {
                 r = rx.recv() => match r {
                     Some((c, tx)) => {
-                        ports_changed |= self.apply(c);
+                        self.apply(c, &mut changed);
                         waiting.push(tx);
                     }
                     None => return,
                 },
-                r = self.view_changes.recv() => if r.is_none() { return },
+                r = self.view_changes.recv() => match r {
+                    Some(v) => view_changes = v,
+                    None => return,
+                },
                 _ = cancel.cancelled() => return,
             }
-            // Everything queued meanwhile joins this compile (group commit).
-            while self.view_changes.try_recv().is_ok() {}
+            // Everything queued meanwhile joins this step (group commit).
+            while let Ok(v) = self.view_changes.try_recv() {
+                view_changes.extend(v);
+            }
             while let Ok((c, tx)) = rx.try_recv() {
-                ports_changed |= self.apply(c);
+                self.apply(c, &mut changed);
                 waiting.push(tx);
             }
-            if ports_changed {
+            if !changed.is_empty() {
                 self.published.send_replace(Arc::new(self.ports.clone()));
             }
-            let version = self.compile();
+            let version = self.step(&view_changes, &changed);
             for tx in waiting.drain(..) {
                 let _ = tx.send(version);
             }
         }
     }
 
-    /// Returns whether the ports changed.
-    fn apply(&mut self, c: Change) -> bool {
+    /// Applies a change to the ports; notes which endpoints' ports changed.
+    fn apply(&mut self, c: Change, changed: &mut Vec<String>) {
         match c {
             Change::Upsert(p) => {
+                changed.push(p.endpoint_id.clone());
                 self.ports.insert(p.endpoint_id.clone(), p);
-                true
             }
-            Change::Remove(id) => self.ports.remove(&id).is_some(),
+            Change::Remove(id) => {
+                if self.ports.remove(&id).is_some() {
+                    changed.push(id);
+                }
+            }
             Change::Renumber(numbers) => {
-                let mut changed = false;
                 for (id, p) in self.ports.iter_mut() {
                     if let Some(&n) = numbers.get(id) {
                         if n != p.ofport {
                             Arc::make_mut(p).ofport = n;
-                            changed = true;
+                            changed.push(id.clone());
                         }
                     }
                 }
-                if changed {
+                if !changed.is_empty() {
                     info!("port numbers changed after Open vSwitch restarted; recompiling");
                 }
-                changed
             }
-            Change::Recompile => false,
+            Change::Recompile => {}
         }
     }
 
-    /// Compiles what is held now and hands it on; returns the flow version (0: not yet).
-    fn compile(&mut self) -> u64 {
-        // The view is read in place (no copy), and only while the compiler's input is built.
-        let state = {
-            let view = self.view.read();
-            if !view.complete {
-                return 0;
-            }
-            host_state(&view, &self.me, self.ports.values().map(|p| &**p))
-        };
-        if let Some((last, version)) = &self.last {
-            if *last == state {
-                return *version;
-            }
-        }
+    /// Hands the changes to the engine and what it makes of them on; returns the flow version
+    /// that holds them (0: netmaster's snapshot has not arrived, nothing is compiled).
+    fn step(&mut self, view_changes: &[crate::netmaster::ViewChange], changed: &[String]) -> u64 {
         let t = std::time::Instant::now();
-        let compiled = weft_policy::compile(&state);
-        debug!(endpoints = state.endpoints.len(), flows = compiled.flows.flows.len(), took = ?t.elapsed(), "compiled");
-        for p in &compiled.problems {
-            warn!(problem = %p, "left out of the pipeline");
+        let step = {
+            // The view is read in place (no copy), and only for the step.
+            let view = self.view.read();
+            self.engine.step(&view, &self.ports, view_changes, changed)
+        };
+        let version = match step {
+            Step::Nothing => return self.version,
+            Step::Full(set) => {
+                debug!(flows = set.flows.len(), took = ?t.elapsed(), "compiled");
+                self.reconciler.set(set)
+            }
+            Step::Delta(d) => {
+                debug!(changes = d.len(), took = ?t.elapsed(), "compiled a change");
+                self.reconciler.apply(d)
+            }
+        };
+        if let Some(c) = self.engine.compiled() {
+            for p in c.problems() {
+                warn!(problem = %p, "left out of the pipeline");
+            }
         }
-        let routes = host_routes(&state, &compiled);
-        self.routes.send_if_modified(|r| {
-            let changed = r.as_ref() != Some(&routes);
-            *r = Some(routes);
-            changed
-        });
-        let version = self.reconciler.set(compiled.flows);
-        self.last = Some((state, version));
+        if let Some(routes) = self.engine.routes() {
+            self.routes.send_if_modified(|r| {
+                let moved = r.as_ref() != Some(routes);
+                if moved {
+                    *r = Some(routes.clone());
+                }
+                moved
+            });
+        }
+        self.version = version;
         version
     }
 }

@@ -142,8 +142,7 @@ impl Engine {
                 .entry(ep.host.clone())
                 .or_default()
                 .insert(ep.endpoint_id.clone());
-            self.host_of
-                .insert(ep.endpoint_id.clone(), ep.host.clone());
+            self.host_of.insert(ep.endpoint_id.clone(), ep.host.clone());
         }
         let inc = Incremental::new(state);
         let set = inc.flows().clone();
@@ -338,7 +337,10 @@ mod tests {
                 Kind::Node,
                 serde_json::json!({"name": host, "vtepIp": format!("192.0.2.{}", 1 + r.next(3))}),
             ),
-            6 => obj(Kind::Global, serde_json::json!({"serviceCidrs": [format!("10.96.{}.0/24", r.next(2))]})),
+            6 => obj(
+                Kind::Global,
+                serde_json::json!({"serviceCidrs": [format!("10.96.{}.0/24", r.next(2))]}),
+            ),
             _ => {
                 let i = r.next(6);
                 obj(
@@ -375,7 +377,7 @@ mod tests {
             }),
         };
         for seed in 1..=20u64 {
-            let mut r = Rng(seed * 0x9e37_79b9_7f4a_7c15);
+            let mut r = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let mut view = View::default();
             view.complete = true;
             let mut ports: BTreeMap<String, Arc<LocalPort>> = BTreeMap::new();
@@ -411,17 +413,15 @@ mod tests {
                     Step::Full(s) => set = s,
                     Step::Delta(d) => set.apply_delta(&d),
                 }
-                let full = weft_policy::compile(&host_state(&view, &me, ports.values().map(|p| &**p)));
+                let full =
+                    weft_policy::compile(&host_state(&view, &me, ports.values().map(|p| &**p)));
                 assert!(
                     set == full.flows,
                     "seed {seed} step {step}: the kept set differs from a full compile after {changes:?} {changed:?}"
                 );
                 assert_eq!(
                     engine.routes().cloned().unwrap_or_default(),
-                    host_routes(
-                        &host_state(&view, &me, ports.values().map(|p| &**p)),
-                        &full
-                    ),
+                    host_routes(&host_state(&view, &me, ports.values().map(|p| &**p)), &full),
                     "seed {seed} step {step}: routes"
                 );
             }

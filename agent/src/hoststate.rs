@@ -87,7 +87,11 @@ pub fn service_cidrs(view: &View) -> Vec<(Ipv4Addr, u8)> {
 
 /// An endpoint of another host as the compiler takes it (None: this host's own, its host
 /// unknown, or its MAC unreadable).
-pub fn remote_of(view: &View, me: &HostPorts, ep: &Endpoint) -> Option<weft_policy::RemoteEndpoint> {
+pub fn remote_of(
+    view: &View,
+    me: &HostPorts,
+    ep: &Endpoint,
+) -> Option<weft_policy::RemoteEndpoint> {
     if ep.host == me.host {
         return None;
     }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod desired;
 pub mod docker;
 pub mod endpoint;
+pub mod engine;
 pub mod hostgw;
 pub mod hoststate;
 pub mod kernel;

@@ -2,22 +2,26 @@
 //! set, a reconnect after Open vSwitch restarted, a refused bundle), the next step is "read what
 //! the switch holds if we do not know it, send the difference as one bundle".
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
-use weft_policy::{diff, FlowSet};
+use weft_policy::{diff, diff_delta, Delta, FlowKey, FlowSet};
 
 use crate::ofdriver::OfDriver;
 
-/// A desired flow set with its version (versions only grow; 0 means "not known yet": the
-/// reconciler leaves the switch alone until the agent knows its whole desired state).
-#[derive(Debug, Clone, Default)]
-pub struct Desired {
-    pub version: u64,
-    pub flows: Arc<FlowSet>,
+/// What the owner of desired state has handed over and the reconciler has not taken yet.
+#[derive(Default)]
+struct Pending {
+    /// The version of the latest update (versions only grow; 0: nothing yet, and the reconciler
+    /// leaves the switch alone until the agent knows its whole desired state).
+    version: u64,
+    /// A whole new set, then changes to it.
+    full: Option<FlowSet>,
+    deltas: Vec<Delta>,
 }
 
 /// What the reconciler has done, for waiting on and for metrics.
@@ -35,34 +39,51 @@ pub struct Applied {
 /// Handle to the reconciler task.
 #[derive(Clone)]
 pub struct Reconciler {
-    desired: watch::Sender<Desired>,
+    pending: Arc<Mutex<Pending>>,
+    notify: watch::Sender<u64>,
     applied: watch::Receiver<Applied>,
 }
 
 impl Reconciler {
     pub fn spawn(driver: OfDriver, cancel: CancellationToken) -> Reconciler {
-        let (desired_tx, desired_rx) = watch::channel(Desired::default());
+        let pending = Arc::new(Mutex::new(Pending::default()));
+        let (notify, notified) = watch::channel(0);
         let (applied_tx, applied_rx) = watch::channel(Applied::default());
-        tokio::spawn(run(driver, desired_rx, applied_tx, cancel));
+        tokio::spawn(run(driver, pending.clone(), notified, applied_tx, cancel));
         Reconciler {
-            desired: desired_tx,
+            pending,
+            notify,
             applied: applied_rx,
         }
     }
 
-    /// Publishes a new desired set; returns its version.
-    pub fn set(&self, flows: FlowSet) -> u64 {
-        let mut version = 0;
-        self.desired.send_modify(|d| {
-            d.version += 1;
-            d.flows = Arc::new(flows);
-            version = d.version;
-        });
+    fn update(&self, f: impl FnOnce(&mut Pending)) -> u64 {
+        let version = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut p);
+            p.version += 1;
+            p.version
+        };
+        self.notify.send_replace(version);
         version
     }
 
-    pub fn desired(&self) -> Desired {
-        self.desired.borrow().clone()
+    /// Publishes a whole new desired set; returns its version.
+    pub fn set(&self, flows: FlowSet) -> u64 {
+        self.update(|p| {
+            p.full = Some(flows);
+            p.deltas.clear();
+        })
+    }
+
+    /// Publishes a change to the desired set; returns the version that holds it.
+    pub fn apply(&self, delta: Delta) -> u64 {
+        self.update(|p| p.deltas.push(delta))
+    }
+
+    /// The latest desired version handed over.
+    pub fn desired_version(&self) -> u64 {
+        *self.notify.borrow()
     }
 
     pub fn applied(&self) -> watch::Receiver<Applied> {
@@ -78,32 +99,117 @@ impl Reconciler {
     }
 }
 
+/// Keys the desired set changed at since the switch last matched it.
+#[derive(Default)]
+struct Touched {
+    all: bool,
+    flows: BTreeSet<FlowKey>,
+    groups: BTreeSet<u32>,
+    meters: BTreeSet<u32>,
+}
+
+impl Touched {
+    fn add(&mut self, d: &Delta) {
+        if self.all {
+            return;
+        }
+        self.flows.extend(d.flows_upsert.keys().cloned());
+        self.flows.extend(d.flows_remove.iter().cloned());
+        self.groups.extend(d.groups_upsert.keys());
+        self.groups.extend(d.groups_remove.iter());
+        self.meters.extend(d.meters_upsert.keys());
+        self.meters.extend(d.meters_remove.iter());
+    }
+
+    /// The change that takes a switch from where it was to `desired` at these keys.
+    fn delta(&self, desired: &FlowSet) -> Delta {
+        let mut d = Delta::default();
+        for k in &self.flows {
+            match desired.flows.get(k) {
+                Some(f) => {
+                    d.flows_upsert.insert(k.clone(), f.clone());
+                }
+                None => {
+                    d.flows_remove.insert(k.clone());
+                }
+            }
+        }
+        for id in &self.groups {
+            match desired.groups.get(id) {
+                Some(g) => {
+                    d.groups_upsert.insert(*id, g.clone());
+                }
+                None => {
+                    d.groups_remove.insert(*id);
+                }
+            }
+        }
+        for id in &self.meters {
+            match desired.meters.get(id) {
+                Some(m) => {
+                    d.meters_upsert.insert(*id, *m);
+                }
+                None => {
+                    d.meters_remove.insert(*id);
+                }
+            }
+        }
+        d
+    }
+}
+
 async fn run(
     driver: OfDriver,
-    mut desired: watch::Receiver<Desired>,
+    pending: Arc<Mutex<Pending>>,
+    mut notified: watch::Receiver<u64>,
     applied: watch::Sender<Applied>,
     cancel: CancellationToken,
 ) {
     let mut generation = driver.generation();
+    let mut desired = FlowSet::default();
+    let mut version = 0u64;
     // What the switch holds, as far as we know; None = read it first.
-    let mut installed: Option<Arc<FlowSet>> = None;
+    let mut installed: Option<FlowSet> = None;
+    let mut touched = Touched::default();
     let mut installed_gen = 0u64;
     let mut retry = Duration::from_millis(50);
     loop {
         let gen = *generation.borrow_and_update();
-        let want = desired.borrow_and_update().clone();
+        notified.borrow_and_update();
+        {
+            let mut p = pending.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(full) = p.full.take() {
+                desired = full;
+                touched.all = true;
+            }
+            for d in p.deltas.drain(..) {
+                desired.apply_delta(&d);
+                touched.add(&d);
+            }
+            version = version.max(p.version);
+        }
         if gen != installed_gen {
             installed = None;
         }
         let done = gen == 0
-            || want.version == 0
-            || (installed.is_some() && applied.borrow().version >= want.version);
+            || version == 0
+            || (installed.is_some() && applied.borrow().version >= version);
         if !done {
-            match step(&driver, &mut installed, &want, &applied).await {
+            match step(
+                &driver,
+                &mut installed,
+                &desired,
+                &touched,
+                version,
+                &applied,
+            )
+            .await
+            {
                 Ok(()) => {
+                    touched = Touched::default();
                     installed_gen = gen;
                     retry = Duration::from_millis(50);
-                    applied.send_modify(|a| a.version = want.version);
+                    applied.send_modify(|a| a.version = version);
                     continue;
                 }
                 Err(e) => {
@@ -120,7 +226,7 @@ async fn run(
         }
         tokio::select! {
             _ = cancel.cancelled() => return,
-            r = desired.changed() => if r.is_err() { return },
+            r = notified.changed() => if r.is_err() { return },
             r = generation.changed() => if r.is_err() { return },
         }
     }
@@ -128,20 +234,26 @@ async fn run(
 
 async fn step(
     driver: &OfDriver,
-    installed: &mut Option<Arc<FlowSet>>,
-    want: &Desired,
+    installed: &mut Option<FlowSet>,
+    desired: &FlowSet,
+    touched: &Touched,
+    version: u64,
     applied: &watch::Sender<Applied>,
 ) -> Result<(), crate::ofdriver::OfError> {
-    if installed.is_none() {
-        let t = Instant::now();
-        let dump = driver.dump().await?;
-        let set = FlowSet::from_switch(&dump.flows, &dump.groups).with_meters(&dump.meters);
-        debug!(flows = set.flows.len(), groups = set.groups.len(), took = ?t.elapsed(), "read the switch");
-        *installed = Some(Arc::new(set));
-        applied.send_modify(|a| a.dumps += 1);
-    }
-    let current = installed.as_ref().expect("read above");
-    let d = diff(current, &want.flows);
+    let whole = touched.all || installed.is_none();
+    let d = match installed.as_ref() {
+        Some(current) if !whole => diff_delta(current, &touched.delta(desired)),
+        _ => {
+            let t = Instant::now();
+            let dump = driver.dump().await?;
+            let set = FlowSet::from_switch(&dump.flows, &dump.groups).with_meters(&dump.meters);
+            debug!(flows = set.flows.len(), groups = set.groups.len(), took = ?t.elapsed(), "read the switch");
+            applied.send_modify(|a| a.dumps += 1);
+            let d = diff(&set, desired);
+            *installed = Some(set);
+            d
+        }
+    };
     if !d.is_empty() {
         let n = d.len();
         let t = Instant::now();
@@ -158,12 +270,18 @@ async fn step(
         if !after.is_empty() {
             driver.send(after).await?;
         }
-        info!(changes = n, took = ?t.elapsed(), version = want.version, "switch updated");
+        info!(changes = n, took = ?t.elapsed(), version, "switch updated");
         applied.send_modify(|a| {
             a.last_changes = n;
             a.bundles += 1;
         });
     }
-    *installed = Some(want.flows.clone());
+    // The switch now holds the desired set at every key we know of.
+    let current = installed.as_mut().expect("read above");
+    if whole {
+        *current = desired.clone();
+    } else {
+        current.apply_delta(&touched.delta(desired));
+    }
     Ok(())
 }

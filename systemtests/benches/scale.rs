@@ -72,7 +72,9 @@ impl Shape {
     /// The hosts of tenant t.
     fn hosts_of(&self, t: usize) -> Vec<usize> {
         (0..HOSTS_PER_TENANT)
-            .map(|k| (t * HOSTS_PER_TENANT / 2 + k * (self.hosts / HOSTS_PER_TENANT).max(1)) % self.hosts)
+            .map(|k| {
+                (t * HOSTS_PER_TENANT / 2 + k * (self.hosts / HOSTS_PER_TENANT).max(1)) % self.hosts
+            })
             .collect()
     }
 }
@@ -101,11 +103,17 @@ fn spec(shape: &Shape) -> serde_json::Value {
                     "direction": if r % 2 == 0 { "in" } else { "out" },
                     "protocol": "tcp", "port": 1000 + r as u32, "action": "allow"});
                 if r % 3 == 0 {
-                    rule[if r % 2 == 0 { "fromEndpointGroup" } else { "toEndpointGroup" }] =
-                        serde_json::json!(g);
+                    rule[if r % 2 == 0 {
+                        "fromEndpointGroup"
+                    } else {
+                        "toEndpointGroup"
+                    }] = serde_json::json!(g);
                 } else if r % 3 == 1 {
-                    rule[if r % 2 == 0 { "fromIpAddress" } else { "toIpAddress" }] =
-                        serde_json::json!(format!("192.168.{r}.0/24"));
+                    rule[if r % 2 == 0 {
+                        "fromIpAddress"
+                    } else {
+                        "toIpAddress"
+                    }] = serde_json::json!(format!("192.168.{r}.0/24"));
                 }
                 rules.push(rule);
             }
@@ -114,9 +122,11 @@ fn spec(shape: &Shape) -> serde_json::Value {
             networks.push(serde_json::json!({"tenantName": tn, "networkName": format!("n{n}"),
                 "encap": "vxlan", "subnet": format!("10.{n}.0.0/16"), "gateway": format!("10.{n}.0.1")}));
             for g in 0..2 {
-                groups.push(serde_json::json!({"tenantName": tn, "groupName": format!("g{}", n * 2 + g),
+                groups.push(
+                    serde_json::json!({"tenantName": tn, "groupName": format!("g{}", n * 2 + g),
                     "networkName": format!("n{n}"), "policies": [format!("p{}", (n * 2 + g) % 5)],
-                    "defaultDeny": g == 0}));
+                    "defaultDeny": g == 0}),
+                );
             }
         }
     }
@@ -140,7 +150,10 @@ async fn populate(store: Store, shape: &Shape) -> usize {
     let intent = weft_controller::intent::Intent::new(store.clone());
     let spec: weft_api::Spec = serde_json::from_value(spec(shape)).unwrap();
     intent
-        .apply(|s| spec.apply_to(s, false).map_err(weft_controller::intent::IntentError::Invalid))
+        .apply(|s| {
+            spec.apply_to(s, false)
+                .map_err(weft_controller::intent::IntentError::Invalid)
+        })
         .await
         .expect("the spec applies");
     let mut ops = vec![];
@@ -246,7 +259,15 @@ struct NetmasterProc {
 
 fn netmaster_bin() -> std::path::PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "-q", "-p", "weft-controller", "--bin", "netmaster"])
+        .args([
+            "build",
+            "--release",
+            "-q",
+            "-p",
+            "weft-controller",
+            "--bin",
+            "netmaster",
+        ])
         .status()
         .expect("cargo build netmaster");
     assert!(status.success());
@@ -254,7 +275,12 @@ fn netmaster_bin() -> std::path::PathBuf {
     exe.parent().unwrap().parent().unwrap().join("netmaster")
 }
 
-fn start_netmaster(bin: &std::path::Path, data: &std::path::Path, etcd: &[String], ports: (u16, u16)) -> NetmasterProc {
+fn start_netmaster(
+    bin: &std::path::Path,
+    data: &std::path::Path,
+    etcd: &[String],
+    ports: (u16, u16),
+) -> NetmasterProc {
     let rest = format!("127.0.0.1:{}", ports.0);
     let grpc = format!("127.0.0.1:{}", ports.1);
     let mut cmd = Command::new(bin);
@@ -269,9 +295,10 @@ fn start_netmaster(bin: &std::path::Path, data: &std::path::Path, etcd: &[String
     let child = cmd.spawn().expect("netmaster starts");
     let port = ports.1;
     assert!(
-        testsupport::wait_until(Duration::from_secs(60), || std::net::TcpStream::connect(
-            ("127.0.0.1", port)
-        )
+        testsupport::wait_until(Duration::from_secs(60), || std::net::TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
         .is_ok()),
         "netmaster listens"
     );
@@ -293,7 +320,12 @@ fn compiled_at(log: &Log, a: usize, rev: i64) -> Option<Instant> {
         .map(|(_, t)| *t)
 }
 
-async fn wait_compiled(log: &Log, agents: &[usize], rev: i64, limit: Duration) -> Option<Vec<Instant>> {
+async fn wait_compiled(
+    log: &Log,
+    agents: &[usize],
+    rev: i64,
+    limit: Duration,
+) -> Option<Vec<Instant>> {
     let t = Instant::now();
     loop {
         let got: Vec<Option<Instant>> = agents.iter().map(|a| compiled_at(log, *a, rev)).collect();
@@ -318,10 +350,16 @@ fn stats_sum(views: &[SharedView]) -> Vec<(u64, u64)> {
 }
 
 async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path) {
-    println!("\n== {backend}: {} hosts, {} tenants ==", shape.hosts, shape.tenants);
+    println!(
+        "\n== {backend}: {} hosts, {} tenants ==",
+        shape.hosts, shape.tenants
+    );
     let dir = TempDir::new("weft-scale-");
     let cluster = (backend == "etcd").then(|| EtcdCluster::start(3));
-    let etcd: Vec<String> = cluster.as_ref().map(|c| c.client_urls()).unwrap_or_default();
+    let etcd: Vec<String> = cluster
+        .as_ref()
+        .map(|c| c.client_urls())
+        .unwrap_or_default();
     let t = Instant::now();
     let store = if etcd.is_empty() {
         Store::Embedded(
@@ -338,7 +376,10 @@ async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path)
     };
     let n_eps = populate(store.clone(), &shape).await;
     drop(store);
-    println!("store loaded: {n_eps} endpoints in {:.1} s", t.elapsed().as_secs_f64());
+    println!(
+        "store loaded: {n_eps} endpoints in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     let ports = (free_port(), free_port());
     let mut nm = start_netmaster(bin, dir.path(), &etcd, ports);
     let pid = nm.child.id();
@@ -411,7 +452,14 @@ async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path)
         let done = wait_compiled(&log, &hosts, r.revision, Duration::from_secs(30))
             .await
             .expect("every interested agent compiles the new endpoint");
-        lat.push(done.iter().max().unwrap().duration_since(start).as_secs_f64() * 1e3);
+        lat.push(
+            done.iter()
+                .max()
+                .unwrap()
+                .duration_since(start)
+                .as_secs_f64()
+                * 1e3,
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
         let after = stats_sum(&views);
         touched.push(before.iter().zip(&after).filter(|(b, a)| a.0 > b.0).count() as f64);
@@ -456,9 +504,11 @@ async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path)
         let start = Instant::now();
         let r = http
             .put(format!("{}/api/v1/rules/{}:p0:1/", nm.rest, tenant(t_i)))
-            .json(&serde_json::json!({"tenantName": tenant(t_i), "policyName": "p0",
+            .json(
+                &serde_json::json!({"tenantName": tenant(t_i), "policyName": "p0",
                 "ruleId": "1", "priority": 2, "direction": "out", "protocol": "tcp",
-                "port": port, "action": "allow", "toIpAddress": "192.168.1.0/24"}))
+                "port": port, "action": "allow", "toIpAddress": "192.168.1.0/24"}),
+            )
             .send()
             .await
             .unwrap();
@@ -480,7 +530,14 @@ async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path)
         let done = wait_compiled(&log, &hosts, rev, Duration::from_secs(30))
             .await
             .expect("every interested agent compiles the rule");
-        lat.push(done.iter().max().unwrap().duration_since(start).as_secs_f64() * 1e3);
+        lat.push(
+            done.iter()
+                .max()
+                .unwrap()
+                .duration_since(start)
+                .as_secs_f64()
+                * 1e3,
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
         let after = stats_sum(&views);
         touched.push(before.iter().zip(&after).filter(|(b, a)| a.0 > b.0).count() as f64);
@@ -549,7 +606,11 @@ async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path)
         .zip(&after)
         .filter(|(b, a)| a.snapshots > b.snapshots)
         .count();
-    let bytes: u64 = before.iter().zip(&after).map(|(b, a)| a.bytes - b.bytes).sum();
+    let bytes: u64 = before
+        .iter()
+        .zip(&after)
+        .map(|(b, a)| a.bytes - b.bytes)
+        .sum();
     println!(
         "netmaster restart: up in {:.2} s, then all agents synced again in {:.2} s ({resumed} resumed, {resnap} new snapshots, {:.1} kB sent in all)",
         started.as_secs_f64(),

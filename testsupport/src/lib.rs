@@ -776,10 +776,7 @@ impl EtcdCluster {
                 });
             members.push((child, client_url));
         }
-        let cluster = EtcdCluster {
-            members,
-            _dir: dir,
-        };
+        let cluster = EtcdCluster { members, _dir: dir };
         for (cp, _) in &ports {
             let port = *cp;
             wait_for(

@@ -596,7 +596,7 @@ impl Endpoints {
             problems.push(format!("{} has no OpenFlow port", lp.host_interface));
         }
         if lp.endpoint.is_some() {
-            let desired = self.inner.reconciler.desired().version;
+            let desired = self.inner.reconciler.desired_version();
             let applied = self.inner.reconciler.applied().borrow().version;
             if desired == 0 || applied < desired {
                 problems.push(format!(
