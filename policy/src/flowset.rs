@@ -2,7 +2,7 @@
 //! normal form so that what we compile and what the switch reports compare equal, and the diff
 //! that turns one set into another.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bytes::BytesMut;
@@ -476,6 +476,132 @@ pub fn diff(current: &FlowSet, desired: &FlowSet) -> Diff {
     for (id, m) in &current.meters {
         if !desired.meters.contains_key(id) {
             d.meters_delete.push(*m);
+        }
+    }
+    d
+}
+
+/// What changed in a desired set, key by key: flows added or replaced and flows removed (by
+/// table, priority and match), groups and meters likewise (by id). [`crate::Incremental::apply`]
+/// makes one; [`FlowSet::apply_delta`] replays it on a copy of the set, and [`diff_delta`] turns
+/// it into the switch messages for the keys it touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub flows_upsert: BTreeMap<FlowKey, Flow>,
+    pub flows_remove: BTreeSet<FlowKey>,
+    pub groups_upsert: BTreeMap<u32, Group>,
+    pub groups_remove: BTreeSet<u32>,
+    pub meters_upsert: BTreeMap<u32, Meter>,
+    pub meters_remove: BTreeSet<u32>,
+}
+
+impl Delta {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many keys it touches.
+    pub fn len(&self) -> usize {
+        self.flows_upsert.len()
+            + self.flows_remove.len()
+            + self.groups_upsert.len()
+            + self.groups_remove.len()
+            + self.meters_upsert.len()
+            + self.meters_remove.len()
+    }
+
+    /// Adds a later delta to this one: applying the result is applying both, in order.
+    pub fn then(&mut self, later: Delta) {
+        for (k, f) in later.flows_upsert {
+            self.flows_remove.remove(&k);
+            self.flows_upsert.insert(k, f);
+        }
+        for k in later.flows_remove {
+            self.flows_upsert.remove(&k);
+            self.flows_remove.insert(k);
+        }
+        for (k, g) in later.groups_upsert {
+            self.groups_remove.remove(&k);
+            self.groups_upsert.insert(k, g);
+        }
+        for k in later.groups_remove {
+            self.groups_upsert.remove(&k);
+            self.groups_remove.insert(k);
+        }
+        for (k, m) in later.meters_upsert {
+            self.meters_remove.remove(&k);
+            self.meters_upsert.insert(k, m);
+        }
+        for k in later.meters_remove {
+            self.meters_upsert.remove(&k);
+            self.meters_remove.insert(k);
+        }
+    }
+}
+
+impl FlowSet {
+    /// Makes this set what it becomes after `delta`.
+    pub fn apply_delta(&mut self, delta: &Delta) {
+        for k in &delta.flows_remove {
+            self.flows.remove(k);
+        }
+        for (k, f) in &delta.flows_upsert {
+            self.flows.insert(k.clone(), f.clone());
+        }
+        for id in &delta.groups_remove {
+            self.groups.remove(id);
+        }
+        for (id, g) in &delta.groups_upsert {
+            self.groups.insert(*id, g.clone());
+        }
+        for id in &delta.meters_remove {
+            self.meters.remove(id);
+        }
+        for (id, m) in &delta.meters_upsert {
+            self.meters.insert(*id, *m);
+        }
+    }
+}
+
+/// What changes `current` (the set a switch holds) for the keys `delta` touched in the desired
+/// set: work in the size of the delta, not of the sets. Where `current` equalled the desired set
+/// before the delta, this is [`diff`] of `current` and the desired set after it; elsewhere (a
+/// switch that drifted, a bundle that failed) only a whole [`diff`] tells.
+pub fn diff_delta(current: &FlowSet, delta: &Delta) -> Diff {
+    let mut d = Diff::default();
+    for (id, g) in &delta.groups_upsert {
+        match current.groups.get(id) {
+            Some(have) if have == g => {}
+            Some(_) => d.groups_upsert.push((g.clone(), true)),
+            None => d.groups_upsert.push((g.clone(), false)),
+        }
+    }
+    for (k, f) in &delta.flows_upsert {
+        match current.flows.get(k) {
+            Some(have) if have == f => {}
+            _ => d.flows_add.push(f.clone()),
+        }
+    }
+    for k in &delta.flows_remove {
+        if let Some(have) = current.flows.get(k) {
+            d.flows_delete.push(have.clone());
+        }
+    }
+    for id in &delta.groups_remove {
+        if let Some(have) = current.groups.get(id) {
+            d.groups_delete.push(have.clone());
+        }
+    }
+    for (id, m) in &delta.meters_upsert {
+        match current.meters.get(id) {
+            Some(have) if have == m => {}
+            Some(_) => d.meters_upsert.push((*m, true)),
+            None => d.meters_upsert.push((*m, false)),
+        }
+    }
+    for id in &delta.meters_remove {
+        if let Some(have) = current.meters.get(id) {
+            d.meters_delete.push(*have);
         }
     }
     d

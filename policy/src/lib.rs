@@ -5,12 +5,14 @@
 //! another. The table and register layout is in [`layout`] and `docs/pipeline.md`.
 
 pub mod flowset;
+pub mod incremental;
 pub mod layout;
 pub mod model;
 pub mod pipeline;
 pub mod rules;
 
-pub use flowset::{diff, Diff, Flow, FlowKey, FlowSet, Group, Meter};
+pub use flowset::{diff, diff_delta, Delta, Diff, Flow, FlowKey, FlowSet, Group, Meter};
+pub use incremental::{Incremental, StateChange};
 pub use model::{
     fmt_mac, parse_mac, tenant_zones, Direction, Endpoint, EndpointGroup, GatewayPort, HostState,
     Network, Peer, Policy, Problem, Profile, RemoteEndpoint, Rule, Segment,

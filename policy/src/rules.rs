@@ -416,6 +416,26 @@ pub(crate) fn policy_fragment(
     }
 }
 
+/// Which rules of a policy need a conjunction id, in the order [`policy_fragment`] asks for
+/// them: all rules (sorted by key) whose peer is not an unknown group, when there are several
+/// targets.
+pub(crate) fn conj_rules(
+    policy: &Policy,
+    targets: usize,
+    known_group: impl Fn(&str) -> bool,
+) -> Vec<&Rule> {
+    if targets < 2 {
+        return vec![];
+    }
+    let mut rules: Vec<&Rule> = policy.rules.iter().collect();
+    rules.sort_by(|a, b| a.key.cmp(&b.key));
+    rules.retain(|r| match &r.peer {
+        Peer::Group(k) => known_group(k),
+        _ => true,
+    });
+    rules
+}
+
 fn rule_flows(
     out: &mut Compiled,
     conj: &mut Clauses,
