@@ -29,7 +29,11 @@ fn net_key(n: u32) -> String {
 }
 
 fn group_key(n: u32, g: u32) -> String {
-    format!("t{}:g{}-{g}", n / NETWORKS_PER_TENANT, n % NETWORKS_PER_TENANT)
+    format!(
+        "t{}:g{}-{g}",
+        n / NETWORKS_PER_TENANT,
+        n % NETWORKS_PER_TENANT
+    )
 }
 
 fn policy_key(t: u32, p: u32) -> String {
@@ -73,13 +77,16 @@ fn rule(t: u32, p: u32, r: u32, port: u16) -> Rule {
     Rule {
         key: format!("{}:{r}", policy_key(t, p)),
         priority: (i % 10 + 1) as u8,
-        direction: if r % 2 == 0 {
+        direction: if r.is_multiple_of(2) {
             Direction::In
         } else {
             Direction::Out
         },
         peer: match r % 3 {
-            0 => Peer::Group(group_key(t * NETWORKS_PER_TENANT + r % NETWORKS_PER_TENANT, 0)),
+            0 => Peer::Group(group_key(
+                t * NETWORKS_PER_TENANT + r % NETWORKS_PER_TENANT,
+                0,
+            )),
             1 => Peer::Cidr(Ipv4Addr::new(172, 16, i as u8, 0), 24),
             _ => Peer::Any,
         },

@@ -89,13 +89,26 @@ enum Claim {
     Addr(IpAddr),
 }
 
+fn local_claims(e: &Endpoint) -> impl Iterator<Item = Claim> + '_ {
+    std::iter::once(Claim::Mac(e.mac)).chain(
+        e.ipv4
+            .iter()
+            .map(|a| Claim::Addr(IpAddr::V4(*a)))
+            .chain(e.ipv6.iter().map(|a| Claim::Addr(IpAddr::V6(*a)))),
+    )
+}
+
 fn remote_claims(r: &RemoteEndpoint) -> impl Iterator<Item = Claim> + '_ {
     std::iter::once(Claim::Mac(r.mac)).chain(r.ipv4.iter().map(|a| Claim::Addr(IpAddr::V4(*a))))
 }
 
-/// Indexes of the remote endpoints (there are many), kept with the input.
-#[derive(Debug, Clone, Default)]
+/// Indexes of the input: who has each port, MAC and address, whether it won it or not.
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Index {
+    /// OpenFlow port → the local endpoints that have it.
+    local_ports: HashMap<u32, BTreeSet<String>>,
+    /// Network → MAC or address → the local endpoints that have it.
+    local_claims: HashMap<String, HashMap<Claim, BTreeSet<String>>>,
     by_network: HashMap<String, BTreeSet<String>>,
     by_group: HashMap<String, BTreeSet<String>>,
     /// Network → MAC or address → the remote endpoints that have it.
@@ -103,7 +116,7 @@ struct Index {
 }
 
 /// Who won what: the full compile's global decisions, kept.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Resolution {
     /// Networks with a segment of their own (the first by key keeps a segment).
     accepted: BTreeSet<String>,
@@ -232,7 +245,7 @@ struct Reg {
     group: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Registry {
     regs: HashMap<Frag, Reg>,
     /// Network → its remote endpoints' hosts, counted.
@@ -271,6 +284,10 @@ struct Work {
     /// Networks whose input changed, with what they were before.
     networks: BTreeMap<String, Option<Network>>,
     locals: bool,
+    /// A local endpoint's port, MAC or address is contested: all are resolved afresh.
+    locals_full: bool,
+    /// Local endpoints changed, with what they were before.
+    local_old: BTreeMap<String, Option<Endpoint>>,
     gateway_port: bool,
     tunnel: bool,
     uplink: bool,
@@ -404,6 +421,46 @@ impl Incremental {
         out
     }
 
+    /// Checks the kept indexes and fragments against those built afresh from
+    /// [`Incremental::state`]: for tests (an index gone wrong shows here before it shows in
+    /// the flows).
+    pub fn verify(&self) -> Result<(), String> {
+        let fresh = Incremental::new(self.state());
+        let same = |what: &str, ok: bool| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{what} differ from those built afresh"))
+            }
+        };
+        same("the indexes", self.index == fresh.index)?;
+        same("the resolutions", self.res == fresh.res)?;
+        same("the registrations", self.regs == fresh.regs)?;
+        same("the flows", self.out.set == fresh.out.set)?;
+        same("the owners", self.out.owners == fresh.out.owners)?;
+        same(
+            "the fragments",
+            self.out.frags.len() == fresh.out.frags.len()
+                && self.out.frags.iter().all(|(f, c)| {
+                    fresh.out.frags.get(f).is_some_and(|d| {
+                        c.flows == d.flows && c.owners == d.owners && c.problems == d.problems
+                    })
+                }),
+        )?;
+        same(
+            "the contributors",
+            self.out.flows_by == fresh.out.flows_by
+                && self.out.groups_by == fresh.out.groups_by
+                && self.out.meters_by == fresh.out.meters_by
+                && self.out.owners_by == fresh.out.owners_by,
+        )?;
+        same(
+            "the clauses",
+            self.out.policy_clauses == fresh.out.policy_clauses
+                && self.out.clause_policies == fresh.out.clause_policies,
+        )
+    }
+
     // ---- Taking changes in: the input and its indexes, and what to look at again.
 
     fn take(&mut self, change: StateChange, w: &mut Work) {
@@ -413,16 +470,18 @@ impl Incremental {
                 if i.endpoints.get(&e.key) == Some(&e) {
                     return;
                 }
-                w.dirty.insert(Frag::local(&e));
-                if let Some(old) = i.endpoints.insert(e.key.clone(), e) {
-                    w.dirty.insert(Frag::local(&old));
+                let old = i.endpoints.remove(&e.key);
+                if let Some(old) = &old {
+                    self.unindex_local(old, w);
                 }
-                w.locals = true;
+                self.index_local(&e, w);
+                w.local_old.entry(e.key.clone()).or_insert(old);
+                self.input.endpoints.insert(e.key.clone(), e);
             }
             StateChange::RemoveEndpoint(k) => {
                 if let Some(old) = i.endpoints.remove(&k) {
-                    w.dirty.insert(Frag::local(&old));
-                    w.locals = true;
+                    self.unindex_local(&old, w);
+                    w.local_old.entry(k).or_insert(Some(old));
                 }
             }
             StateChange::UpsertRemote(r) => {
@@ -527,6 +586,48 @@ impl Incremental {
         })
     }
 
+    /// Whether another local endpoint has `e`'s port, or one of its MAC and addresses in its
+    /// network: then who wins may change with `e`.
+    fn local_contested(&self, e: &Endpoint) -> bool {
+        let others = |ks: &BTreeSet<String>| ks.iter().any(|k| *k != e.key);
+        let x = &self.index;
+        x.local_ports.get(&e.ofport).is_some_and(others)
+            || x.local_claims
+                .get(&e.network)
+                .is_some_and(|m| local_claims(e).any(|c| m.get(&c).is_some_and(others)))
+    }
+
+    fn unindex_local(&mut self, e: &Endpoint, w: &mut Work) {
+        w.locals_full |= self.local_contested(e);
+        let x = &mut self.index;
+        remove_from(&mut x.local_ports, &e.ofport, &e.key);
+        if let Some(m) = x.local_claims.get_mut(&e.network) {
+            for c in local_claims(e) {
+                remove_from(m, &c, &e.key);
+            }
+            if m.is_empty() {
+                x.local_claims.remove(&e.network);
+            }
+        }
+        w.dirty.insert(Frag::local(e));
+        w.locals = true;
+    }
+
+    fn index_local(&mut self, e: &Endpoint, w: &mut Work) {
+        let x = &mut self.index;
+        x.local_ports
+            .entry(e.ofport)
+            .or_default()
+            .insert(e.key.clone());
+        let m = x.local_claims.entry(e.network.clone()).or_default();
+        for c in local_claims(e) {
+            m.entry(c).or_default().insert(e.key.clone());
+        }
+        w.locals_full |= self.local_contested(e);
+        w.dirty.insert(Frag::local(e));
+        w.locals = true;
+    }
+
     fn unindex_remote(&mut self, r: RemoteEndpoint, w: &mut Work) {
         if self.contested(&r) {
             w.full.insert(r.network.clone());
@@ -617,8 +718,10 @@ impl Incremental {
         if !w.networks.is_empty() {
             self.resolve_networks(&mut w);
         }
-        if w.locals || !w.networks.is_empty() {
+        if w.locals_full || !w.networks.is_empty() {
             self.resolve_locals(&mut w);
+        } else if w.locals {
+            self.resolve_changed_locals(&mut w);
         }
         if w.locals || !w.networks.is_empty() || w.gateway_port {
             self.resolve_present(&mut w);
@@ -780,6 +883,63 @@ impl Incremental {
         self.res.local = status;
         self.res.local_claims = claims;
         self.res.members = members;
+    }
+
+    /// Local endpoints that share no port, MAC or address with another: each is accepted
+    /// wherever its network is, and changes nobody else's fate.
+    fn resolve_changed_locals(&mut self, w: &mut Work) {
+        let res = &mut self.res;
+        let mut moved: Vec<(String, Claim)> = vec![];
+        for (key, old) in &w.local_old {
+            if let (Some(o), Some(Ok(()))) = (old, res.local.get(key)) {
+                if let Some(m) = res.local_claims.get_mut(&o.network) {
+                    for c in local_claims(o) {
+                        // (Unless another changed endpoint took it over already.)
+                        if m.get(&c) == Some(key) {
+                            m.remove(&c);
+                        }
+                        moved.push((o.network.clone(), c));
+                    }
+                    if m.is_empty() {
+                        res.local_claims.remove(&o.network);
+                    }
+                }
+                remove_from_map(&mut res.members, &o.network, key);
+            }
+            let Some(e) = self.input.endpoints.get(key) else {
+                res.local.remove(key);
+                continue;
+            };
+            if res.accepted.contains(&e.network) {
+                let m = res.local_claims.entry(e.network.clone()).or_default();
+                for c in local_claims(e) {
+                    m.insert(c, key.clone());
+                    moved.push((e.network.clone(), c));
+                }
+                res.members
+                    .entry(e.network.clone())
+                    .or_default()
+                    .insert(key.clone());
+                res.local.insert(key.clone(), Ok(()));
+            } else {
+                let p = Problem::UnknownNetwork {
+                    endpoint: key.clone(),
+                    network: e.network.clone(),
+                };
+                res.local.insert(key.clone(), Err(p));
+            }
+        }
+        // A remote endpoint with a MAC or address that changed hands here may win or lose it.
+        for (net, c) in moved {
+            if self
+                .index
+                .claims
+                .get(&net)
+                .is_some_and(|m| m.contains_key(&c))
+            {
+                w.full.insert(net);
+            }
+        }
     }
 
     fn resolve_present(&mut self, w: &mut Work) {
@@ -1505,6 +1665,15 @@ fn relayer_one<'a, K, V>(
             if list.is_empty() {
                 by.remove(k);
             }
+        }
+    }
+}
+
+fn remove_from_map<T: Ord>(m: &mut BTreeMap<String, BTreeSet<T>>, k: &str, v: &T) {
+    if let Some(s) = m.get_mut(k) {
+        s.remove(v);
+        if s.is_empty() {
+            m.remove(k);
         }
     }
 }

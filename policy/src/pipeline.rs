@@ -722,7 +722,7 @@ fn network_flows(
             .iter()
             .map(|p| Bucket::new(vec![Action::output(*p)]))
             .collect();
-        local.sort_by_key(|b| format!("{:?}", b.actions));
+        local.sort_by_cached_key(|b| format!("{:?}", b.actions));
         set.insert_group(Group::new(seg | LOCAL_FLOOD_BIT, GroupType::All, local));
         set.insert_flow(Flow::new(
             L2_FORWARD,
@@ -736,7 +736,7 @@ fn network_flows(
             vec![apply(vec![Action::Group(seg | LOCAL_FLOOD_BIT)])],
         ));
     }
-    buckets.sort_by_key(|b| format!("{:?}", b.actions));
+    buckets.sort_by_cached_key(|b| format!("{:?}", b.actions));
     set.insert_group(Group::new(seg, GroupType::All, buckets));
     set.insert_flow(Flow::new(
         L2_FORWARD,

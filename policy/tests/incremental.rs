@@ -380,6 +380,7 @@ fn check(inc: &Incremental, prev: &weft_policy::FlowSet, delta: &weft_policy::De
         "the delta does not lead to the new set"
     );
     assert_eq!(diff_delta(prev, delta), diff(prev, inc.flows()));
+    inc.verify().unwrap();
 }
 
 proptest! {
@@ -587,6 +588,45 @@ fn a_conjunction_id_moved_by_a_clash() {
             vec![p(vec![rule(first, 443)])],
             vec![p(vec![rule(first, 443), rule(second, 8080)])],
             vec![StateChange::RemovePolicy("a:p".into())],
+        ],
+    );
+}
+
+/// Within one apply, one endpoint gives up its MAC and another takes it: neither clashes, in
+/// either order of keys.
+#[test]
+fn a_mac_handed_over_within_one_apply() {
+    let state = HostState {
+        tunnel_port: Some(2),
+        networks: vec![vxlan("a:n1", 10, 1)],
+        endpoints: vec![
+            local("e0", "a:n1", 10, 1, ip(10, 0, 0, 1), "a:g1"),
+            local("e1", "a:n1", 11, 2, ip(10, 0, 0, 2), "a:g1"),
+        ],
+        remote_endpoints: vec![remote_in("r0", "a:n1", 3, ip(10, 0, 0, 3), "a:g1")],
+        ..HostState::default()
+    };
+    let with_mac = |k: &str, port: u32, m: u8, a: u8| {
+        StateChange::UpsertEndpoint(local(k, "a:n1", port, m, ip(10, 0, 0, a), "a:g1"))
+    };
+    check_steps(
+        state,
+        vec![
+            // e1 gives up MAC 2 and e0 takes it; then e0 gives it back and e1 takes it again.
+            vec![with_mac("e1", 11, 4, 2), with_mac("e0", 10, 2, 1)],
+            // A remote endpoint with the MAC e0 took loses it to e0.
+            vec![StateChange::UpsertRemote(remote_in(
+                "r1",
+                "a:n1",
+                2,
+                ip(10, 0, 0, 9),
+                "a:g1",
+            ))],
+            vec![StateChange::RemoveRemote("r1".into())],
+            vec![with_mac("e0", 10, 1, 1), with_mac("e1", 11, 2, 2)],
+            // An address handed over between two endpoints, and a remote endpoint's MAC taken.
+            vec![with_mac("e0", 10, 1, 5), with_mac("e1", 11, 2, 1)],
+            vec![with_mac("e1", 11, 3, 1)],
         ],
     );
 }
