@@ -208,6 +208,13 @@ fn bench(c: &mut Criterion) {
         e.group = Some(group_key(3, 0));
         e
     };
+    // A new remote endpoint with the address of an existing one: the network's remote
+    // endpoints are resolved afresh (the fallback for a contested key).
+    let clashing = |i: u64| {
+        let mut r = new_remote(i);
+        r.ipv4 = existing(i).ipv4;
+        r
+    };
     let changed_rule = |i: u64| {
         let mut p = policy(2, 0);
         p.rules[2].ports = Some((9000 + (i % 100) as u16, 9000 + (i % 100) as u16));
@@ -224,6 +231,11 @@ fn bench(c: &mut Criterion) {
             "one remote endpoint removed",
             StateChange::RemoveRemote(existing(0).key),
             StateChange::UpsertRemote(existing(0)),
+        ),
+        (
+            "one remote endpoint added with another's address",
+            StateChange::UpsertRemote(clashing(0)),
+            StateChange::RemoveRemote(clashing(0).key),
         ),
         (
             "one local endpoint added",
@@ -266,6 +278,17 @@ fn bench(c: &mut Criterion) {
                 n,
                 |i| StateChange::RemoveRemote(existing(i).key),
                 |i| StateChange::UpsertRemote(existing(i)),
+            )
+        })
+    });
+    g.bench_function("remote endpoint added, address taken", |b| {
+        b.iter_custom(|n| {
+            measure(
+                &mut inc,
+                &mut installed,
+                n,
+                |i| StateChange::UpsertRemote(clashing(i)),
+                |i| StateChange::RemoveRemote(clashing(i).key),
             )
         })
     });

@@ -1005,9 +1005,11 @@ impl Incremental {
         let (i, res) = (&self.input, &self.res);
         let carried = res.present.contains(net);
         let local = res.local_claims.get(net);
-        let mut taken: HashMap<Claim, &str> = HashMap::new();
+        let remotes = self.index.by_network.get(net);
+        let mut taken: HashMap<Claim, &str> =
+            HashMap::with_capacity(2 * remotes.map_or(0, BTreeSet::len));
         let mut changed = vec![];
-        for k in self.index.by_network.get(net).into_iter().flatten() {
+        for k in remotes.into_iter().flatten() {
             let r = &i.remotes[k];
             let s = if !carried {
                 None

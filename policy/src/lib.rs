@@ -3,6 +3,12 @@
 //! Pure and deterministic (no I/O, no clock): [`compile`] turns a [`HostState`] into a
 //! [`FlowSet`]; [`diff`] turns the set a switch holds into the messages that make it hold
 //! another. The table and register layout is in [`layout`] and `docs/pipeline.md`.
+//!
+//! [`Incremental`] keeps a host's state with its compiled set and takes [`StateChange`]s at a
+//! cost about the size of each: it re-emits only the fragments (one object's flows) a change
+//! touches, and says what changed as a [`Delta`], which [`diff_delta`] turns into switch
+//! messages. [`compile`] stays the oracle it is tested against: both are built from the same
+//! per-fragment emitters (`pipeline`, `rules`).
 
 pub mod flowset;
 pub mod incremental;
