@@ -392,12 +392,19 @@ proptest! {
         steps in prop::collection::vec(prop::collection::vec(change(), 1..4), 1..20),
     ) {
         let mut inc = Incremental::new(start.clone());
+        let first = inc.flows().clone();
         check(&inc, &compile(&start).flows, &weft_policy::Delta::default());
+        // The steps' deltas, composed, lead from the first set to the last.
+        let mut all = weft_policy::Delta::default();
         for step in steps {
             let prev = inc.flows().clone();
             let delta = inc.apply(step);
             check(&inc, &prev, &delta);
+            all.then(delta);
         }
+        let mut replayed = first;
+        replayed.apply_delta(&all);
+        prop_assert_eq!(&replayed, inc.flows());
     }
 
     #[test]
