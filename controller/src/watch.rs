@@ -16,7 +16,7 @@
 //! a unit whose keys are those it had at its revision gets only what changed since, any other
 //! unit is sent again whole.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
@@ -428,6 +428,77 @@ struct Subscriber {
     tx: mpsc::Sender<Vec<pb::WatchEvent>>,
 }
 
+/// The watches, indexed by the units they hold and by host, so that a change costs the
+/// watches it concerns, not all of them.
+#[derive(Default)]
+struct Subs {
+    next: u64,
+    by_id: HashMap<u64, Subscriber>,
+    holders: HashMap<String, BTreeSet<u64>>,
+    by_host: HashMap<String, BTreeSet<u64>>,
+}
+
+impl Subs {
+    fn add(&mut self, s: Subscriber) {
+        let id = self.next;
+        self.next += 1;
+        for u in &s.units {
+            self.holders.entry(u.clone()).or_default().insert(id);
+        }
+        self.by_host.entry(s.host.clone()).or_default().insert(id);
+        self.by_id.insert(id, s);
+    }
+
+    fn unindex(&mut self, id: u64, units: &BTreeSet<String>) {
+        for u in units {
+            if let Some(h) = self.holders.get_mut(u) {
+                h.remove(&id);
+                if h.is_empty() {
+                    self.holders.remove(u);
+                }
+            }
+        }
+    }
+
+    fn set_units(&mut self, id: u64, units: BTreeSet<String>) {
+        let Some(old) = self.by_id.get(&id).map(|s| s.units.clone()) else {
+            return;
+        };
+        self.unindex(id, &old);
+        for u in &units {
+            self.holders.entry(u.clone()).or_default().insert(id);
+        }
+        if let Some(s) = self.by_id.get_mut(&id) {
+            s.units = units;
+        }
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Subscriber> {
+        let s = self.by_id.remove(&id)?;
+        self.unindex(id, &s.units);
+        if let Some(h) = self.by_host.get_mut(&s.host) {
+            h.remove(&id);
+            if h.is_empty() {
+                self.by_host.remove(&s.host);
+            }
+        }
+        Some(s)
+    }
+
+    /// Drops the watches whose agents went away.
+    fn sweep(&mut self) {
+        let gone: Vec<u64> = self
+            .by_id
+            .iter()
+            .filter(|(_, s)| s.tx.is_closed())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.remove(id);
+        }
+    }
+}
+
 enum Cmd {
     Subscribe {
         host: String,
@@ -516,7 +587,7 @@ impl Hub {
 
 struct Run {
     state: HubState,
-    subs: Vec<Subscriber>,
+    subs: Subs,
     /// Watches that asked to resume from a revision this replica has not reached yet.
     pending: Vec<(i64, Cmd)>,
     stats: HubStats,
@@ -530,7 +601,7 @@ async fn run(
 ) {
     let mut r = Run {
         state,
-        subs: vec![],
+        subs: Subs::default(),
         pending: vec![],
         stats: HubStats::default(),
     };
@@ -603,7 +674,9 @@ impl Run {
                 let _ = tx.try_send(events);
                 debug!(%host, from, units = units.len(), "agent watching");
                 if reply.send(rx).is_ok() {
-                    self.subs.push(Subscriber { host, units, tx });
+                    // Watches whose agents went away since.
+                    self.subs.sweep();
+                    self.subs.add(Subscriber { host, units, tx });
                 }
             }
             Cmd::Networks {
@@ -617,7 +690,7 @@ impl Run {
                 let _ = reply.send(HubStats {
                     revision: self.state.revision,
                     objects: self.state.objects.len(),
-                    subscribers: self.subs.len(),
+                    subscribers: self.subs.by_id.len(),
                     ..self.stats
                 });
             }
@@ -650,8 +723,14 @@ impl Run {
         let Some(a) = self.state.apply(ev) else {
             return;
         };
-        let mut batches: Vec<(usize, Vec<pb::WatchEvent>)> = vec![];
-        for (i, s) in self.subs.iter().enumerate() {
+        let mut batches: BTreeMap<u64, Vec<pb::WatchEvent>> = BTreeMap::new();
+        // Those holding the unit it is in, or was in.
+        let mut holders: BTreeSet<u64> = BTreeSet::new();
+        for u in a.old_unit.iter().chain(a.new_unit.iter()) {
+            holders.extend(self.subs.holders.get(u).into_iter().flatten());
+        }
+        for id in holders {
+            let s = &self.subs.by_id[&id];
             let had_new = a.new_unit.as_ref().is_some_and(|u| s.units.contains(u));
             let had_old = a.old_unit.as_ref().is_some_and(|u| s.units.contains(u));
             let event = match &a.event {
@@ -666,60 +745,56 @@ impl Run {
                 pb::watch_event::Event::Delete(_) if had_old => a.event.clone(),
                 _ => continue,
             };
-            batches.push((
-                i,
-                vec![pb::WatchEvent {
-                    revision,
-                    event: Some(event),
-                }],
-            ));
+            batches.entry(id).or_default().push(pb::WatchEvent {
+                revision,
+                event: Some(event),
+            });
         }
-        let moved: Vec<usize> = match &a.affected {
+        let moved: Vec<u64> = match &a.affected {
             Affected::None => vec![],
-            Affected::All => (0..self.subs.len()).collect(),
-            Affected::Hosts(hs) => (0..self.subs.len())
-                .filter(|i| hs.contains(&self.subs[*i].host))
+            Affected::All => self.subs.by_id.keys().copied().collect(),
+            Affected::Hosts(hs) => hs
+                .iter()
+                .flat_map(|h| self.subs.by_host.get(h).into_iter().flatten().copied())
                 .collect(),
         };
-        for i in moved {
-            let now = self.state.interest(&self.subs[i].host);
-            let mut extra = vec![];
-            for gone in self.subs[i].units.difference(&now) {
-                extra.push(pb::WatchEvent {
+        for id in moved {
+            let now = self.state.interest(&self.subs.by_id[&id].host);
+            let before = &self.subs.by_id[&id].units;
+            if *before == now {
+                continue;
+            }
+            let b = batches.entry(id).or_default();
+            for gone in before.difference(&now) {
+                b.push(pb::WatchEvent {
                     revision,
                     event: Some(pb::watch_event::Event::Drop(pb::UnitDrop {
                         unit: gone.clone(),
                     })),
                 });
             }
-            for new in now.difference(&self.subs[i].units) {
-                self.state.unit_puts(new, 0, &mut extra);
+            for new in now.difference(before) {
+                self.state.unit_puts(new, 0, b);
             }
-            if extra.is_empty() {
-                continue;
-            }
-            self.subs[i].units = now;
-            match batches.iter_mut().find(|(j, _)| *j == i) {
-                Some((_, b)) => b.extend(extra),
-                None => batches.push((i, extra)),
-            }
+            self.subs.set_units(id, now);
         }
         let mut cut = vec![];
-        for (i, b) in batches {
+        for (id, b) in batches {
+            if b.is_empty() {
+                continue;
+            }
             self.count(&b);
-            if self.subs[i].tx.try_send(b).is_err() {
-                cut.push(i);
+            if self.subs.by_id[&id].tx.try_send(b).is_err() {
+                cut.push(id);
             }
         }
-        cut.sort_unstable();
-        for i in cut.into_iter().rev() {
-            let s = self.subs.swap_remove(i);
-            if !s.tx.is_closed() {
-                warn!(host = %s.host, "an agent's watch fell behind; cut off (it resumes)");
+        for id in cut {
+            if let Some(s) = self.subs.remove(id) {
+                if !s.tx.is_closed() {
+                    warn!(host = %s.host, "an agent's watch fell behind; cut off (it resumes)");
+                }
             }
         }
-        // Watches whose agents went away.
-        self.subs.retain(|s| !s.tx.is_closed());
     }
 
     /// The store compacted past the hub (it was away too long): read everything again and cut
@@ -729,7 +804,7 @@ impl Run {
             match store.range(b"/weft/").await {
                 Ok((kvs, rev)) => {
                     self.state = HubState::load(kvs, rev);
-                    self.subs.clear();
+                    self.subs = Subs::default();
                     warn!(
                         revision = rev,
                         "the store compacted past the watch hub; reloaded"

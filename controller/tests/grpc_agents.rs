@@ -281,6 +281,7 @@ async fn a_host_receives_a_tenant_with_its_first_endpoint_there_and_loses_it_wit
     .await
     .unwrap();
     assert_eq!(show(&next(&mut w2).await), "delete endpoint/b");
+    // (the rule goes with the tenant's unit)
     let mut dropped = vec![show(&next(&mut w2).await), show(&next(&mut w2).await)];
     dropped.sort();
     assert_eq!(dropped, ["drop net/blue:web", "drop tenant/blue"]);
