@@ -63,7 +63,7 @@ impl Shape {
     }
     /// Networks of tenant t: 500 in all over 200 tenants (3 for even tenants, 2 for odd).
     fn nets(&self, t: usize) -> usize {
-        if t % 2 == 0 {
+        if t.is_multiple_of(2) {
             3
         } else {
             2
