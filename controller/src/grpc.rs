@@ -76,18 +76,25 @@ fn object_of(key: &[u8]) -> Option<(String, String)> {
         .map(|id| ("endpoint".into(), id.to_string()))
 }
 
-/// A MAC for an endpoint: locally administered, derived from its address so it is stable.
 /// An endpoint may name only a group of its tenant that exists.
-fn group_exists(state: &weft_api::State, tenant: &str, group: &str) -> Result<(), Status> {
-    if state.groups.contains_key(&format!("{tenant}:{group}")) {
+async fn group_exists(intent: &Intent, tenant: &str, group: &str) -> Result<(), Status> {
+    let key = format!("{tenant}:{group}");
+    if intent
+        .read(|s| s.groups.contains_key(&key))
+        .await
+        .map_err(intent_status)?
+    {
         Ok(())
     } else {
-        Err(Status::not_found(format!(
-            "endpoint group \"{tenant}:{group}\" does not exist"
-        )))
+        Err(no_group(&key))
     }
 }
 
+fn no_group(key: &str) -> Status {
+    Status::not_found(format!("endpoint group \"{key}\" does not exist"))
+}
+
+/// A MAC for an endpoint: locally administered, derived from its address so it is stable.
 fn mac_for(ip: Ipv4Addr) -> String {
     let o = ip.octets();
     format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
@@ -204,8 +211,7 @@ impl AgentService for Agents {
                 }));
             }
             if !r.group.is_empty() {
-                let (state, _) = self.intent.load().await.map_err(intent_status)?;
-                group_exists(&state, &r.tenant, &r.group)?;
+                group_exists(&self.intent, &r.tenant, &r.group).await?;
             }
             let value = serde_json::to_vec(&ep).expect("endpoints serialize");
             let done = store
@@ -226,14 +232,22 @@ impl AgentService for Agents {
                 endpoint_json: value,
             }));
         }
-        let (state, _) = self.intent.load().await.map_err(intent_status)?;
         let net_key = format!("{}:{}", r.tenant, r.network);
-        let net = state
-            .networks
-            .get(&net_key)
-            .ok_or_else(|| Status::not_found(format!("network \"{net_key}\" does not exist")))?;
-        if !r.group.is_empty() {
-            group_exists(&state, &r.tenant, &r.group)?;
+        let group_key = format!("{}:{}", r.tenant, r.group);
+        let (net, group_ok) = self
+            .intent
+            .read(|s| {
+                (
+                    s.networks.get(&net_key).cloned(),
+                    r.group.is_empty() || s.groups.contains_key(&group_key),
+                )
+            })
+            .await
+            .map_err(intent_status)?;
+        let net =
+            net.ok_or_else(|| Status::not_found(format!("network \"{net_key}\" does not exist")))?;
+        if !group_ok {
+            return Err(no_group(&group_key));
         }
         let (first, last) = net.subnet.usable();
         let pool = Pool::addresses(
