@@ -25,6 +25,8 @@
 //! half a transaction.
 
 mod index;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 use std::time::Duration;

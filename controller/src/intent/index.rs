@@ -15,7 +15,7 @@ use weft_api::*;
 /// Subnets by (network address, prefix length). CIDR blocks either nest or are disjoint, so
 /// the ones overlapping a block are its supernets (one lookup per shorter prefix) and the
 /// blocks inside it (one range).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Subnets(BTreeMap<(u32, u8), BTreeSet<String>>);
 
 impl Subnets {
@@ -63,13 +63,13 @@ impl Subnets {
 }
 
 /// What one endpoint uses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Uses {
     network: String,
     group: Option<String>,
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Index {
     pub(crate) state: State,
     /// The mod revision of the sequence key this state is at (0: never written).
