@@ -17,8 +17,10 @@
 //! - A whole spec ([`Intent::apply`]) is validated whole (`validate_state`), from the index.
 //!
 //! Every read first fetches the sequence key and waits until the index has reached it, so a
-//! change committed through any replica is seen by the next request to any other, and a
-//! replica's own change before it answers.
+//! change committed through any replica is seen by the next request to any other. A change is
+//! answered once the index has it, and it takes it from the watch like anyone else's: replicas
+//! then race on equal terms. (One that applied its own commits at once would prepare its next
+//! change before the others had even seen its last, and under load keep them out for good.)
 //!
 //! The watch applies an intent transaction's events when it sees the sequence key's event of
 //! the same revision (every intent transaction writes the sequence key last), so nobody sees
@@ -45,8 +47,39 @@ const SEQ: &[u8] = b"/weft/meta/intent-seq";
 pub const ENDPOINTS: &str = "/weft/endpoints/";
 /// What the index follows.
 const WATCHED: &[u8] = b"/weft/";
-/// Attempts before a change gives up on concurrent writers.
+/// Attempts before a change gives up on concurrent writers...
 const RETRIES: usize = 20;
+/// ... and for how long at least it keeps trying (commits take a millisecond or less: twenty
+/// lost races can be over in twenty milliseconds).
+const PERSIST: Duration = Duration::from_secs(5);
+
+/// Counts a change's attempts against its budget.
+struct Attempts {
+    n: usize,
+    since: std::time::Instant,
+}
+
+impl Attempts {
+    fn new() -> Self {
+        Attempts {
+            n: 0,
+            since: std::time::Instant::now(),
+        }
+    }
+
+    /// Whether to try (again).
+    fn next(&mut self) -> bool {
+        self.n += 1;
+        self.n <= RETRIES || self.since.elapsed() < PERSIST
+    }
+
+    fn gave_up(&self) -> IntentError {
+        IntentError::Conflict(format!(
+            "gave up after {} attempts: other writers keep changing the intent; try again",
+            self.n - 1
+        ))
+    }
+}
 /// How long a request waits for the index to reach the store's sequence.
 const CATCH_UP: Duration = Duration::from_secs(10);
 /// How long an in-use check waits for the index to reach the store's revision before it reads
@@ -181,21 +214,6 @@ impl Core {
             p.seq = seq;
             p.revision = revision;
         });
-    }
-
-    /// Applies a change this netmaster committed at `revision`, if the index is still at
-    /// `from` (else the watch brings it, with whatever came between).
-    fn committed(&self, from: i64, revision: i64, edits: &[Edit]) -> bool {
-        let mut ix = self.write();
-        if ix.seq != from {
-            return false;
-        }
-        for e in edits {
-            ix.apply(e);
-        }
-        ix.seq = revision;
-        self.publish(&ix, None);
-        true
     }
 
     /// One event of the watch. Intent events wait in `pending` for the sequence key's event of
@@ -340,8 +358,6 @@ async fn follow(inner: Weak<Inner>, mut changes: WatchStream, stop: Cancellation
 /// What a single-object change will commit.
 struct Prepared {
     edit: Edit,
-    /// The sequence the change was judged at.
-    seq: i64,
     /// Nothing to commit: the object is already so.
     unchanged: bool,
 }
@@ -501,7 +517,6 @@ impl Intent {
             if current.as_ref() == Some(o) {
                 return Ok(Prepared {
                     edit,
-                    seq: ix.seq,
                     unchanged: true,
                 });
             }
@@ -523,7 +538,6 @@ impl Intent {
         }
         Ok(Prepared {
             edit,
-            seq: ix.seq,
             unchanged: false,
         })
     }
@@ -533,29 +547,55 @@ impl Intent {
         let core = self.core().await?;
         let _one_at_a_time = core.writer.lock().await;
         let removes_used = matches!(&edit, Edit::Delete(Kind::Network | Kind::Group, _));
-        for _ in 0..RETRIES {
+        let mut attempts = Attempts::new();
+        while attempts.next() {
             let in_use = if removes_used {
                 Some(self.in_use(core).await?)
             } else {
                 None
             };
-            let p = Self::prepare(&core.read(), edit.clone(), in_use.as_ref())?;
-            if p.unchanged {
-                return Ok(p.edit);
-            }
+            let (seq, judged) = {
+                let ix = core.read();
+                (ix.seq, Self::prepare(&ix, edit.clone(), in_use.as_ref()))
+            };
+            let p = match judged {
+                Ok(p) if !p.unchanged => p,
+                answer => {
+                    if self.judged_fresh(core, seq).await? {
+                        return answer.map(|p| p.edit);
+                    }
+                    continue;
+                }
+            };
             let op = match &p.edit {
                 Edit::Put(o) => Op::put(key_of(o.kind().as_str(), &o.key()), o.to_json()),
                 Edit::Delete(kind, key) => Op::Delete(key_of(kind.as_str(), key)),
             };
-            if let Some(revision) = self.commit(p.seq, vec![op]).await? {
-                if !core.committed(p.seq, revision, std::slice::from_ref(&p.edit)) {
-                    core.reach_seq(revision).await?;
-                }
+            if let Some(revision) = self.commit(seq, vec![op]).await? {
+                core.reach_seq(revision).await?;
                 self.inner.metrics.objects_committed.inc();
                 return Ok(p.edit);
             }
         }
-        Err(gave_up())
+        Err(attempts.gave_up())
+    }
+
+    /// Whether an answer reached without a commit (a refusal, or nothing to change) is final:
+    /// the index it was judged on was at the store's sequence. If not, waits until it is (and
+    /// the change is judged again).
+    async fn judged_fresh(&self, core: &Core, seq: i64) -> Result<bool, IntentError> {
+        let now = self
+            .inner
+            .store
+            .get(SEQ)
+            .await?
+            .map(|kv| kv.mod_revision)
+            .unwrap_or(0);
+        if now <= seq {
+            return Ok(true);
+        }
+        core.reach_seq(now).await?;
+        Ok(false)
     }
 
     /// Commits `ops` and a bump of the sequence key if the sequence key is still at `seq`;
@@ -596,29 +636,38 @@ impl Intent {
     ) -> Result<(State, Vec<Change>), IntentError> {
         let core = self.core().await?;
         let _one_at_a_time = core.writer.lock().await;
-        for _ in 0..RETRIES {
+        let mut attempts = Attempts::new();
+        while attempts.next() {
             let (current, seq) = {
                 let ix = core.read();
                 (ix.state.clone(), ix.seq)
             };
-            let mut new = change(&current)?;
-            resolve_tags(&current, &mut new)?;
-            let changes = plan(&current, &new).map_err(IntentError::Invalid)?;
-            let removes = changes.iter().any(|c| {
-                matches!(c, Change::Delete { kind, .. }
-                    if *kind == Network::KIND || *kind == EndpointGroup::KIND)
+            let mut judged = change(&current).and_then(|mut new| {
+                resolve_tags(&current, &mut new)?;
+                let changes = plan(&current, &new).map_err(IntentError::Invalid)?;
+                Ok((new, changes))
             });
-            let in_use = if removes {
-                self.in_use(core).await?
-            } else {
-                InUse::default()
-            };
-            check_removals(&current, &new, &in_use)
-                .map_err(|e| IntentError::Conflict(e.to_string()))?;
-            if changes.is_empty() {
-                return Ok((new, changes));
+            if let Ok((new, changes)) = &judged {
+                let removes = changes.iter().any(|c| {
+                    matches!(c, Change::Delete { kind, .. }
+                        if *kind == Network::KIND || *kind == EndpointGroup::KIND)
+                });
+                if removes {
+                    let in_use = self.in_use(core).await?;
+                    if let Err(e) = check_removals(&current, new, &in_use) {
+                        judged = Err(IntentError::Conflict(e.to_string()));
+                    }
+                }
             }
-            let mut edits = Vec::with_capacity(changes.len());
+            let (new, changes) = match judged {
+                Ok((new, changes)) if !changes.is_empty() => (new, changes),
+                answer => {
+                    if self.judged_fresh(core, seq).await? {
+                        return answer;
+                    }
+                    continue;
+                }
+            };
             let mut ops = Vec::with_capacity(changes.len() + 1);
             for c in &changes {
                 let (Change::Create { kind, key }
@@ -628,18 +677,14 @@ impl Intent {
                 match new.object(kind, key) {
                     Some(o) if !matches!(c, Change::Delete { .. }) => {
                         ops.push(Op::put(key_of(kind.as_str(), key), o.to_json()));
-                        edits.push(Edit::Put(o));
                     }
                     _ => {
                         ops.push(Op::Delete(key_of(kind.as_str(), key)));
-                        edits.push(Edit::Delete(kind, key.clone()));
                     }
                 }
             }
             if let Some(revision) = self.commit(seq, ops).await? {
-                if !core.committed(seq, revision, &edits) {
-                    core.reach_seq(revision).await?;
-                }
+                core.reach_seq(revision).await?;
                 self.inner
                     .metrics
                     .objects_committed
@@ -647,14 +692,8 @@ impl Intent {
                 return Ok((new, changes));
             }
         }
-        Err(gave_up())
+        Err(attempts.gave_up())
     }
-}
-
-fn gave_up() -> IntentError {
-    IntentError::Conflict(format!(
-        "gave up after {RETRIES} attempts: other writers keep changing the intent; try again"
-    ))
 }
 
 fn no_free_tag(key: &str, encap: Encap, range: &IdRanges) -> IntentError {

@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use ipnet::Ipv4Net;
-use weft_api::state::{Edit, Kind, Object};
+use weft_api::state::{Kind, Object};
 use weft_api::validate::{references, InUse, Indexed, Lookup};
 use weft_api::*;
 
@@ -156,10 +156,11 @@ impl Index {
         }
     }
 
-    pub(crate) fn apply(&mut self, edit: &Edit) {
+    #[cfg(test)]
+    pub(crate) fn apply(&mut self, edit: &weft_api::state::Edit) {
         match edit {
-            Edit::Put(o) => self.put(o.clone()),
-            Edit::Delete(kind, key) => self.remove(*kind, key),
+            weft_api::state::Edit::Put(o) => self.put(o.clone()),
+            weft_api::state::Edit::Delete(kind, key) => self.remove(*kind, key),
         }
     }
 
