@@ -1052,3 +1052,76 @@ pub fn check_removals(old: &State, new: &State, in_use: &InUse) -> Result<(), Va
     }
     e.into_result()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(json: serde_json::Value) -> State {
+        crate::state::Spec::from_json(&json.to_string())
+            .unwrap()
+            .to_state()
+            .unwrap()
+    }
+
+    fn net(name: &str, subnet: &str) -> Object {
+        Object::Network(
+            serde_json::from_value(serde_json::json!({"tenantName": "blue",
+                "networkName": name, "subnet": subnet, "pktTag": 7}))
+            .unwrap(),
+        )
+    }
+
+    /// `validate_edit` on a valid state gives what `validate_state` gives for the result.
+    fn same(base: &State, edit: &Edit) -> Result<(), ValidationErrors> {
+        let mut after = base.clone();
+        after.apply(edit);
+        let whole = validate_state(&after);
+        assert_eq!(validate_edit(base, edit), whole, "{edit:?}");
+        whole
+    }
+
+    #[test]
+    fn a_change_is_judged_as_the_whole_state_would_be() {
+        let base = state(serde_json::json!({
+            "tenants": [{"tenantName": "blue"}],
+            "networks": [{"tenantName": "blue", "networkName": "m", "subnet": "10.1.0.0/16", "pktTag": 7}],
+            "policies": [{"tenantName": "blue", "policyName": "p"}],
+            "endpointGroups": [{"tenantName": "blue", "groupName": "g", "networkName": "m", "policies": ["p"]}]
+        }));
+        validate_state(&base).unwrap();
+        // Pairwise errors land on the later of the two in key order, naming the earlier.
+        let e = same(&base, &Edit::Put(net("z", "10.1.2.0/24"))).unwrap_err();
+        assert_eq!(
+            e.0.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            ["blue:z", "blue:z"]
+        );
+        let e = same(&base, &Edit::Put(net("a", "10.1.2.0/24"))).unwrap_err();
+        assert_eq!(
+            e.0.iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            ["blue:m", "blue:m"]
+        );
+        assert!(
+            e.to_string().contains("already used by network \"blue:a\""),
+            "{e}"
+        );
+        // Removing what a group names is an error of the group.
+        let e = same(&base, &Edit::Delete(Kind::Policy, "blue:p".into())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "endpointGroup \"blue:g\": policies: policy \"p\" does not exist in tenant \"blue\""
+        );
+        // A global range that leaves a network's tag out is an error of the network.
+        let mut g = base.global.clone();
+        g.vlans = "100-200".parse().unwrap();
+        let e = same(&base, &Edit::Put(Object::Global(g))).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "network \"blue:m\": pktTag: VLAN id 7 is outside the global range 100-200"
+            ),
+            "{e}"
+        );
+        same(&base, &Edit::Put(net("n", "10.2.0.0/16"))).unwrap_err(); // tag 7 again
+        same(&base, &Edit::Delete(Kind::Group, "blue:g".into())).unwrap();
+    }
+}
