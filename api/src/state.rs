@@ -198,3 +198,266 @@ pub fn plan(from: &State, to: &State) -> Result<Vec<Change>, ValidationErrors> {
     ups.extend(downs);
     Ok(ups)
 }
+
+/// The kinds of intent objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Global,
+    Tenant,
+    Network,
+    Group,
+    NetProfile,
+    Policy,
+    Rule,
+    AppProfile,
+    PodAttachment,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Global,
+        Kind::Tenant,
+        Kind::Network,
+        Kind::Group,
+        Kind::NetProfile,
+        Kind::Policy,
+        Kind::Rule,
+        Kind::AppProfile,
+        Kind::PodAttachment,
+    ];
+
+    /// The kind's name as keys, REST paths and errors use it (`Keyed::KIND`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Global => Global::KIND,
+            Kind::Tenant => Tenant::KIND,
+            Kind::Network => Network::KIND,
+            Kind::Group => EndpointGroup::KIND,
+            Kind::NetProfile => NetProfile::KIND,
+            Kind::Policy => Policy::KIND,
+            Kind::Rule => Rule::KIND,
+            Kind::AppProfile => AppProfile::KIND,
+            Kind::PodAttachment => PodAttachment::KIND,
+        }
+    }
+
+    /// The kind named `s` (`"endpointGroup"`, ...), if any.
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One intent object, of any kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Object {
+    Global(Global),
+    Tenant(Tenant),
+    Network(Network),
+    Group(EndpointGroup),
+    NetProfile(NetProfile),
+    Policy(Policy),
+    Rule(Rule),
+    AppProfile(AppProfile),
+    PodAttachment(PodAttachment),
+}
+
+macro_rules! each_object {
+    ($o:expr, $v:ident => $e:expr) => {
+        match $o {
+            Object::Global($v) => $e,
+            Object::Tenant($v) => $e,
+            Object::Network($v) => $e,
+            Object::Group($v) => $e,
+            Object::NetProfile($v) => $e,
+            Object::Policy($v) => $e,
+            Object::Rule($v) => $e,
+            Object::AppProfile($v) => $e,
+            Object::PodAttachment($v) => $e,
+        }
+    };
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Global(_) => Kind::Global,
+            Object::Tenant(_) => Kind::Tenant,
+            Object::Network(_) => Kind::Network,
+            Object::Group(_) => Kind::Group,
+            Object::NetProfile(_) => Kind::NetProfile,
+            Object::Policy(_) => Kind::Policy,
+            Object::Rule(_) => Kind::Rule,
+            Object::AppProfile(_) => Kind::AppProfile,
+            Object::PodAttachment(_) => Kind::PodAttachment,
+        }
+    }
+
+    pub fn key(&self) -> String {
+        each_object!(self, o => o.key())
+    }
+
+    /// The object's JSON, as the store and the API hold it.
+    pub fn to_json(&self) -> Vec<u8> {
+        each_object!(self, o => serde_json::to_vec(o)).expect("intent objects serialize")
+    }
+
+    /// An object of `kind` from its JSON.
+    pub fn from_json(kind: Kind, json: &[u8]) -> Result<Object, serde_json::Error> {
+        Ok(match kind {
+            Kind::Global => Object::Global(serde_json::from_slice(json)?),
+            Kind::Tenant => Object::Tenant(serde_json::from_slice(json)?),
+            Kind::Network => Object::Network(serde_json::from_slice(json)?),
+            Kind::Group => Object::Group(serde_json::from_slice(json)?),
+            Kind::NetProfile => Object::NetProfile(serde_json::from_slice(json)?),
+            Kind::Policy => Object::Policy(serde_json::from_slice(json)?),
+            Kind::Rule => Object::Rule(serde_json::from_slice(json)?),
+            Kind::AppProfile => Object::AppProfile(serde_json::from_slice(json)?),
+            Kind::PodAttachment => Object::PodAttachment(serde_json::from_slice(json)?),
+        })
+    }
+}
+
+/// The kinds kept in a map of [`State`] (all but the global object), typed.
+pub trait MapKind: Keyed + Clone + Sized + 'static {
+    const OF: Kind;
+    fn map(s: &State) -> &BTreeMap<String, Self>;
+    fn map_mut(s: &mut State) -> &mut BTreeMap<String, Self>;
+    fn into_object(self) -> Object;
+    fn from_object(o: Object) -> Option<Self>;
+}
+
+macro_rules! map_kind {
+    ($t:ty, $kind:ident, $field:ident) => {
+        impl MapKind for $t {
+            const OF: Kind = Kind::$kind;
+            fn map(s: &State) -> &BTreeMap<String, Self> {
+                &s.$field
+            }
+            fn map_mut(s: &mut State) -> &mut BTreeMap<String, Self> {
+                &mut s.$field
+            }
+            fn into_object(self) -> Object {
+                Object::$kind(self)
+            }
+            fn from_object(o: Object) -> Option<Self> {
+                match o {
+                    Object::$kind(v) => Some(v),
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+map_kind!(Tenant, Tenant, tenants);
+map_kind!(Network, Network, networks);
+map_kind!(EndpointGroup, Group, groups);
+map_kind!(NetProfile, NetProfile, netprofiles);
+map_kind!(Policy, Policy, policies);
+map_kind!(Rule, Rule, rules);
+map_kind!(AppProfile, AppProfile, app_profiles);
+map_kind!(PodAttachment, PodAttachment, pod_attachments);
+
+/// A change of one object: create or replace it, or delete it. (The global object is never
+/// deleted, only replaced.)
+// An edit lives for one request; boxing the object would buy nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    Put(Object),
+    Delete(Kind, String),
+}
+
+impl Edit {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Edit::Put(o) => o.kind(),
+            Edit::Delete(k, _) => *k,
+        }
+    }
+    pub fn key(&self) -> String {
+        match self {
+            Edit::Put(o) => o.key(),
+            Edit::Delete(_, k) => k.clone(),
+        }
+    }
+}
+
+impl State {
+    /// The object of `kind` under `key`, if there is one (the global object is always there).
+    pub fn object(&self, kind: Kind, key: &str) -> Option<Object> {
+        fn get<T: MapKind>(s: &State, key: &str) -> Option<Object> {
+            T::map(s).get(key).cloned().map(T::into_object)
+        }
+        match kind {
+            Kind::Global => (self.global.name == key).then(|| Object::Global(self.global.clone())),
+            Kind::Tenant => get::<Tenant>(self, key),
+            Kind::Network => get::<Network>(self, key),
+            Kind::Group => get::<EndpointGroup>(self, key),
+            Kind::NetProfile => get::<NetProfile>(self, key),
+            Kind::Policy => get::<Policy>(self, key),
+            Kind::Rule => get::<Rule>(self, key),
+            Kind::AppProfile => get::<AppProfile>(self, key),
+            Kind::PodAttachment => get::<PodAttachment>(self, key),
+        }
+    }
+
+    /// Creates or replaces `o`; returns what it replaced.
+    pub fn put(&mut self, o: Object) -> Option<Object> {
+        fn put<T: MapKind>(s: &mut State, v: T) -> Option<Object> {
+            T::map_mut(s).insert(v.key(), v).map(T::into_object)
+        }
+        match o {
+            Object::Global(g) => Some(Object::Global(std::mem::replace(&mut self.global, g))),
+            Object::Tenant(v) => put(self, v),
+            Object::Network(v) => put(self, v),
+            Object::Group(v) => put(self, v),
+            Object::NetProfile(v) => put(self, v),
+            Object::Policy(v) => put(self, v),
+            Object::Rule(v) => put(self, v),
+            Object::AppProfile(v) => put(self, v),
+            Object::PodAttachment(v) => put(self, v),
+        }
+    }
+
+    /// Removes the object of `kind` under `key`; returns it. The global object is never removed.
+    pub fn remove(&mut self, kind: Kind, key: &str) -> Option<Object> {
+        fn rm<T: MapKind>(s: &mut State, key: &str) -> Option<Object> {
+            T::map_mut(s).remove(key).map(T::into_object)
+        }
+        match kind {
+            Kind::Global => None,
+            Kind::Tenant => rm::<Tenant>(self, key),
+            Kind::Network => rm::<Network>(self, key),
+            Kind::Group => rm::<EndpointGroup>(self, key),
+            Kind::NetProfile => rm::<NetProfile>(self, key),
+            Kind::Policy => rm::<Policy>(self, key),
+            Kind::Rule => rm::<Rule>(self, key),
+            Kind::AppProfile => rm::<AppProfile>(self, key),
+            Kind::PodAttachment => rm::<PodAttachment>(self, key),
+        }
+    }
+
+    /// Applies `edit`; returns the object it replaced or removed.
+    pub fn apply(&mut self, edit: &Edit) -> Option<Object> {
+        match edit {
+            Edit::Put(o) => self.put(o.clone()),
+            Edit::Delete(kind, key) => self.remove(*kind, key),
+        }
+    }
+
+    /// Every object but the global one.
+    pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        fn all<T: MapKind>(s: &State) -> impl Iterator<Item = Object> + '_ {
+            T::map(s).values().cloned().map(T::into_object)
+        }
+        all::<Tenant>(self)
+            .chain(all::<Network>(self))
+            .chain(all::<EndpointGroup>(self))
+            .chain(all::<NetProfile>(self))
+            .chain(all::<Policy>(self))
+            .chain(all::<Rule>(self))
+            .chain(all::<AppProfile>(self))
+            .chain(all::<PodAttachment>(self))
+    }
+}

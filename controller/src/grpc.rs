@@ -64,26 +64,32 @@ fn alloc_status(e: AllocError) -> Status {
     }
 }
 
-/// A MAC for an endpoint: locally administered, derived from its address so it is stable.
-/// An endpoint may name only a group of its tenant that exists.
-fn group_exists(
-    state: &weft_api::State,
+/// An endpoint may name only a group of its tenant, in its network, that exists.
+async fn group_exists(
+    intent: &Intent,
     tenant: &str,
     network: &str,
     group: &str,
 ) -> Result<(), Status> {
-    match state.groups.get(&format!("{tenant}:{group}")) {
-        Some(g) if g.network_name == network => Ok(()),
-        Some(g) => Err(Status::invalid_argument(format!(
-            "endpoint group \"{tenant}:{group}\" belongs to network {}, not {network}",
-            g.network_name
+    let key = format!("{tenant}:{group}");
+    let found = intent
+        .read(|s| s.groups.get(&key).map(|g| g.network_name.clone()))
+        .await
+        .map_err(intent_status)?;
+    match found {
+        Some(n) if n == network => Ok(()),
+        Some(n) => Err(Status::invalid_argument(format!(
+            "endpoint group \"{key}\" belongs to network {n}, not {network}"
         ))),
-        None => Err(Status::not_found(format!(
-            "endpoint group \"{tenant}:{group}\" does not exist"
-        ))),
+        None => Err(no_group(&key)),
     }
 }
 
+fn no_group(key: &str) -> Status {
+    Status::not_found(format!("endpoint group \"{key}\" does not exist"))
+}
+
+/// A MAC for an endpoint: locally administered, derived from its address so it is stable.
 fn mac_for(ip: Ipv4Addr) -> String {
     let o = ip.octets();
     format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", o[0], o[1], o[2], o[3])
@@ -285,8 +291,7 @@ impl Agents {
                 return Ok((kv.value, kv.mod_revision));
             }
             if !r.group.is_empty() {
-                let (state, _) = self.intent.load().await.map_err(intent_status)?;
-                group_exists(&state, &r.tenant, &r.network, &r.group)?;
+                group_exists(&self.intent, &r.tenant, &r.network, &r.group).await?;
             }
             let value = serde_json::to_vec(&ep).expect("endpoints serialize");
             let done = store
@@ -305,14 +310,16 @@ impl Agents {
             }
             return Ok((value, done.revision));
         }
-        let (state, _) = self.intent.load().await.map_err(intent_status)?;
         let net_key = format!("{}:{}", r.tenant, r.network);
-        let net = state
-            .networks
-            .get(&net_key)
-            .ok_or_else(|| Status::not_found(format!("network \"{net_key}\" does not exist")))?;
+        let net = self
+            .intent
+            .read(|s| s.networks.get(&net_key).cloned())
+            .await
+            .map_err(intent_status)?;
+        let net =
+            net.ok_or_else(|| Status::not_found(format!("network \"{net_key}\" does not exist")))?;
         if !r.group.is_empty() {
-            group_exists(&state, &r.tenant, &r.network, &r.group)?;
+            group_exists(&self.intent, &r.tenant, &r.network, &r.group).await?;
         }
         let (first, last) = net.subnet.usable();
         let pool = Pool::addresses(

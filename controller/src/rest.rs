@@ -5,8 +5,6 @@
 //! dockin's format, for weft-cni). Errors are JSON `{"error": "..."}` with 400 (invalid input), 404, 409
 //! (in use, or concurrent writers) or 503 (store unreachable).
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::StatusCode;
@@ -16,6 +14,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use weft_api::contiv::ContivIntent;
+use weft_api::state::{MapKind, Object};
 use weft_api::*;
 
 use crate::intent::{Intent, IntentError};
@@ -53,48 +52,39 @@ fn body<T: DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
 }
 
 /// An object kind served under `/api/v1/<PATH>/`.
-trait RestKind: Keyed + Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+trait RestKind: MapKind + Serialize + DeserializeOwned + Send + Sync {
     const PATH: &'static str;
-    fn map(s: &weft_api::State) -> &BTreeMap<String, Self>;
-    fn map_mut(s: &mut weft_api::State) -> &mut BTreeMap<String, Self>;
 }
 
 macro_rules! rest_kind {
-    ($t:ty, $path:literal, $field:ident) => {
+    ($t:ty, $path:literal) => {
         impl RestKind for $t {
             const PATH: &'static str = $path;
-            fn map(s: &weft_api::State) -> &BTreeMap<String, Self> {
-                &s.$field
-            }
-            fn map_mut(s: &mut weft_api::State) -> &mut BTreeMap<String, Self> {
-                &mut s.$field
-            }
         }
     };
 }
 
-rest_kind!(Tenant, "tenants", tenants);
-rest_kind!(Network, "networks", networks);
-rest_kind!(EndpointGroup, "endpointGroups", groups);
-rest_kind!(NetProfile, "netprofiles", netprofiles);
-rest_kind!(Policy, "policys", policies);
-rest_kind!(Rule, "rules", rules);
-rest_kind!(AppProfile, "appProfiles", app_profiles);
-rest_kind!(PodAttachment, "podAttachments", pod_attachments);
+rest_kind!(Tenant, "tenants");
+rest_kind!(Network, "networks");
+rest_kind!(EndpointGroup, "endpointGroups");
+rest_kind!(NetProfile, "netprofiles");
+rest_kind!(Policy, "policys");
+rest_kind!(Rule, "rules");
+rest_kind!(AppProfile, "appProfiles");
+rest_kind!(PodAttachment, "podAttachments");
 
 async fn list<T: RestKind>(AxState(i): AxState<Intent>) -> Result<Json<Vec<T>>, ApiError> {
-    let (s, _) = i.load().await?;
-    Ok(Json(T::map(&s).values().cloned().collect()))
+    Ok(Json(
+        i.read(|s| T::map(s).values().cloned().collect()).await?,
+    ))
 }
 
 async fn get_one<T: RestKind>(
     AxState(i): AxState<Intent>,
     Path(key): Path<String>,
 ) -> Result<Json<T>, ApiError> {
-    let (s, _) = i.load().await?;
-    T::map(&s)
-        .get(&key)
-        .cloned()
+    i.read(|s| T::map(s).get(&key).cloned())
+        .await?
         .map(Json)
         .ok_or_else(|| IntentError::NotFound { kind: T::KIND, key }.into())
 }
@@ -112,31 +102,17 @@ async fn put_one<T: RestKind>(
             obj.key()
         )));
     }
-    let (s, _) = i
-        .apply(|cur| {
-            let mut n = cur.clone();
-            T::map_mut(&mut n).insert(key.clone(), obj.clone());
-            Ok(n)
-        })
-        .await?;
-    Ok(Json(T::map(&s)[&key].clone()))
+    let stored = i.put(obj.into_object()).await?;
+    Ok(Json(
+        T::from_object(stored).expect("a put returns its own kind"),
+    ))
 }
 
 async fn delete_one<T: RestKind>(
     AxState(i): AxState<Intent>,
     Path(key): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    i.apply(|cur| {
-        let mut n = cur.clone();
-        if T::map_mut(&mut n).remove(&key).is_none() {
-            return Err(IntentError::NotFound {
-                kind: T::KIND,
-                key: key.clone(),
-            });
-        }
-        Ok(n)
-    })
-    .await?;
+    i.delete(T::OF, &key).await?;
     Ok(Json(serde_json::json!({})))
 }
 
@@ -162,14 +138,14 @@ fn kind_routes<T: RestKind>(r: Router<Intent>) -> Router<Intent> {
 }
 
 async fn globals(AxState(i): AxState<Intent>) -> Result<Json<Vec<Global>>, ApiError> {
-    Ok(Json(vec![i.load().await?.0.global]))
+    Ok(Json(vec![i.read(|s| s.global.clone()).await?]))
 }
 
 async fn global_get(
     AxState(i): AxState<Intent>,
     Path(name): Path<String>,
 ) -> Result<Json<Global>, ApiError> {
-    let g = i.load().await?.0.global;
+    let g = i.read(|s| s.global.clone()).await?;
     if g.name != name {
         return Err(IntentError::NotFound {
             kind: "global",
@@ -189,14 +165,10 @@ async fn global_put(
     if name != "global" || g.name != "global" {
         return Err(bad("there is one global object, named \"global\""));
     }
-    let (s, _) = i
-        .apply(|cur| {
-            let mut n = cur.clone();
-            n.global = g.clone();
-            Ok(n)
-        })
-        .await?;
-    Ok(Json(s.global))
+    match i.put(Object::Global(g)).await? {
+        Object::Global(g) => Ok(Json(g)),
+        _ => unreachable!("a put returns its own kind"),
+    }
 }
 
 #[derive(Deserialize)]
@@ -349,32 +321,36 @@ async fn cni_attachments(
             "podNamespace and podName are required query parameters",
         ));
     }
-    let (s, _) = i.load().await?;
     let key = format!("{}:{}", q.pod_namespace, q.pod_name);
-    let Some(p) = s.pod_attachments.get(&key) else {
+    let data = i
+        .read(|s| {
+            s.pod_attachments.get(&key).map(|p| {
+                p.attachments
+                    .iter()
+                    .map(|a| {
+                        let n = s
+                            .networks
+                            .get(&format!("{}:{}", a.tenant_name, a.network_name));
+                        serde_json::json!({
+                            "type": format!("{}/{}", a.tenant_name, a.network_name),
+                            "podIp": a.ip_address.map(|ip| ip.to_string()).unwrap_or_default(),
+                            "subnetMask": n.map(|n| n.subnet.net.prefix_len().to_string()).unwrap_or_default(),
+                            "gateway": n.and_then(|n| n.gateway).map(|g| g.to_string()).unwrap_or_default(),
+                            "ifName": a.if_name,
+                            "master": a.master,
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .await?;
+    let Some(data) = data else {
         return Ok(Json(serde_json::json!({
             "code": 1,
             "message": format!("netmaster has no podAttachment \"{key}\" (create it under /api/v1/podAttachments/)"),
             "data": [],
         })));
     };
-    let data: Vec<serde_json::Value> = p
-        .attachments
-        .iter()
-        .map(|a| {
-            let n = s
-                .networks
-                .get(&format!("{}:{}", a.tenant_name, a.network_name));
-            serde_json::json!({
-                "type": format!("{}/{}", a.tenant_name, a.network_name),
-                "podIp": a.ip_address.map(|ip| ip.to_string()).unwrap_or_default(),
-                "subnetMask": n.map(|n| n.subnet.net.prefix_len().to_string()).unwrap_or_default(),
-                "gateway": n.and_then(|n| n.gateway).map(|g| g.to_string()).unwrap_or_default(),
-                "ifName": a.if_name,
-                "master": a.master,
-            })
-        })
-        .collect();
     Ok(Json(
         serde_json::json!({"code": 0, "message": "success", "data": data}),
     ))

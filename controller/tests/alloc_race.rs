@@ -166,13 +166,64 @@ async fn two_replicas_on_one_etcd_never_share_a_value() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_tasks_on_the_embedded_store_never_share_a_value() {
     let dir = TempDir::new("weft-alloc-");
-    let a = Allocator::new(embedded(&dir).await);
+    let store = embedded(&dir).await;
+    // Two allocators on one store, each with its own cache of the pool: like two replicas,
+    // they meet only in the store's transactions.
     race(
-        a.clone(),
-        a,
+        Allocator::new(store.clone()),
+        Allocator::new(store),
         Pool::numbers("vlan", vec![(100, 4000)]),
         1000,
         8,
     )
     .await;
+}
+
+/// Each allocator's cache of a pool is only a guide: what another allocator did on the same
+/// store (allocated, released) is found out from the store, and one owner asking many times at
+/// once gets one value.
+#[tokio::test(flavor = "multi_thread")]
+async fn caches_give_way_to_the_store() {
+    let dir = TempDir::new("weft-alloc-");
+    let store = embedded(&dir).await;
+    let (a, b) = (Allocator::new(store.clone()), Allocator::new(store.clone()));
+    let pool = Pool::numbers("vni", vec![(1, 10)]);
+    for i in 1..=10 {
+        a.allocate(&pool, &format!("o{i}")).await.unwrap();
+    }
+    // b has never seen the pool: full, and o3 gets what a gave it.
+    assert!(matches!(
+        b.allocate(&pool, "x").await,
+        Err(AllocError::Exhausted { .. })
+    ));
+    let o3 = a.held(&pool, "o3").await.unwrap().unwrap();
+    assert_eq!(b.allocate(&pool, "o3").await.unwrap(), o3);
+    // a releases; b, whose cache says the pool is full, finds the value in the store.
+    let freed = a.release(&pool, "o5").await.unwrap().unwrap();
+    assert_eq!(b.allocate(&pool, "y").await.unwrap(), freed);
+    // And the other way round: a's cache takes o5's value for free (b gave it to y) and o1's
+    // for taken (b released it); the store's answers set both right.
+    let o1 = b.release(&pool, "o1").await.unwrap().unwrap();
+    assert_eq!(a.allocate(&pool, "x").await.unwrap(), o1);
+    // One owner, many requests at once, through a third allocator: one value.
+    b.release(&pool, "o2").await.unwrap();
+    b.release(&pool, "x").await.unwrap();
+    let c = Allocator::new(store);
+    let mut handles = Vec::new();
+    for _ in 0..16 {
+        let (c, pool) = (c.clone(), pool.clone());
+        handles.push(tokio::spawn(async move {
+            c.allocate(&pool, "z").await.unwrap()
+        }));
+    }
+    let mut got = HashSet::new();
+    for h in handles {
+        got.insert(h.await.unwrap());
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        c.held(&pool, "z").await.unwrap(),
+        got.into_iter().next(),
+        "what z was given is what the store says it holds"
+    );
 }

@@ -151,6 +151,29 @@ async fn ranges_and_revisions(s: &Store) {
     assert!(s.get(b"/rx").await.unwrap().is_some());
 }
 
+/// A range larger than one answer may be (gRPC's 4 MB by default): every key, in order, at one
+/// revision, even while others write.
+async fn large_ranges(s: &Store) {
+    let value = vec![b'x'; 4096];
+    let keys: Vec<Vec<u8>> = (0..2500)
+        .map(|i| format!("/big/{i:05}").into_bytes())
+        .collect();
+    for chunk in keys.chunks(500) {
+        let ops = chunk
+            .iter()
+            .map(|k| Op::put(k.clone(), value.clone()))
+            .collect();
+        s.txn(vec![], ops, vec![]).await.unwrap();
+    }
+    s.put(b"/bigger", b"not in /big/").await.unwrap();
+    let (kvs, rev) = s.range(b"/big/").await.unwrap();
+    assert_eq!(kvs.len(), keys.len());
+    assert!(kvs.iter().map(|kv| &kv.key).eq(keys.iter()));
+    assert!(kvs
+        .iter()
+        .all(|kv| kv.value == value && kv.mod_revision <= rev));
+}
+
 async fn watch_replays_then_follows_and_resumes(s: &Store) {
     let first = s.put(b"/w/a", b"1").await.unwrap();
     s.put(b"/w/b", b"2").await.unwrap();
@@ -310,6 +333,7 @@ suite!(
     compare_and_swap,
     transactions_are_atomic,
     ranges_and_revisions,
+    large_ranges,
     watch_replays_then_follows_and_resumes,
     leases,
     compaction

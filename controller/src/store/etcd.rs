@@ -6,7 +6,10 @@ use etcd_client::{
 };
 use tokio::sync::mpsc;
 
-use super::{Compare, KeyValue, Op, StoreError, TxnResult, WatchEvent, WatchStream};
+use super::{prefix_end, Compare, KeyValue, Op, StoreError, TxnResult, WatchEvent, WatchStream};
+
+/// Keys per answer of a range read.
+const PAGE: i64 = 1000;
 
 /// A connection to an etcd cluster (cheap to clone: clones share the channel).
 #[derive(Clone)]
@@ -48,15 +51,36 @@ impl EtcdStore {
         Ok(r.kvs().first().map(kv))
     }
 
+    /// In pages of [`PAGE`] keys, all at the revision of the first: one answer holding a large
+    /// intent would pass gRPC's message limit (4 MB by default; 100,000 objects are ~17 MB).
     pub async fn range(&self, prefix: &[u8]) -> Result<(Vec<KeyValue>, i64), StoreError> {
-        let r = self
-            .client
-            .clone()
-            .get(prefix, Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(unavailable)?;
-        let rev = r.header().map(|h| h.revision()).unwrap_or(0);
-        Ok((r.kvs().iter().map(kv).collect(), rev))
+        let end = prefix_end(prefix);
+        let mut from = prefix.to_vec();
+        let mut out = Vec::new();
+        let mut rev = 0;
+        loop {
+            let mut opts = GetOptions::new().with_range(end.clone()).with_limit(PAGE);
+            if rev > 0 {
+                opts = opts.with_revision(rev);
+            }
+            let r = self
+                .client
+                .clone()
+                .get(from.clone(), Some(opts))
+                .await
+                .map_err(unavailable)?;
+            if rev == 0 {
+                rev = r.header().map(|h| h.revision()).unwrap_or(0);
+            }
+            out.extend(r.kvs().iter().map(kv));
+            match r.kvs().last() {
+                Some(last) if r.more() => {
+                    from = last.key().to_vec();
+                    from.push(0);
+                }
+                _ => return Ok((out, rev)),
+            }
+        }
     }
 
     pub async fn txn(
