@@ -224,6 +224,16 @@ fn spawn_agent(
     view
 }
 
+/// How many agents a change reached, and the bytes sent to them, from their counters before
+/// and after.
+fn reach(before: &[(u64, u64)], after: &[(u64, u64)]) -> (f64, f64) {
+    let pairs = || before.iter().zip(after);
+    (
+        pairs().filter(|(b, a)| a.0 > b.0).count() as f64,
+        pairs().map(|(b, a)| (a.1 - b.1) as f64).sum(),
+    )
+}
+
 fn proc_rss_mb(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -461,15 +471,9 @@ async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path)
                 * 1e3,
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let after = stats_sum(&views);
-        touched.push(before.iter().zip(&after).filter(|(b, a)| a.0 > b.0).count() as f64);
-        sent.push(
-            before
-                .iter()
-                .zip(&after)
-                .map(|(b, a)| (a.1 - b.1) as f64)
-                .sum::<f64>(),
-        );
+        let (t, b) = reach(&before, &stats_sum(&views));
+        touched.push(t);
+        sent.push(b);
     }
     let cpu = proc_cpu_s(pid) - cpu0;
     let mut w: Vec<f64> = work
@@ -539,15 +543,9 @@ async fn run(backend: &str, shape: Shape, changes: usize, bin: &std::path::Path)
                 * 1e3,
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let after = stats_sum(&views);
-        touched.push(before.iter().zip(&after).filter(|(b, a)| a.0 > b.0).count() as f64);
-        sent.push(
-            before
-                .iter()
-                .zip(&after)
-                .map(|(b, a)| (a.1 - b.1) as f64)
-                .sum::<f64>(),
-        );
+        let (t, b) = reach(&before, &stats_sum(&views));
+        touched.push(t);
+        sent.push(b);
     }
     let mut w: Vec<f64> = work
         .lock()
