@@ -294,12 +294,20 @@ impl fmt::Display for Packet {
         if let Some(t) = &self.tunnel {
             write!(f, ",tun_id={:#x},tun_src={},tun_dst={}", t.id, t.src, t.dst)?;
         }
+        f.write_str(",")?;
+        self.fmt_frame(f)
+    }
+}
+
+impl Packet {
+    /// The frame alone: VLAN, Ethernet, and what it carries.
+    fn fmt_frame(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let Some(v) = self.vlan {
-            write!(f, ",dl_vlan={v}")?;
+            write!(f, "dl_vlan={v},")?;
         }
         write!(
             f,
-            ",dl_src={},dl_dst={}",
+            "dl_src={},dl_dst={}",
             fmt_mac(&self.eth_src),
             fmt_mac(&self.eth_dst)
         )?;
@@ -477,6 +485,8 @@ pub struct Step {
     pub owner: Option<String>,
     /// The flow, as `ovs-ofctl dump-flows` prints it.
     pub flow: String,
+    /// Its match alone, as OVS prints it (empty: it matches everything).
+    pub match_: String,
     /// What its instructions did, in order, each with its effect where it has one.
     pub actions: Vec<String>,
     /// Other flows that matched with the same priority: Open vSwitch takes any one of them
@@ -1194,6 +1204,7 @@ impl<'a> Exec<'_, 'a> {
                 cookie: flow.cookie,
                 owner: owner.clone(),
                 flow: flow.to_string(),
+                match_: flow.match_.to_string(),
                 actions: vec![],
                 ties: found.ties.iter().map(|f| f.to_string()).collect(),
                 notes: found.notes,
@@ -1730,13 +1741,23 @@ impl<'a> Exec<'_, 'a> {
 }
 
 impl fmt::Display for Step {
+    /// In the manner of `ovs-appctl ofproto/trace`: the table, the match, the priority and the
+    /// flow's object, then what it did, one action a line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "table {} {}", self.table, self.table_name)?;
+        let m = if self.match_.is_empty() {
+            "(anything)"
+        } else {
+            &self.match_
+        };
+        write!(
+            f,
+            "{:>2}. {}: {m}, priority {}, ",
+            self.table, self.table_name, self.priority
+        )?;
         match &self.owner {
-            Some(o) => writeln!(f, ": {o}")?,
-            None => writeln!(f, ": cookie {:#x}", self.cookie)?,
+            Some(o) => writeln!(f, "{o}")?,
+            None => writeln!(f, "cookie {:#x}", self.cookie)?,
         }
-        writeln!(f, "    {}", self.flow)?;
         for n in &self.notes {
             writeln!(f, "    note: {n}")?;
         }
@@ -1769,7 +1790,8 @@ impl fmt::Display for Output {
         if let Some(t) = &self.tunnel {
             write!(f, " (tunnel: VNI {}, remote VTEP {})", t.id, t.remote)?;
         }
-        write!(f, ": {}", self.packet)
+        f.write_str(": ")?;
+        self.packet.fmt_frame(f)
     }
 }
 
@@ -1831,5 +1853,309 @@ impl fmt::Display for Trace {
         } else {
             self.verdict.write(f, "")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The semantics the compiled pipeline does not exercise on its own: ties, conjunctions
+    //! that do not complete, `ct` forks, action sets, TTL expiry.
+
+    use ofproto::action::Nat;
+    use ofproto::msg::group_meter::Bucket;
+    use ofproto::oxm::Match;
+
+    use super::*;
+    use crate::flowset::Group;
+
+    const A: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const B: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+    fn flow(table: u8, priority: u16, m: Match, actions: Vec<Action>) -> Flow {
+        Flow::new(
+            table,
+            priority,
+            0x0100_0000_0000_0000 | u64::from(priority),
+            m,
+            vec![Instruction::ApplyActions(actions)],
+        )
+    }
+
+    fn goto(table: u8, priority: u16, m: Match, actions: Vec<Action>, to: u8) -> Flow {
+        let mut f = flow(table, priority, m, actions);
+        f.instructions.push(Instruction::GotoTable(to));
+        f
+    }
+
+    fn conj(id: u32, clause: u8) -> Action {
+        Action::Conjunction {
+            id,
+            clause,
+            n_clauses: 2,
+        }
+    }
+
+    fn set(flows: Vec<Flow>) -> FlowSet {
+        let mut s = FlowSet::default();
+        for f in flows {
+            s.insert_flow(f);
+        }
+        s
+    }
+
+    fn run(set: &FlowSet, p: &Packet) -> Trace {
+        let owners = BTreeMap::new();
+        Bridge::new(set, &owners, None).trace(p, &Conntrack::new())
+    }
+
+    fn tcp(in_port: u32) -> Packet {
+        Packet::tcp(
+            in_port,
+            A,
+            B,
+            Ipv4Addr::new(10, 0, 0, 1),
+            Ipv4Addr::new(10, 0, 0, 2),
+            80,
+        )
+    }
+
+    fn ports(t: &Trace) -> Vec<u32> {
+        t.verdict.outputs().iter().map(|o| o.port).collect()
+    }
+
+    #[test]
+    fn equal_priorities_that_both_match_are_reported_as_ties() {
+        let s = set(vec![
+            flow(0, 5, Match::new().in_port(1), vec![Action::output(2)]),
+            flow(
+                0,
+                5,
+                Match::new().eth_type(ETH_IPV4),
+                vec![Action::output(3)],
+            ),
+            flow(0, 1, Match::new(), vec![Action::output(4)]),
+        ]);
+        let t = run(&s, &tcp(1));
+        assert_eq!(t.steps.len(), 1);
+        assert_eq!(t.steps[0].ties.len(), 1, "{t}");
+        assert!(t.to_string().contains("AMBIGUOUS"));
+        // Only one matches from port 7: no tie.
+        let t = run(&s, &tcp(7));
+        assert!(t.steps[0].ties.is_empty());
+        assert_eq!(ports(&t), [3]);
+    }
+
+    #[test]
+    fn a_conjunction_needs_a_flow_of_every_clause_at_one_priority() {
+        let clause1 = |p| flow(0, p, Match::new().in_port(1), vec![conj(7, 0)]);
+        let clause2 = |p| flow(0, p, Match::new().eth_type(ETH_IPV4), vec![conj(7, 1)]);
+        let verdict = flow(
+            0,
+            10,
+            Match::new().with(Field::ConjId, 7),
+            vec![Action::output(9)],
+        );
+        let below = flow(0, 5, Match::new(), vec![Action::output(5)]);
+
+        let s = set(vec![
+            clause1(10),
+            clause2(10),
+            verdict.clone(),
+            below.clone(),
+        ]);
+        let t = run(&s, &tcp(1));
+        assert_eq!(ports(&t), [9], "{t}");
+        assert!(
+            t.steps[0].notes[0].contains("clause 1/2 by in_port=1"),
+            "{t}"
+        );
+        // One clause only (another port): the next flow down.
+        assert_eq!(ports(&run(&s, &tcp(2))), [5]);
+        // Clauses at two priorities never combine.
+        let s = set(vec![
+            clause1(10),
+            clause2(9),
+            verdict.clone(),
+            below.clone(),
+        ]);
+        assert_eq!(ports(&run(&s, &tcp(1))), [5]);
+        // A plain flow above the clauses wins.
+        let above = flow(0, 20, Match::new().in_port(1), vec![Action::output(20)]);
+        let s = set(vec![clause1(10), clause2(10), verdict, below, above]);
+        let t = run(&s, &tcp(1));
+        assert_eq!(ports(&t), [20]);
+        assert!(
+            t.steps[0].notes.is_empty(),
+            "no conjunction was needed: {t}"
+        );
+    }
+
+    #[test]
+    fn ct_untracks_the_packet_that_goes_on_and_forks_a_clone_to_its_table() {
+        let ct = |table: Option<u8>, commit: bool| {
+            Action::Ct(Ct {
+                commit,
+                force: false,
+                zone: CtZone::Imm(5),
+                table,
+                alg: 0,
+                actions: vec![],
+            })
+        };
+        let tracked = Match::new().ct_state(ct_state::TRK, ct_state::TRK);
+        // A tracked packet (the clone of table 0's ct), committed without a table: what goes
+        // on is untracked.
+        let s = set(vec![
+            flow(0, 1, Match::new(), vec![ct(Some(1), false)]),
+            goto(1, 1, tracked.clone(), vec![ct(None, true)], 2),
+            flow(2, 10, tracked.clone(), vec![Action::output(1)]),
+            flow(2, 0, Match::new(), vec![Action::output(2)]),
+        ]);
+        let t = run(&s, &tcp(3));
+        assert_eq!(ports(&t), [2], "{t}");
+        assert_eq!(t.conntrack.connections().len(), 1);
+        // ct(table=1) then output: the packet itself leaves by port 4, the clone resumes
+        // tracked in table 1.
+        let s = set(vec![
+            flow(
+                0,
+                1,
+                Match::new(),
+                vec![ct(Some(1), false), Action::output(4)],
+            ),
+            flow(1, 10, tracked, vec![Action::output(1)]),
+            flow(1, 0, Match::new(), vec![Action::output(2)]),
+        ]);
+        let t = run(&s, &tcp(3));
+        let Verdict::Multiple(copies) = &t.verdict else {
+            panic!("{t}")
+        };
+        let vias: Vec<Via> = copies.iter().map(|c| c.via).collect();
+        assert_eq!(vias, [Via::Conntrack { table: 1 }, Via::Packet], "{t}");
+        assert_eq!(ports(&t), [1, 4]);
+        assert!(t.conntrack.is_empty(), "nothing committed");
+    }
+
+    #[test]
+    fn nat_translates_what_leaves_and_the_reply_back() {
+        let snat = Action::Ct(Ct {
+            commit: true,
+            force: false,
+            zone: CtZone::Imm(5),
+            table: None,
+            alg: 0,
+            actions: vec![Action::Nat(Nat {
+                kind: NatKind::Src,
+                addrs: NatAddrs::V4(Ipv4Addr::new(169, 254, 0, 5), None),
+                ports: None,
+                persistent: false,
+                hash: false,
+                random: false,
+            })],
+        });
+        let lookup = Action::Ct(Ct {
+            commit: false,
+            force: false,
+            zone: CtZone::Imm(5),
+            table: Some(1),
+            alg: 0,
+            actions: vec![Action::Nat(Nat {
+                kind: NatKind::Reuse,
+                addrs: NatAddrs::None,
+                ports: None,
+                persistent: false,
+                hash: false,
+                random: false,
+            })],
+        });
+        let s = set(vec![
+            flow(
+                0,
+                10,
+                Match::new().in_port(1),
+                vec![snat, Action::output(2)],
+            ),
+            flow(0, 10, Match::new().in_port(2), vec![lookup]),
+            flow(
+                1,
+                10,
+                Match::new().ct_state(
+                    ct_state::TRK | ct_state::EST | ct_state::RPL,
+                    ct_state::TRK | ct_state::EST | ct_state::RPL,
+                ),
+                vec![Action::output(1)],
+            ),
+        ]);
+        let out = run(&s, &tcp(1));
+        let sent = out.verdict.outputs()[0].packet;
+        let L3::Ipv4(v4) = sent.l3 else { panic!() };
+        assert_eq!(v4.src, Ipv4Addr::new(169, 254, 0, 5), "{out}");
+        let owners = BTreeMap::new();
+        let back = Bridge::new(&s, &owners, None).trace(&sent.reply(2), &out.conntrack);
+        let o = back.verdict.outputs();
+        assert_eq!(o.len(), 1, "{back}");
+        let L3::Ipv4(v4) = o[0].packet.l3 else {
+            panic!()
+        };
+        assert_eq!(v4.dst, Ipv4Addr::new(10, 0, 0, 1), "{back}");
+    }
+
+    #[test]
+    fn a_bucket_is_an_action_set_on_a_copy() {
+        let mut s = set(vec![flow(
+            0,
+            1,
+            Match::new(),
+            vec![Action::Group(1), Action::output(6)],
+        )]);
+        // Output written before set_field: the action set sets first.
+        s.insert_group(Group::new(
+            1,
+            GroupType::All,
+            vec![Bucket::new(vec![
+                Action::output(5),
+                Action::set_field(Field::EthDst, mac_value(&A)).unwrap(),
+            ])],
+        ));
+        let t = run(&s, &tcp(3));
+        let outs = t.verdict.outputs();
+        assert_eq!(outs.len(), 2, "{t}");
+        assert_eq!((outs[0].port, outs[0].packet.eth_dst), (5, A));
+        // The packet after the group is the one the group met.
+        assert_eq!((outs[1].port, outs[1].packet.eth_dst), (6, B));
+    }
+
+    #[test]
+    fn an_expired_ttl_goes_to_the_controller_and_set_field_needs_its_field() {
+        let s = set(vec![flow(
+            0,
+            1,
+            Match::new(),
+            vec![
+                Action::set_field(Field::IpDscp, 46).unwrap(),
+                Action::DecNwTtl,
+                Action::output(2),
+            ],
+        )]);
+        let mut p = tcp(1);
+        if let L3::Ipv4(ref mut v4) = p.l3 {
+            v4.ttl = 1;
+        }
+        let t = run(&s, &p);
+        assert!(
+            matches!(&t.verdict, Verdict::ToController { reason, .. } if reason.contains("invalid_ttl")),
+            "{t}"
+        );
+        // ARP has no DSCP and no TTL: both are skipped, the output made.
+        let arp = Packet::arp_request(1, A, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2));
+        let t = run(&s, &arp);
+        assert_eq!(ports(&t), [2]);
+        assert!(t.steps[0].actions[0].contains("ignored"), "{t}");
+        // IPv4 with a TTL to spare: marked and decremented.
+        let t = run(&s, &tcp(1));
+        let L3::Ipv4(v4) = t.verdict.outputs()[0].packet.l3 else {
+            panic!()
+        };
+        assert_eq!((v4.dscp, v4.ttl), (46, 63));
     }
 }
