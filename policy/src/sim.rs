@@ -1020,6 +1020,47 @@ fn action_set(actions: &[Action]) -> Vec<Action> {
     out
 }
 
+/// A new connection's tuple after `nat(src=…)` or `nat(dst=…)` (the first address and port of
+/// the range: the model allocates no further).
+fn translated(t: Tuple, nat: &ofproto::action::Nat) -> Tuple {
+    let mut to = t;
+    let addr = match nat.addrs {
+        NatAddrs::V4(a, _) => Some(a),
+        _ => None,
+    };
+    let port = nat.ports.map(|(p, _)| p);
+    match nat.kind {
+        NatKind::Src => {
+            to.src = addr.unwrap_or(to.src);
+            to.src_port = port.unwrap_or(to.src_port);
+        }
+        NatKind::Dst => {
+            to.dst = addr.unwrap_or(to.dst);
+            to.dst_port = port.unwrap_or(to.dst_port);
+        }
+        NatKind::Reuse => {}
+    }
+    to
+}
+
+/// The plain (not clause) flows of the highest priority among `matching` (ordered by
+/// priority, highest first).
+fn best_plain<'a>(matching: &[&'a Flow]) -> Vec<&'a Flow> {
+    let plain: Vec<&'a Flow> = matching
+        .iter()
+        .copied()
+        .filter(|f| conjunctions(f).is_none())
+        .collect();
+    match plain.first() {
+        Some(top) => plain
+            .iter()
+            .copied()
+            .take_while(|f| f.priority == top.priority)
+            .collect(),
+        None => vec![],
+    }
+}
+
 /// What one table lookup found.
 struct Lookup<'a> {
     flow: Option<&'a Flow>,
@@ -1067,7 +1108,7 @@ impl<'a> Exec<'_, 'a> {
             .copied()
             .filter(|f| matches(f, pkt, 0))
             .collect();
-        let hard = self.best_plain(&matching);
+        let hard = best_plain(&matching);
         let hard_pri = hard.first().map_or(-1, |f| i32::from(f.priority));
         // Clause flows ("soft matches") count only above the best plain match.
         let soft: Vec<(&'a Flow, Vec<Clause>)> = matching
@@ -1113,7 +1154,7 @@ impl<'a> Exec<'_, 'a> {
                         .copied()
                         .filter(|f| matches(f, pkt, *id))
                         .collect();
-                    (*id, self.best_plain(&with_id))
+                    (*id, best_plain(&with_id))
                 })
                 .filter(|(_, best)| !best.is_empty())
                 .collect();
@@ -1155,24 +1196,6 @@ impl<'a> Exec<'_, 'a> {
             flow: hard.first().copied(),
             ties: hard.get(1..).map(<[_]>::to_vec).unwrap_or_default(),
             notes: vec![],
-        }
-    }
-
-    /// The plain (not clause) flows of the highest priority among `matching` (ordered by
-    /// priority, highest first).
-    fn best_plain(&self, matching: &[&'a Flow]) -> Vec<&'a Flow> {
-        let plain: Vec<&'a Flow> = matching
-            .iter()
-            .copied()
-            .filter(|f| conjunctions(f).is_none())
-            .collect();
-        match plain.first() {
-            Some(top) => plain
-                .iter()
-                .copied()
-                .take_while(|f| f.priority == top.priority)
-                .collect(),
-            None => vec![],
         }
     }
 
@@ -1491,8 +1514,7 @@ impl<'a> Exec<'_, 'a> {
             }
             p => (p, false),
         };
-        let mut packet = pkt.to_packet();
-        packet.in_port = in_port;
+        let packet = pkt.to_packet();
         let tunnel = (Some(port) == self.bridge.tunnel_port).then(|| TunnelOut {
             id: pkt.get(Field::TunnelId) as u64,
             remote: Ipv4Addr::from(pkt.get(Field::TunIpv4Dst) as u32),
@@ -1599,9 +1621,11 @@ impl<'a> Exec<'_, 'a> {
                             Dir::Original => ct_state::NEW,
                         };
                     if ct.commit {
+                        // A known connection keeps its translation; only its mark may change.
                         if let Some((v, m)) = set_mark {
                             c.mark = (c.mark & !m) | (v & m);
                         }
+                        note.push_str(", committed already");
                     }
                     // With `nat`, a packet of a translated connection is translated.
                     let to = match dir {
@@ -1612,23 +1636,7 @@ impl<'a> Exec<'_, 'a> {
                     (state, c.mark, rewrite)
                 }
                 None if ct.commit => {
-                    let mut to = tuple;
-                    if let Some(n) = nat {
-                        if let NatAddrs::V4(a, _) = n.addrs {
-                            match n.kind {
-                                NatKind::Src => to.src = a,
-                                NatKind::Dst => to.dst = a,
-                                NatKind::Reuse => {}
-                            }
-                        }
-                        if let Some((p, _)) = n.ports {
-                            match n.kind {
-                                NatKind::Src => to.src_port = p,
-                                NatKind::Dst => to.dst_port = p,
-                                NatKind::Reuse => {}
-                            }
-                        }
-                    }
+                    let to = nat.map_or(tuple, |n| translated(tuple, &n));
                     let mark = set_mark.map_or(0, |(v, m)| v & m);
                     self.ct.connections.push(Connection {
                         zone,
@@ -1638,18 +1646,13 @@ impl<'a> Exec<'_, 'a> {
                         seen_reply: false,
                     });
                     note.push_str(", committed");
-                    (
-                        ct_state::TRK | ct_state::NEW,
-                        mark,
-                        Some(to).filter(|t| *t != tuple),
-                    )
+                    let rewrite = Some(to).filter(|t| *t != tuple);
+                    (ct_state::TRK | ct_state::NEW, mark, rewrite)
                 }
+                // Not committed: conntrack forgets it once the packet is through.
                 None => (ct_state::TRK | ct_state::NEW, 0, None),
             }
         };
-        if ct.commit && !note.contains("committed") {
-            note.push_str(", committed (already known)");
-        }
         note.push_str(&format!(": {}", fmt_ct_state(state)));
         if mark != 0 {
             note.push_str(&format!(", ct_mark={mark:#x}"));

@@ -456,6 +456,49 @@ fn default_deny_is_named_by_its_group() {
     assert_eq!(dropped(&t), (63, "group blue:db default deny"), "{t}");
     assert_eq!(step(&t, 63).owner.as_deref(), Some("group blue:db"));
     assert!(t.conntrack.is_empty());
+    // (The example in docs/observability.md.)
+    expect![[r#"
+        packet: in_port=2,dl_src=02:00:0a:01:00:02,dl_dst=00:00:11:11:11:11,tcp,nw_src=10.1.0.2,nw_dst=10.2.0.4,nw_ttl=64,tp_src=40000,tp_dst=80
+         0. classifier: in_port=2, priority 100, endpoint web-1
+            set_field:0x1389->reg5
+            set_field:0x1->reg0
+            set_field:0x1->reg6
+            set_field:0x18d5751a->reg1
+            goto_table:10
+        10. spoof-guard: ip,in_port=2,dl_src=02:00:0a:01:00:02,nw_src=10.1.0.2, priority 100, endpoint web-1
+            goto_table:20
+        20. arp-responder: (anything), priority 0, pipeline
+            goto_table:30
+        30. egress-conntrack: ip, priority 100, pipeline
+            ct(table=31,zone=NXM_NX_REG6[0..15],nat) → zone 1: +new+trk; a clone resumes in table 31
+        31. egress-state: ct_state=+new+trk, priority 80, pipeline
+            goto_table:32
+        32. egress-peer: ip,reg6=0x1,nw_dst=10.2.0.4, priority 100, endpoint db-2
+            set_field:0x48a2b60d->reg3
+            goto_table:33
+        33. egress-rules: (anything), priority 0, pipeline
+            goto_table:40
+        40. l3: ip,reg6=0x1,dl_dst=00:00:11:11:11:11,nw_dst=10.2.0.4, priority 300, endpoint db-2
+            set_field:00:00:11:11:11:11->eth_src
+            set_field:02:00:0a:02:00:04->eth_dst
+            dec_ttl → ttl 63
+            set_field:0x138a->reg5
+            goto_table:50
+        50. l2-forward: reg5=0x138a,dl_dst=02:00:0a:02:00:04, priority 200, endpoint db-2
+            set_field:0x4->reg7
+            set_field:0x1->reg4
+            set_field:0x48a2b60d->reg2
+            goto_table:60
+        60. ingress-conntrack: ct_state=+trk,ip, priority 110, pipeline
+            goto_table:61
+        61. ingress-state: ct_state=+new+trk, priority 70, pipeline
+            goto_table:62
+        62. ingress-peer: ip,reg6=0x1,nw_src=10.1.0.2, priority 100, endpoint web-1
+            set_field:0x18d5751a->reg3
+            goto_table:63
+        63. ingress-rules: reg2=0x48a2b60d, priority 10, group blue:db
+        verdict: dropped in table 63: group blue:db default deny
+    "#]].assert_eq(&t.to_string());
     // Nor may db start anything.
     let t = sim.trace(&tcp("db-2", "web-1", 80), &Conntrack::new());
     assert_eq!(dropped(&t), (33, "group blue:db default deny"), "{t}");
