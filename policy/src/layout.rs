@@ -54,6 +54,11 @@ pub const TABLES: [(u8, &str); 14] = [
     (OUTPUT, "output"),
 ];
 
+/// The name of a pipeline table (as in [`TABLES`]); None for a table the pipeline does not use.
+pub fn table_name(table: u8) -> Option<&'static str> {
+    TABLES.iter().find(|(t, _)| *t == table).map(|(_, n)| *n)
+}
+
 /// reg0: where the packet entered (one of the `FROM_*` values).
 pub const REG_ORIGIN: u8 = 0;
 pub const FROM_LOCAL: u32 = 1;

@@ -9,6 +9,10 @@
 //! touches, and says what changed as a [`Delta`], which [`diff_delta`] turns into switch
 //! messages. [`compile`] stays the oracle it is tested against: both are built from the same
 //! per-fragment emitters (`pipeline`, `rules`).
+//!
+//! [`sim`] steps a packet through a compiled set as Open vSwitch would and tells, flow by flow
+//! and in intent terms, what became of it: a [`Trace`] from a [`Bridge`] (the base of
+//! `netctl trace`).
 
 pub mod flowset;
 pub mod incremental;
@@ -16,6 +20,7 @@ pub mod layout;
 pub mod model;
 pub mod pipeline;
 pub mod rules;
+pub mod sim;
 
 pub use flowset::{diff, diff_delta, Delta, Diff, Flow, FlowKey, FlowSet, Group, Meter};
 pub use incremental::{Incremental, StateChange};
@@ -24,3 +29,4 @@ pub use model::{
     Network, Peer, Policy, Problem, Profile, RemoteEndpoint, Rule, Segment,
 };
 pub use pipeline::{compile, Compiled};
+pub use sim::{Bridge, Conntrack, Packet, Trace, Verdict};
