@@ -48,6 +48,9 @@ pub struct Config {
     pub lease_ttl: u32,
     /// How long an attach waits for the switch to confirm its flows.
     pub confirm_timeout: Duration,
+    /// How often the whole switch is read again and drift repaired (flows, groups, meters
+    /// changed behind the agent's back); also after every reconnect to Open vSwitch.
+    pub resync_interval: Duration,
 }
 
 /// `external_ids` keys on ports the agent made.
@@ -156,7 +159,8 @@ impl Agent {
         let (view, view_changes) = netmaster.spawn_watch(cfg.host.clone(), cancel.clone());
         let mgmt = cfg.ovs_rundir.join(format!("{}.mgmt", cfg.bridge));
         let driver = OfDriver::spawn(mgmt, cancel.clone());
-        let reconciler = Reconciler::spawn(driver.clone(), cancel.clone());
+        let reconciler =
+            Reconciler::spawn_with_resync(driver.clone(), cfg.resync_interval, cancel.clone());
         let me = HostPorts {
             host: cfg.host.clone(),
             bridge: cfg.bridge.clone(),
@@ -194,6 +198,7 @@ impl Agent {
             tokio::spawn(follow_host_routes(inner.clone(), cancel.clone()));
         }
         tokio::spawn(follow_switch(inner.clone(), cancel.clone()));
+        tokio::spawn(count_drift(inner.clone(), cancel.clone()));
         crate::service::serve(inner.clone(), cancel.clone()).await?;
         Ok(Agent { inner, cancel })
     }
@@ -283,6 +288,23 @@ async fn follow_host_routes(inner: Arc<Inner>, cancel: CancellationToken) {
             r = want.changed() => if r.is_err() { return },
             _ = cancel.cancelled() => return,
         }
+    }
+}
+
+/// The reconciler's drift repairs, into the metrics.
+async fn count_drift(inner: Arc<Inner>, cancel: CancellationToken) {
+    let mut applied = inner.reconciler.applied();
+    let (mut repairs, mut changes) = (0, 0);
+    loop {
+        tokio::select! {
+            r = applied.changed() => if r.is_err() { return },
+            _ = cancel.cancelled() => return,
+        }
+        let a = applied.borrow_and_update().clone();
+        inner
+            .metrics
+            .drift(a.repairs - repairs, a.repaired_changes - changes);
+        (repairs, changes) = (a.repairs, a.repaired_changes);
     }
 }
 

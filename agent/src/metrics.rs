@@ -1,5 +1,5 @@
 //! Prometheus metrics of netplugin, served at `/metrics` (`--metrics-listen`): the endpoint
-//! service's stages, timed, and its outcomes.
+//! service's stages, timed, and its outcomes; drift the reconciler repaired.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -33,6 +33,8 @@ pub struct Metrics {
     registry: Arc<Mutex<Registry>>,
     stages: Family<StageLabels, Histogram>,
     outcomes: Family<OutcomeLabels, Counter>,
+    drift_repairs: Counter,
+    drift_changes: Counter,
 }
 
 impl Default for Metrics {
@@ -53,15 +55,35 @@ impl Default for Metrics {
             "endpoint attaches and detaches by outcome",
             outcomes.clone(),
         );
+        let drift_repairs = Counter::default();
+        let drift_changes = Counter::default();
+        registry.register(
+            "drift_repairs",
+            "periodic reads of the switch that found it changed behind netplugin's back",
+            drift_repairs.clone(),
+        );
+        registry.register(
+            "drift_repaired_changes",
+            "flows, groups and meters put back or removed by those repairs",
+            drift_changes.clone(),
+        );
         Metrics {
             registry: Arc::new(Mutex::new(registry)),
             stages,
             outcomes,
+            drift_repairs,
+            drift_changes,
         }
     }
 }
 
 impl Metrics {
+    /// Drift repairs since the last call: repairs, and the changes they made.
+    pub fn drift(&self, repairs: u64, changes: u64) {
+        self.drift_repairs.inc_by(repairs);
+        self.drift_changes.inc_by(changes);
+    }
+
     pub fn stage(&self, stage: &str, d: Duration) {
         self.stages
             .get_or_create(&StageLabels {
@@ -136,6 +158,13 @@ mod tests {
         );
         assert!(
             t.contains("weft_netplugin_endpoint_operations_total{op=\"attach\",outcome=\"ok\"} 1"),
+            "{t}"
+        );
+        m.drift(1, 13);
+        let t = m.render();
+        assert!(t.contains("weft_netplugin_drift_repairs_total 1"), "{t}");
+        assert!(
+            t.contains("weft_netplugin_drift_repaired_changes_total 13"),
             "{t}"
         );
     }

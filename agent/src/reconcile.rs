@@ -32,9 +32,16 @@ pub struct Applied {
     /// Messages sent in the last bundle, and bundles sent in all.
     pub last_changes: usize,
     pub bundles: u64,
-    /// Full reads of the switch (at start and after every reconnect or failure).
+    /// Full reads of the switch (at start, after every reconnect or failure, and each resync).
     pub dumps: u64,
+    /// Periodic resyncs that found the switch different from what was installed (flows,
+    /// groups or meters changed behind the agent's back), and the changes that repaired them.
+    pub repairs: u64,
+    pub repaired_changes: u64,
 }
+
+/// How often the reconciler reads the whole switch again to repair drift, by default.
+pub const RESYNC: Duration = Duration::from_secs(30);
 
 /// Handle to the reconciler task.
 #[derive(Clone)]
@@ -46,10 +53,26 @@ pub struct Reconciler {
 
 impl Reconciler {
     pub fn spawn(driver: OfDriver, cancel: CancellationToken) -> Reconciler {
+        Reconciler::spawn_with_resync(driver, RESYNC, cancel)
+    }
+
+    /// A reconciler that also reads the whole switch every `resync` and repairs what differs.
+    pub fn spawn_with_resync(
+        driver: OfDriver,
+        resync: Duration,
+        cancel: CancellationToken,
+    ) -> Reconciler {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let (notify, notified) = watch::channel(0);
         let (applied_tx, applied_rx) = watch::channel(Applied::default());
-        tokio::spawn(run(driver, pending.clone(), notified, applied_tx, cancel));
+        tokio::spawn(run(
+            driver,
+            pending.clone(),
+            notified,
+            applied_tx,
+            resync,
+            cancel,
+        ));
         Reconciler {
             pending,
             notify,
@@ -109,6 +132,10 @@ struct Touched {
 }
 
 impl Touched {
+    fn is_empty(&self) -> bool {
+        !self.all && self.flows.is_empty() && self.groups.is_empty() && self.meters.is_empty()
+    }
+
     fn add(&mut self, d: &Delta) {
         if self.all {
             return;
@@ -163,9 +190,14 @@ async fn run(
     pending: Arc<Mutex<Pending>>,
     mut notified: watch::Receiver<u64>,
     applied: watch::Sender<Applied>,
+    resync: Duration,
     cancel: CancellationToken,
 ) {
     let mut generation = driver.generation();
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + resync, resync);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Whether the next read of the switch is a resync (what it finds is drift).
+    let mut resyncing = false;
     let mut desired = FlowSet::default();
     let mut version = 0u64;
     // What the switch holds, as far as we know; None = read it first.
@@ -195,6 +227,8 @@ async fn run(
             || version == 0
             || (installed.is_some() && applied.borrow().version >= version);
         if !done {
+            // A resync with nothing else to do: whatever it changes is drift.
+            let drift = resyncing && installed.is_none() && touched.is_empty();
             match step(
                 &driver,
                 &mut installed,
@@ -205,7 +239,18 @@ async fn run(
             )
             .await
             {
-                Ok(()) => {
+                Ok(n) => {
+                    resyncing = false;
+                    if drift && n > 0 {
+                        warn!(
+                            changes = n,
+                            "the switch had drifted from the desired flows; repaired"
+                        );
+                        applied.send_modify(|a| {
+                            a.repairs += 1;
+                            a.repaired_changes += n as u64;
+                        });
+                    }
                     touched = Touched::default();
                     installed_gen = gen;
                     retry = Duration::from_millis(50);
@@ -228,6 +273,13 @@ async fn run(
             _ = cancel.cancelled() => return,
             r = notified.changed() => if r.is_err() { return },
             r = generation.changed() => if r.is_err() { return },
+            _ = tick.tick() => {
+                // Read the whole switch again: whatever changed behind our back is repaired.
+                if installed.is_some() && version > 0 {
+                    installed = None;
+                    resyncing = true;
+                }
+            }
         }
     }
 }
@@ -239,7 +291,7 @@ async fn step(
     touched: &Touched,
     version: u64,
     applied: &watch::Sender<Applied>,
-) -> Result<(), crate::ofdriver::OfError> {
+) -> Result<usize, crate::ofdriver::OfError> {
     let whole = touched.all || installed.is_none();
     let d = match installed.as_ref() {
         Some(current) if !whole => diff_delta(current, &touched.delta(desired)),
@@ -254,8 +306,8 @@ async fn step(
             d
         }
     };
-    if !d.is_empty() {
-        let n = d.len();
+    let n = d.len();
+    if n > 0 {
         let t = Instant::now();
         // Meters cannot go in a bundle: new ones before it, unused ones after it.
         let before = d.meters_before();
@@ -283,5 +335,5 @@ async fn step(
     } else {
         current.apply_delta(&touched.delta(desired));
     }
-    Ok(())
+    Ok(n)
 }

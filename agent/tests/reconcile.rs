@@ -300,3 +300,63 @@ async fn a_refused_bundle_changes_nothing_and_is_reported() {
     assert!(weft_policy::diff(&have, &compile(&next).flows).is_empty());
     cancel.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_behind_the_agents_back_is_repaired_within_one_resync() {
+    let ovs = Ovs::start();
+    ovs.add_bridge("br-int");
+    let cancel = CancellationToken::new();
+    let driver = OfDriver::spawn(ovs.mgmt_socket("br-int"), cancel.clone());
+    let resync = Duration::from_millis(500);
+    let rec = Reconciler::spawn_with_resync(driver.clone(), resync, cancel.clone());
+    let want = compile(&state(6)).flows;
+    let v = rec.set(want.clone());
+    applied_quietly(&rec, v).await;
+    let switch = || async {
+        let dump = driver.dump().await.unwrap();
+        FlowSet::from_switch(&dump.flows, &dump.groups).with_meters(&dump.meters)
+    };
+    assert!(weft_policy::diff(&switch().await, &want).is_empty());
+    // Quiet resyncs find nothing to repair.
+    tokio::time::sleep(resync * 3).await;
+    assert_eq!(
+        rec.applied().borrow().repairs,
+        0,
+        "{:?}",
+        rec.applied().borrow()
+    );
+
+    // Behind the agent's back: flows of one table, a flooding group (OVS drops the flows that
+    // use it), a meter (and the flows that use it), and a stranger's flow.
+    ovs.ofctl("del-flows", "br-int", &["table=20"]);
+    ovs.ofctl("del-groups", "br-int", &["group_id=16777316"]);
+    ovs.ofctl("del-meter", "br-int", &["meter=10"]);
+    ovs.ofctl(
+        "add-flow",
+        "br-int",
+        &["table=0,priority=999,cookie=0x77,actions=drop"],
+    );
+    let broken = switch().await;
+    let before = weft_policy::diff(&broken, &want).len();
+    assert!(before > 10, "the damage shows: {before} differences");
+    let t = Instant::now();
+    loop {
+        let a = rec.applied().borrow().clone();
+        if a.repairs >= 1 && weft_policy::diff(&switch().await, &want).is_empty() {
+            eprintln!(
+                "{before} differences repaired in {:?} ({} changes)",
+                t.elapsed(),
+                a.repaired_changes
+            );
+            assert!(a.repaired_changes as usize >= before, "{a:?}");
+            break;
+        }
+        assert!(
+            t.elapsed() < resync * 4,
+            "not repaired within a resync period: {a:?}\n{}",
+            weft_policy::diff(&switch().await, &want)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+}

@@ -613,6 +613,7 @@ impl Cluster {
             listen_tcp: None,
             lease_ttl: 10,
             confirm_timeout: Duration::from_secs(10),
+            resync_interval: weft_agent::reconcile::RESYNC,
         };
         let agent = start_agent(&ovs, cfg.clone(), None);
         self.hosts.push(Host {

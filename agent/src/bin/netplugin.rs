@@ -45,6 +45,10 @@ struct Args {
     /// Lease of this host's registration, in seconds.
     #[arg(long, default_value_t = 10)]
     lease_ttl: u32,
+    /// Seconds between full reads of the switch that repair drift (flows, groups or meters
+    /// changed behind netplugin's back).
+    #[arg(long, default_value_t = 30)]
+    resync_interval: u64,
     /// Serve Docker's network and IPAM driver APIs on this socket; its file name is the
     /// driver's name (`/run/docker/plugins/weft.sock`: `docker network create -d weft`).
     #[arg(long)]
@@ -92,6 +96,7 @@ async fn run() -> anyhow::Result<()> {
         listen_tcp: a.listen_tcp,
         lease_ttl: a.lease_ttl,
         confirm_timeout: Duration::from_secs(10),
+        resync_interval: Duration::from_secs(a.resync_interval.max(1)),
     };
     let agent = Agent::start(cfg).await?;
     let cancel = tokio_util::sync::CancellationToken::new();

@@ -80,6 +80,7 @@ impl Host {
             listen_tcp: None,
             lease_ttl: 10,
             confirm_timeout: Duration::from_secs(10),
+            resync_interval: weft_agent::reconcile::RESYNC,
         };
         let agent = Agent::start(cfg.clone()).await.unwrap();
         assert!(
