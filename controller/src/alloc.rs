@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::store::{Compare, Op, Store, StoreError};
 
-const PREFIX: &str = "/weft/alloc/";
+use crate::keys::ALLOC as PREFIX;
 
 /// How a pool's values read in errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The gRPC service for netplugin agents (`api/proto/agent.proto`): nodes under leases, endpoint
 //! addresses, and the resumable watch of the desired state.
 //!
-//! Store layout beside the intent: `/weft/nodes/<name>` (a `Node`, attached to the node's
-//! lease) and `/weft/endpoints/<id>` (an `Endpoint`). The watch is served by the hub
+//! Node and endpoint records live beside the intent (keys: [`crate::keys`]). The watch is served
+//! by the hub
 //! ([`crate::watch`]): each host receives the units it needs, typed, each change with its store
 //! revision.
 
@@ -16,12 +16,10 @@ use weft_api::proto::agent::agent_service_server::AgentService;
 use weft_api::{Endpoint, Node};
 
 use crate::alloc::{AllocError, Allocator, Pool};
-use crate::intent::{Intent, IntentError, ENDPOINTS};
+use crate::intent::{Intent, IntentError};
 use crate::store::{Compare, Op, StoreError};
 use crate::watch::Hub;
 
-/// Node records.
-pub const NODES: &str = "/weft/nodes/";
 const DEFAULT_TTL: u32 = 10;
 
 pub struct Agents {
@@ -129,7 +127,7 @@ impl AgentService for Agents {
             .txn(
                 vec![],
                 vec![Op::Put {
-                    key: format!("{NODES}{}", r.name).into_bytes(),
+                    key: crate::keys::node(&r.name),
                     value,
                     lease,
                 }],
@@ -165,34 +163,29 @@ impl AgentService for Agents {
         let (json, revision) = self.allocate(req.into_inner()).await?;
         let ep: Endpoint =
             serde_json::from_slice(&json).map_err(|e| Status::internal(e.to_string()))?;
-        let net_key = format!(
-            "/weft/intent/network/{}:{}",
-            ep.tenant_name, ep.network_name
-        );
-        let network = match self
+        let net_key = format!("{}:{}", ep.tenant_name, ep.network_name);
+        let network = self
             .intent
-            .store()
-            .get(net_key.as_bytes())
+            .read(|s| {
+                s.networks
+                    .get(&net_key)
+                    .map(weft_api::watch::network_to_proto)
+            })
             .await
-            .map_err(status)?
-        {
-            Some(kv) => Some(weft_api::watch::network_to_proto(
-                &serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?,
-            )),
-            None => None,
-        };
+            .map_err(intent_status)?;
         Ok(Response::new(pb::AllocateEndpointReply {
             endpoint: Some(weft_api::watch::endpoint_to(&ep)),
             network,
             revision,
         }))
     }
+
     async fn release_endpoint(
         &self,
         req: Request<pb::ReleaseEndpointRequest>,
     ) -> Result<Response<pb::ReleaseEndpointReply>, Status> {
         let id = req.into_inner().endpoint_id;
-        let key = format!("{ENDPOINTS}{id}").into_bytes();
+        let key = crate::keys::endpoint(&id);
         let store = self.intent.store();
         let Some(kv) = store.get(&key).await.map_err(status)? else {
             return Ok(Response::new(pb::ReleaseEndpointReply { existed: false }));
@@ -255,7 +248,7 @@ impl Agents {
                 "endpoint_id must be non-empty and contain no '/'",
             ));
         }
-        let key = format!("{ENDPOINTS}{}", r.endpoint_id).into_bytes();
+        let key = crate::keys::endpoint(&r.endpoint_id);
         let store = self.intent.store();
         if let Some(kv) = store.get(&key).await.map_err(status)? {
             // Asked again: the same address (idempotent), if it is the same network.

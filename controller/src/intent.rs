@@ -41,12 +41,9 @@ use weft_api::*;
 use crate::store::{Compare, Op, Store, StoreError, WatchEvent, WatchStream};
 use index::Index;
 
-const INTENT: &str = "/weft/intent/";
-const SEQ: &[u8] = b"/weft/meta/intent-seq";
-/// Endpoints live here (operational state written by the agent service).
-pub const ENDPOINTS: &str = "/weft/endpoints/";
+use crate::keys::ENDPOINTS;
+use crate::keys::{INTENT, ROOT as WATCHED, SEQ};
 /// What the index follows.
-const WATCHED: &[u8] = b"/weft/";
 /// Attempts before a change gives up on concurrent writers...
 const RETRIES: usize = 20;
 /// ... and for how long at least it keeps trying (commits take a millisecond or less: twenty
@@ -101,7 +98,7 @@ pub enum IntentError {
 }
 
 fn key_of(kind: &str, key: &str) -> Vec<u8> {
-    format!("{INTENT}{kind}/{key}").into_bytes()
+    crate::keys::intent(kind, key)
 }
 
 fn unreadable(key: &[u8], e: impl std::fmt::Display) -> IntentError {

@@ -15,6 +15,7 @@
 pub mod alloc;
 pub mod grpc;
 pub mod intent;
+pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod rest;

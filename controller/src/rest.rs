@@ -291,13 +291,13 @@ async fn inspect_prefix(
 async fn inspect_nodes(
     AxState(i): AxState<Intent>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    inspect_prefix(&i, crate::grpc::NODES).await
+    inspect_prefix(&i, crate::keys::NODES).await
 }
 
 async fn inspect_endpoints(
     AxState(i): AxState<Intent>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    inspect_prefix(&i, crate::intent::ENDPOINTS).await
+    inspect_prefix(&i, crate::keys::ENDPOINTS).await
 }
 
 #[derive(Deserialize)]
@@ -357,7 +357,7 @@ async fn cni_attachments(
 }
 
 async fn healthz(AxState(i): AxState<Intent>) -> Response {
-    match i.store().get(b"/weft/meta/healthz").await {
+    match i.store().get(crate::keys::HEALTHZ).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),
         Err(e) => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }

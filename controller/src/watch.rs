@@ -27,9 +27,7 @@ use weft_api::watch::{digest_of, tenant_unit, unit_tenant, Kind, Object, CLUSTER
 
 use crate::store::{KeyValue, Store, StoreError, WatchEvent};
 
-const INTENT: &str = "/weft/intent/";
-const NODES: &str = "/weft/nodes/";
-const ENDPOINTS: &str = "/weft/endpoints/";
+use crate::keys::{ENDPOINTS, INTENT, NODES, ROOT};
 /// Batches a subscriber may have queued before it counts as stuck and is cut off (it resumes).
 const QUEUE: usize = 1024;
 
@@ -534,7 +532,7 @@ pub struct Hub {
 impl Hub {
     /// Loads what agents may need from the store and follows it until `cancel`.
     pub async fn start(store: Store, cancel: CancellationToken) -> Result<Hub, StoreError> {
-        let (kvs, rev) = store.range(b"/weft/").await?;
+        let (kvs, rev) = store.range(ROOT).await?;
         let state = HubState::load(kvs, rev);
         info!(
             revision = rev,
@@ -607,7 +605,7 @@ async fn run(
     };
     let mut backoff = Duration::from_millis(100);
     'watch: loop {
-        let mut changes = match store.watch(b"/weft/", r.state.revision + 1).await {
+        let mut changes = match store.watch(ROOT, r.state.revision + 1).await {
             Ok(w) => w,
             Err(StoreError::Compacted { .. }) => {
                 r.reload(&store).await;
@@ -801,7 +799,7 @@ impl Run {
     /// every watch off; agents resume with their digests and get what differs.
     async fn reload(&mut self, store: &Store) {
         loop {
-            match store.range(b"/weft/").await {
+            match store.range(ROOT).await {
                 Ok((kvs, rev)) => {
                     self.state = HubState::load(kvs, rev);
                     self.subs = Subs::default();
