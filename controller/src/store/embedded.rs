@@ -53,16 +53,32 @@ fn encode_kv(kv: &KeyValue) -> Vec<u8> {
     b
 }
 
-fn decode_kv(key: &[u8], b: &[u8]) -> KeyValue {
-    let n = |i: usize| i64::from_be_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
-    KeyValue {
+/// A stored record that does not read back: the file is damaged (or not ours).
+fn damaged(what: &str, key: &[u8]) -> StoreError {
+    StoreError::Other(format!(
+        "the store file is damaged: {what} of {} does not read back",
+        String::from_utf8_lossy(key)
+    ))
+}
+
+fn decode_kv(key: &[u8], b: &[u8]) -> Result<KeyValue, StoreError> {
+    let n = |i: usize| -> Result<i64, StoreError> {
+        b.get(i * 8..i * 8 + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(i64::from_be_bytes)
+            .ok_or_else(|| damaged("the record", key))
+    };
+    Ok(KeyValue {
         key: key.to_vec(),
-        create_revision: n(0),
-        mod_revision: n(1),
-        version: n(2),
-        lease: n(3),
-        value: b[32..].to_vec(),
-    }
+        create_revision: n(0)?,
+        mod_revision: n(1)?,
+        version: n(2)?,
+        lease: n(3)?,
+        value: b
+            .get(32..)
+            .ok_or_else(|| damaged("the record", key))?
+            .to_vec(),
+    })
 }
 
 fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
@@ -88,27 +104,39 @@ fn encode_events(events: &[WatchEvent]) -> Vec<u8> {
     b
 }
 
-fn decode_events(mut b: &[u8]) -> Vec<WatchEvent> {
+fn decode_events(mut b: &[u8]) -> Result<Vec<WatchEvent>, StoreError> {
     let mut out = Vec::new();
-    let take = |b: &mut &[u8], n: usize| {
+    let bad = || damaged("a history record", b"(history)");
+    let take = |b: &mut &[u8], n: usize| -> Result<Vec<u8>, StoreError> {
+        if b.len() < n {
+            return Err(bad());
+        }
         let (h, t) = b.split_at(n);
         *b = t;
-        h.to_vec()
+        Ok(h.to_vec())
+    };
+    let u32_of = |v: Vec<u8>| -> Result<usize, StoreError> {
+        Ok(u32::from_be_bytes(v.try_into().map_err(|_| bad())?) as usize)
     };
     while !b.is_empty() {
-        let kind = take(&mut b, 1)[0];
-        let klen = u32::from_be_bytes(take(&mut b, 4).try_into().expect("4 bytes")) as usize;
-        let key = take(&mut b, klen);
-        if kind == 1 {
-            let rlen = u32::from_be_bytes(take(&mut b, 4).try_into().expect("4 bytes")) as usize;
-            let rec = take(&mut b, rlen);
-            out.push(WatchEvent::Put(decode_kv(&key, &rec)));
-        } else {
-            let revision = i64::from_be_bytes(take(&mut b, 8).try_into().expect("8 bytes"));
-            out.push(WatchEvent::Delete { key, revision });
+        let kind = take(&mut b, 1)?[0];
+        let klen = u32_of(take(&mut b, 4)?)?;
+        let key = take(&mut b, klen)?;
+        match kind {
+            1 => {
+                let rlen = u32_of(take(&mut b, 4)?)?;
+                let rec = take(&mut b, rlen)?;
+                out.push(WatchEvent::Put(decode_kv(&key, &rec)?));
+            }
+            2 => {
+                let rev = take(&mut b, 8)?;
+                let revision = i64::from_be_bytes(rev.try_into().map_err(|_| bad())?);
+                out.push(WatchEvent::Delete { key, revision });
+            }
+            _ => return Err(bad()),
         }
     }
-    out
+    Ok(out)
 }
 
 impl Embedded {
@@ -201,9 +229,10 @@ impl Embedded {
         self.blocking(move |i| {
             let r = i.db.begin_read().map_err(err)?;
             let t = r.open_table(KV).map_err(err)?;
-            Ok(t.get(key.as_slice())
+            t.get(key.as_slice())
                 .map_err(err)?
-                .map(|v| decode_kv(&key, v.value())))
+                .map(|v| decode_kv(&key, v.value()))
+                .transpose()
         })
         .await
     }
@@ -217,7 +246,7 @@ impl Embedded {
             let mut out = Vec::new();
             for item in t.range(prefix.as_slice()..end.as_slice()).map_err(err)? {
                 let (k, v) = item.map_err(err)?;
-                out.push(decode_kv(k.value(), v.value()));
+                out.push(decode_kv(k.value(), v.value())?);
             }
             let rev = r
                 .open_table(META)
@@ -276,7 +305,7 @@ impl Embedded {
                     for item in h.range(from_revision as u64..).map_err(err)? {
                         let (_, v) = item.map_err(err)?;
                         history.extend(
-                            decode_events(v.value())
+                            decode_events(v.value())?
                                 .into_iter()
                                 .filter(|e| e.key().starts_with(&p2)),
                         );
@@ -393,7 +422,7 @@ impl Embedded {
                 let mut keys = Vec::new();
                 for item in kv.iter().map_err(err)? {
                     let (k, v) = item.map_err(err)?;
-                    if decode_kv(k.value(), v.value()).lease == id {
+                    if decode_kv(k.value(), v.value())?.lease == id {
                         keys.push(k.value().to_vec());
                     }
                 }
@@ -437,7 +466,10 @@ impl Inner {
             let mut ok = true;
             for c in compares {
                 let get = |k: &[u8]| -> Result<Option<KeyValue>, StoreError> {
-                    Ok(kv.get(k).map_err(err)?.map(|v| decode_kv(k, v.value())))
+                    kv.get(k)
+                        .map_err(err)?
+                        .map(|v| decode_kv(k, v.value()))
+                        .transpose()
                 };
                 ok &= match c {
                     Compare::Absent(k) => get(k)?.is_none(),
@@ -497,7 +529,8 @@ impl Inner {
                         let old = kv
                             .get(key.as_slice())
                             .map_err(err)?
-                            .map(|v| decode_kv(key, v.value()));
+                            .map(|v| decode_kv(key, v.value()))
+                            .transpose()?;
                         let new = KeyValue {
                             key: key.clone(),
                             value: value.clone(),
@@ -535,7 +568,8 @@ impl Inner {
                         let v = kv
                             .get(key.as_slice())
                             .map_err(err)?
-                            .map(|v| decode_kv(key, v.value()));
+                            .map(|v| decode_kv(key, v.value()))
+                            .transpose()?;
                         if let Some(g) = gets.as_deref_mut() {
                             g.push(v);
                         }
@@ -571,6 +605,64 @@ impl Inner {
         if !events.is_empty() {
             // No receivers is fine: nobody is watching.
             let _ = self.events.send(Arc::new(events));
+        }
+    }
+}
+
+#[cfg(test)]
+mod decode_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kv() -> impl Strategy<Value = KeyValue> {
+        (
+            proptest::collection::vec(any::<u8>(), 0..20),
+            proptest::collection::vec(any::<u8>(), 0..40),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+            any::<i64>(),
+        )
+            .prop_map(|(key, value, c, m, v, l)| KeyValue {
+                key,
+                value,
+                create_revision: c,
+                mod_revision: m,
+                version: v,
+                lease: l,
+            })
+    }
+
+    fn event() -> impl Strategy<Value = WatchEvent> {
+        prop_oneof![
+            kv().prop_map(WatchEvent::Put),
+            (proptest::collection::vec(any::<u8>(), 0..20), any::<i64>())
+                .prop_map(|(key, revision)| WatchEvent::Delete { key, revision }),
+        ]
+    }
+
+    proptest! {
+        /// Records read back as written; a truncated or garbled one is an error, never a panic.
+        #[test]
+        fn records_round_trip_and_damage_is_an_error(
+            k in kv(),
+            events in proptest::collection::vec(event(), 0..6),
+            cut in any::<prop::sample::Index>(),
+            noise in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let rec = encode_kv(&k);
+            prop_assert_eq!(decode_kv(&k.key, &rec).unwrap(), k.clone());
+            for n in 0..32.min(rec.len()) {
+                prop_assert!(decode_kv(&k.key, &rec[..n]).is_err());
+            }
+            let log = encode_events(&events);
+            prop_assert_eq!(decode_events(&log).unwrap(), events);
+            if !log.is_empty() {
+                let n = cut.index(log.len());
+                let _ = decode_events(&log[..n]);
+            }
+            let _ = decode_events(&noise);
+            let _ = decode_kv(b"k", &noise);
         }
     }
 }
