@@ -66,6 +66,7 @@ impl Desired {
             routes,
             published: ports_tx,
             version: 0,
+            problems: vec![],
         };
         tokio::spawn(owner.run(rx, cancel));
         Desired {
@@ -103,6 +104,8 @@ struct Owner {
     published: watch::Sender<Ports>,
     /// The flow version of the last step that changed the flows (0: none yet).
     version: u64,
+    /// The compiler's problems as last logged.
+    problems: Vec<String>,
 }
 
 impl Owner {
@@ -193,9 +196,12 @@ impl Owner {
             }
         };
         if let Some(c) = self.engine.compiled() {
-            for p in c.problems() {
+            // Each problem once, when it appears (not again at every later step).
+            let now: Vec<String> = c.problems().iter().map(ToString::to_string).collect();
+            for p in now.iter().filter(|p| !self.problems.contains(*p)) {
                 warn!(problem = %p, "left out of the pipeline");
             }
+            self.problems = now;
         }
         if let Some(routes) = self.engine.routes() {
             self.routes.send_if_modified(|r| {

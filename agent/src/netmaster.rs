@@ -1,7 +1,7 @@
 //! netmaster as the agent sees it: node registration under a lease, endpoint allocation, and the
 //! resumable watch of desired state, folded into a [`View`].
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -156,11 +156,6 @@ impl View {
                 digest: h.digest,
             })
             .collect()
-    }
-
-    /// The names of the units held (tests and `inspect`).
-    pub fn units(&self) -> BTreeSet<String> {
-        self.units.keys().cloned().collect()
     }
 }
 

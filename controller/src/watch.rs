@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use weft_api::proto::agent as pb;
-use weft_api::watch::{digest_of, tenant_unit, unit_tenant, Kind, Object, CLUSTER};
+use weft_api::watch::{digest_of, tenant_unit, Kind, Object, CLUSTER};
 
 use crate::store::{KeyValue, Store, StoreError, WatchEvent};
 
@@ -360,18 +360,20 @@ impl HubState {
     /// Networks (and their groups) of `tenant` named `network`; empty matches all.
     pub fn networks(&self, tenant: &str, network: &str) -> pb::GetNetworksReply {
         let mut reply = pb::GetNetworksReply::default();
-        let mut nets: Vec<&Stored> = self
-            .objects
-            .values()
-            .filter(|s| match &s.obj {
-                Object::Network(n) => {
-                    (tenant.is_empty() || n.tenant_name == tenant)
-                        && (network.is_empty() || n.network_name == network)
-                }
-                _ => false,
-            })
-            .collect();
-        nets.sort_by(|a, b| a.unit.cmp(&b.unit));
+        // Through the tenants' network units: the networks, not every object.
+        let units: BTreeSet<&String> = if tenant.is_empty() {
+            self.tenant_nets.values().flatten().collect()
+        } else {
+            self.tenant_nets.get(tenant).into_iter().flatten().collect()
+        };
+        let nets = units.into_iter().filter_map(|u| {
+            let key = u.strip_prefix("net/")?;
+            let s = self.objects.get(&(Kind::Network, key.to_string()))?;
+            match &s.obj {
+                Object::Network(n) if network.is_empty() || n.network_name == network => Some(s),
+                _ => None,
+            }
+        });
         for s in nets {
             let Object::Network(n) = &s.obj else { continue };
             reply.networks.push(weft_api::watch::network_to_proto(n));
@@ -818,11 +820,6 @@ impl Run {
     }
 }
 
-/// The unit's tenant, for tests and logs.
-pub fn tenant_of_unit(unit: &str) -> Option<&str> {
-    unit_tenant(unit)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -949,6 +946,21 @@ mod tests {
         // An endpoint's record changed in place moves nobody's interest.
         let a = put(&mut s, "/weft/endpoints/r1", ep("r1", "red", "a", "h1"), 10).unwrap();
         assert_eq!(a.affected, Affected::None);
+    }
+
+    #[test]
+    fn networks_are_found_by_tenant_and_name() {
+        let s = cluster();
+        let names = |r: pb::GetNetworksReply| -> Vec<String> {
+            r.networks
+                .iter()
+                .map(|n| format!("{}:{}", n.tenant_name, n.network_name))
+                .collect()
+        };
+        assert_eq!(names(s.networks("red", "")), ["red:a", "red:b"]);
+        assert_eq!(names(s.networks("", "x")), ["blue:x"]);
+        assert_eq!(names(s.networks("", "")), ["blue:x", "red:a", "red:b"]);
+        assert!(names(s.networks("green", "")).is_empty());
     }
 
     #[test]
