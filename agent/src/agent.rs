@@ -152,6 +152,7 @@ impl Agent {
                 name: cfg.host.clone(),
                 vtep_ip: cfg.vtep_ip,
                 uplink: cfg.uplink.clone().unwrap_or_default(),
+                inspect: String::new(),
             },
             cfg.lease_ttl,
             cancel.clone(),

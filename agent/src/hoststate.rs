@@ -416,6 +416,7 @@ mod tests {
                     name: n.into(),
                     vtep_ip: ip.into(),
                     uplink: String::new(),
+                    inspect: String::new(),
                 },
             );
         }

@@ -345,6 +345,7 @@ impl Netmaster {
                     vtep_ip: node.vtep_ip.to_string(),
                     uplink: node.uplink.clone(),
                     lease_ttl_seconds: ttl,
+                    inspect: node.inspect.clone(),
                 };
                 let lease = match client.register_node(req).await {
                     Ok(r) => r.into_inner(),

@@ -12,6 +12,7 @@
 //!   use them.
 
 pub mod contiv;
+pub mod inspect;
 pub mod model;
 pub mod proto;
 pub mod state;

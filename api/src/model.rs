@@ -573,6 +573,10 @@ pub struct Node {
     pub vtep_ip: Ipv4Addr,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub uplink: String,
+    /// Where netplugin's inspect API listens (`ADDR:PORT`), reached by netmaster only; empty when
+    /// it has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub inspect: String,
 }
 
 /// A container's interface on a network.

@@ -200,6 +200,7 @@ impl Object {
                 name: o.name.clone(),
                 vtep_ip: o.vtep_ip.to_string(),
                 uplink: o.uplink.clone(),
+                inspect: o.inspect.clone(),
             }),
             Object::Endpoint(o) => K::Endpoint(endpoint_to(o)),
         };
@@ -229,6 +230,7 @@ impl Object {
                 name: n.name.clone(),
                 vtep_ip: parse(&n.vtep_ip, "node", &n.name, "vtep_ip")?,
                 uplink: n.uplink.clone(),
+                inspect: n.inspect.clone(),
             }),
             K::Endpoint(e) => Object::Endpoint(endpoint_from(e)?),
         })
@@ -569,6 +571,7 @@ mod tests {
                 name: "host1".into(),
                 vtep_ip: "192.168.1.1".parse().unwrap(),
                 uplink: "eth1".into(),
+                inspect: "192.168.1.1:9103".into(),
             }),
             Object::from_json(
                 Kind::Endpoint,

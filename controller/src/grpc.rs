@@ -110,6 +110,12 @@ impl AgentService for Agents {
                 r.name, r.vtep_ip
             ))
         })?;
+        if !r.inspect.is_empty() && r.inspect.parse::<std::net::SocketAddr>().is_err() {
+            return Err(Status::invalid_argument(format!(
+                "node \"{}\": inspect \"{}\" is not ADDR:PORT",
+                r.name, r.inspect
+            )));
+        }
         let ttl = if r.lease_ttl_seconds == 0 {
             DEFAULT_TTL
         } else {
@@ -121,6 +127,7 @@ impl AgentService for Agents {
             name: r.name.clone(),
             vtep_ip,
             uplink: r.uplink,
+            inspect: r.inspect,
         };
         let value = serde_json::to_vec(&node).expect("nodes serialize");
         store

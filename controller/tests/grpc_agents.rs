@@ -313,6 +313,7 @@ async fn watch_gives_a_snapshot_then_changes_and_resumes_without_gaps() {
             vtep_ip: "192.0.2.10".into(),
             uplink: "eth1".into(),
             lease_ttl_seconds: 2,
+            inspect: String::new(),
         })
         .await
         .unwrap()
