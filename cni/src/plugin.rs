@@ -5,10 +5,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 use weft_api::proto::endpoint as pb;
 use weft_api::proto::endpoint::endpoint_service_client::EndpointServiceClient;
 
@@ -114,17 +113,8 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 async fn connect(conf: &NetConf) -> Result<EndpointServiceClient<Channel>, CniError> {
-    let path: PathBuf = conf.agent_socket.clone();
-    let p = path.clone();
-    let channel = Endpoint::from_static("http://localhost")
-        .connect_timeout(Duration::from_secs(2))
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let p = p.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(p).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(s))
-            }
-        }))
+    let path: &Path = &conf.agent_socket;
+    weft_local::connect(path, Some(Duration::from_secs(2)))
         .await
         .map_err(|e| {
             CniError::new(
@@ -137,8 +127,7 @@ async fn connect(conf: &NetConf) -> Result<EndpointServiceClient<Channel>, CniEr
                     chain(&e)
                 ),
             )
-        })?;
-    Ok(EndpointServiceClient::new(channel))
+        })
 }
 
 fn request<T>(conf: &NetConf, msg: T) -> tonic::Request<T> {
