@@ -18,8 +18,6 @@ pub struct AttachArgs {
     /// Interface name inside the container.
     #[arg(long, default_value = "eth0")]
     pub ifname: String,
-    #[arg(short = 't', long)]
-    pub tenant: Option<String>,
     #[arg(short = 'n', long)]
     pub network: Option<String>,
     #[arg(short = 'g', long)]
@@ -57,7 +55,8 @@ pub struct AttachArgs {
     pub pod_uid: Option<String>,
 }
 
-pub fn attach_request(a: AttachArgs) -> Result<pb::AttachRequest> {
+/// The request for `a`, on a network of `tenant` (netctl's `--tenant`).
+pub fn attach_request(a: AttachArgs, tenant: Option<String>) -> Result<pb::AttachRequest> {
     let mut routes = vec![];
     for r in &a.route_gw {
         let Some((dst, gw)) = r.split_once(',') else {
@@ -78,7 +77,7 @@ pub fn attach_request(a: AttachArgs) -> Result<pb::AttachRequest> {
         container_id: a.container,
         netns: a.netns,
         interface_name: a.ifname,
-        tenant: a.tenant.unwrap_or_default(),
+        tenant: tenant.unwrap_or_default(),
         network: a.network.unwrap_or_default(),
         group: a.group.unwrap_or_default(),
         bridge: a.bridge.unwrap_or_default(),
@@ -115,7 +114,7 @@ pub async fn client(
         tonic::transport::Channel,
     >,
 > {
-    weft_agent::client::connect_unix(socket)
+    weft_local::connect_unix(socket)
         .await
         .with_context(|| format!("connecting to netplugin at {}", socket.display()))
 }
