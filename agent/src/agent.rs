@@ -93,6 +93,10 @@ pub enum StartError {
     Ovsdb { remote: String, error: String },
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Kernel(#[from] crate::kernel::KernelError),
+    #[error(transparent)]
+    Netmaster(#[from] crate::netmaster::NetmasterError),
     #[error("endpoint service socket {path}: {error}")]
     Socket { path: String, error: String },
 }
@@ -114,7 +118,7 @@ impl Agent {
             .map_err(ovsdb_err)?;
         let uplink_port = match &cfg.uplink {
             Some(u) => {
-                crate::kernel::bridge_only(u).map_err(StartError::Config)?;
+                crate::kernel::bridge_only(u)?;
                 Some(
                     crate::bridge::ensure_uplink(&db, &cfg.bridge, u)
                         .await
@@ -146,7 +150,7 @@ impl Agent {
             .map_err(ovsdb_err)?;
         info!(ports = local.len(), bridge = %cfg.bridge, "known local endpoints");
 
-        let netmaster = Netmaster::new(&cfg.netmaster).map_err(StartError::Config)?;
+        let netmaster = Netmaster::new(&cfg.netmaster)?;
         netmaster.spawn_registration(
             Node {
                 name: cfg.host.clone(),

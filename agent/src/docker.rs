@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
+use weft_api::model::Keyed;
 use weft_api::proto::agent as nm;
 use weft_api::proto::endpoint as pb;
 
@@ -40,6 +41,13 @@ struct DockerNet {
     network: String,
     #[serde(default)]
     group: String,
+}
+
+impl DockerNet {
+    /// The Weft network's key (`tenant:network`): the IPAM pool's id.
+    fn key(&self) -> String {
+        crate::hoststate::scoped_key(&self.tenant, &self.network)
+    }
 }
 
 /// What the driver knows of one Docker endpoint (between CreateEndpoint and DeleteEndpoint).
@@ -70,16 +78,59 @@ struct Driver {
 
 type D = State<Arc<Driver>>;
 
+/// What the driver could not do; its message is what Docker shows.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {source}", .path.display())]
+    StateFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("docker plugin socket {}: {source}", .path.display())]
+    Socket {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("asking netmaster for Weft networks: {}", .0.message())]
+    Networks(#[source] tonic::Status),
+    #[error("detaching {eid}: {source}")]
+    Detach {
+        eid: String,
+        #[source]
+        source: Box<crate::endpoint::AttachError>,
+    },
+    /// A request that names no Weft network, or one that does not fit.
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl DockerError {
+    fn io(path: &Path, source: std::io::Error) -> DockerError {
+        DockerError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
 /// The network driver's error reply: `{"Err": "..."}` is what libnetwork reads.
-fn err(msg: impl Into<String>) -> Json<Value> {
-    let msg = msg.into();
+fn err(msg: impl std::fmt::Display) -> Json<Value> {
+    let msg = msg.to_string();
     warn!(error = %msg, "docker driver: request refused");
     Json(json!({ "Err": msg }))
 }
 
 /// The IPAM driver's error reply: its API calls the field `Error`.
-fn ipam_err(msg: impl Into<String>) -> Json<Value> {
-    let msg = msg.into();
+fn ipam_err(msg: impl std::fmt::Display) -> Json<Value> {
+    let msg = msg.to_string();
     warn!(error = %msg, "docker IPAM: request refused");
     Json(json!({ "Error": msg }))
 }
@@ -95,13 +146,14 @@ pub async fn serve(
     socket: &Path,
     state_file: &Path,
     cancel: CancellationToken,
-) -> Result<(), String> {
+) -> Result<(), DockerError> {
     let saved: Saved = match std::fs::read(state_file) {
-        Ok(b) => {
-            serde_json::from_slice(&b).map_err(|e| format!("{}: {e}", state_file.display()))?
-        }
+        Ok(b) => serde_json::from_slice(&b).map_err(|source| DockerError::StateFile {
+            path: state_file.to_path_buf(),
+            source,
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Saved::default(),
-        Err(e) => return Err(format!("{}: {e}", state_file.display())),
+        Err(e) => return Err(DockerError::io(state_file, e)),
     };
     let d = Arc::new(Driver {
         inner: agent.inner.clone(),
@@ -112,11 +164,14 @@ pub async fn serve(
         pools: Mutex::new(BTreeMap::new()),
     });
     if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| DockerError::io(dir, e))?;
     }
     let _ = std::fs::remove_file(socket);
-    let listener = tokio::net::UnixListener::bind(socket)
-        .map_err(|e| format!("docker plugin socket {}: {e}", socket.display()))?;
+    let listener =
+        tokio::net::UnixListener::bind(socket).map_err(|source| DockerError::Socket {
+            path: socket.to_path_buf(),
+            source,
+        })?;
     let app = Router::new()
         .route("/Plugin.Activate", post(activate))
         .route("/NetworkDriver.GetCapabilities", post(net_caps))
@@ -191,17 +246,17 @@ async fn spaces() -> Json<Value> {
 }
 
 impl Driver {
-    fn save(&self) -> Result<(), String> {
+    fn save(&self) -> Result<(), DockerError> {
         let saved = Saved {
             networks: self.networks.lock().expect("lock").clone(),
         };
         if let Some(dir) = self.state_file.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|e| DockerError::io(dir, e))?;
         }
         let tmp = self.state_file.with_extension("tmp");
         std::fs::write(&tmp, serde_json::to_vec_pretty(&saved).expect("serializes"))
             .and_then(|()| std::fs::rename(&tmp, &self.state_file))
-            .map_err(|e| format!("{}: {e}", self.state_file.display()))
+            .map_err(|e| DockerError::io(&self.state_file, e))
     }
 
     /// The Weft network a pool names: `--ipam-opt tenant=T --ipam-opt network=N`, or a subnet
@@ -211,7 +266,7 @@ impl Driver {
         tenant: &str,
         network: &str,
         subnet: Option<Ipv4Net>,
-    ) -> Result<weft_api::model::Network, String> {
+    ) -> Result<weft_api::model::Network, DockerError> {
         Ok(self.find_network_groups(tenant, network, subnet).await?.0)
     }
 
@@ -227,7 +282,7 @@ impl Driver {
             weft_api::model::Network,
             Vec<weft_api::model::EndpointGroup>,
         ),
-        String,
+        DockerError,
     > {
         let t = if tenant.is_empty() && !network.is_empty() {
             "default"
@@ -239,7 +294,7 @@ impl Driver {
             .netmaster
             .networks(t, network)
             .await
-            .map_err(|e| format!("asking netmaster for Weft networks: {}", e.message()))?;
+            .map_err(DockerError::Networks)?;
         let with_groups = |n: &weft_api::model::Network| {
             let gs = groups
                 .iter()
@@ -249,27 +304,31 @@ impl Driver {
             (n.clone(), gs)
         };
         if !network.is_empty() {
-            let key = format!("{t}:{network}");
+            let key = crate::hoststate::scoped_key(t, network);
             let net = networks
                 .iter()
                 .find(|n| n.tenant_name == t && n.network_name == network)
-                .ok_or_else(|| format!("Weft network {key} does not exist (netctl net ls)"))?;
+                .ok_or_else(|| {
+                    DockerError::Refused(format!(
+                        "Weft network {key} does not exist (netctl net ls)"
+                    ))
+                })?;
             if let Some(sn) = subnet {
                 if sn != net.subnet.net {
-                    return Err(format!(
+                    return Err(DockerError::Refused(format!(
                         "--subnet {sn} is not the subnet of Weft network {key} ({})",
                         net.subnet.net
-                    ));
+                    )));
                 }
             }
             return Ok(with_groups(net));
         }
         let Some(sn) = subnet else {
-            return Err(
+            return Err(DockerError::Refused(
                 "say which Weft network: --ipam-opt tenant=T --ipam-opt network=N \
                         (or --subnet with the network's subnet)"
                     .into(),
-            );
+            ));
         };
         let found: Vec<_> = networks
             .iter()
@@ -277,15 +336,14 @@ impl Driver {
             .collect();
         match found.as_slice() {
             [n] => Ok(with_groups(n)),
-            [] => Err(format!("no Weft network has subnet {sn}")),
-            many => Err(format!(
+            [] => Err(DockerError::Refused(format!(
+                "no Weft network has subnet {sn}"
+            ))),
+            many => Err(DockerError::Refused(format!(
                 "Weft networks {} all have subnet {sn}; say which with --ipam-opt tenant=T \
                  --ipam-opt network=N",
-                many.iter()
-                    .map(|n| format!("{}:{}", n.tenant_name, n.network_name))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+                many.iter().map(|n| n.key()).collect::<Vec<_>>().join(", ")
+            ))),
         }
     }
 }
@@ -321,7 +379,7 @@ async fn request_pool(State(d): D, b: axum::body::Bytes) -> Json<Value> {
                 );
             }
             ok(json!({
-                "PoolID": format!("{}:{}", net.tenant_name, net.network_name),
+                "PoolID": net.key(),
                 "Pool": net.subnet.net.to_string(),
                 "Data": data,
             }))
@@ -333,10 +391,10 @@ async fn request_pool(State(d): D, b: axum::body::Bytes) -> Json<Value> {
 async fn pool_network(
     d: &Driver,
     pool: &str,
-) -> Result<(String, String, weft_api::model::Network), String> {
-    let (t, n) = pool
-        .split_once(':')
-        .ok_or_else(|| format!("pool \"{pool}\" is not Weft's (tenant:network)"))?;
+) -> Result<(String, String, weft_api::model::Network), DockerError> {
+    let (t, n) = pool.split_once(':').ok_or_else(|| {
+        DockerError::Refused(format!("pool \"{pool}\" is not Weft's (tenant:network)"))
+    })?;
     let net = d.find_network(t, n, None).await?;
     Ok((t.to_string(), n.to_string(), net))
 }
@@ -489,7 +547,7 @@ async fn create_network(State(d): D, b: axum::body::Bytes) -> Json<Value> {
     };
     let group = s(&generic, "group").to_string();
     if !group.is_empty() {
-        let key = format!("{}:{group}", net.tenant_name);
+        let key = crate::hoststate::scoped_key(&net.tenant_name, &group);
         if !groups.iter().any(|g| g.group_name == group) {
             return err(format!(
                 "endpoint group {key} does not exist in network {}",
@@ -502,7 +560,7 @@ async fn create_network(State(d): D, b: axum::body::Bytes) -> Json<Value> {
         network: net.network_name.clone(),
         group,
     };
-    info!(docker_network = %id, weft = %format!("{}:{}", dn.tenant, dn.network), group = %dn.group, "Docker network created");
+    info!(docker_network = %id, weft = %dn.key(), group = %dn.group, "Docker network created");
     d.networks.lock().expect("lock").insert(id, dn);
     match d.save() {
         Ok(()) => ok(json!({})),
@@ -541,7 +599,7 @@ async fn create_endpoint(State(d): D, b: axum::body::Bytes) -> Json<Value> {
             "Docker network {net_id} is not known to this netplugin; recreate it"
         ));
     };
-    let pool = format!("{}:{}", net.tenant, net.network);
+    let pool = net.key();
     let Some((_, mac)) = reservation_of(&d, &pool, &address) else {
         return err(format!(
             "address {address} was not reserved through Weft's IPAM: use --ipam-driver weft"
@@ -598,7 +656,7 @@ async fn join(State(d): D, b: axum::body::Bytes) -> Json<Value> {
     else {
         return err(format!("Docker network {} is not known", ep.network_id));
     };
-    let pool = format!("{}:{}", net.tenant, net.network);
+    let pool = net.key();
     let Some((reservation, _)) = reservation_of(&d, &pool, &ep.address) else {
         return err(format!(
             "address {} was not reserved through Weft's IPAM: use --ipam-driver weft",
@@ -644,12 +702,15 @@ async fn join(State(d): D, b: axum::body::Bytes) -> Json<Value> {
     }
 }
 
-async fn detach(d: &Driver, eid: &str) -> Result<(), String> {
+async fn detach(d: &Driver, eid: &str) -> Result<(), DockerError> {
     endpoints(d)
         .detach(eid, "")
         .await
         .map(|_| ())
-        .map_err(|e| format!("detaching {eid}: {e}"))
+        .map_err(|e| DockerError::Detach {
+            eid: eid.to_string(),
+            source: Box::new(e),
+        })
 }
 
 async fn leave(State(d): D, b: axum::body::Bytes) -> Json<Value> {

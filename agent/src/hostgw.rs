@@ -14,7 +14,7 @@ use std::time::Duration;
 use ipnet::Ipv4Net;
 use ovsdb::vswitch::{self, PortKind, PortSpec};
 
-use crate::kernel;
+use crate::kernel::{self, KernelError};
 
 /// The gateway's end in the host's IP stack.
 pub const GW_IFNAME: &str = "weft-gw";
@@ -52,6 +52,62 @@ pub struct HostRoutes {
     pub masquerade: Option<Ipv4Net>,
 }
 
+/// What went wrong making the host gateway or its routes.
+#[derive(Debug, thiserror::Error)]
+pub enum HostGwError {
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+    #[error(transparent)]
+    Offload(#[from] crate::offload::OffloadError),
+    #[error("veth {GW_IFNAME}/{GW_PORT} vanished after creation")]
+    Vanished,
+    #[error("{what}: {source}")]
+    Ovsdb {
+        what: String,
+        #[source]
+        source: ovsdb::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Routes or the masquerade rule that could not be made right (every one was tried).
+    #[error("{0}")]
+    Routes(Problems),
+}
+
+/// The problems of one [`sync`], reported together (`; ` between them).
+#[derive(Debug)]
+pub struct Problems(pub Vec<RouteProblem>);
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One route (or the masquerade rule) [`sync`] could not make right.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteProblem {
+    #[error(
+        "{GW_IFNAME} does not exist (the gateway is made by hostgw::ensure): no routes to {}",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
+    NoGateway(Vec<Ipv4Net>),
+    #[error(transparent)]
+    Kernel(KernelError),
+    #[error("masquerade: {0}")]
+    Masquerade(#[source] crate::nft::NftError),
+}
+
 /// Creates (or finds) the veth pair, sets `mac` on weft-gw, MTU `mtu` on both ends, both up,
 /// tx checksum offload off on both (the userspace datapath needs it: see [`crate::offload`]),
 /// leaves weft-gw-p to the bridge ([`kernel::bridge_only`]), adds it to `bridge` over OVSDB,
@@ -65,7 +121,7 @@ pub async fn ensure(
     bridge: &str,
     mac: [u8; 6],
     mtu: u32,
-) -> Result<HostGateway, String> {
+) -> Result<HostGateway, HostGwError> {
     let h = kernel::connect()?;
     let mut gw = kernel::link_state(&h, GW_IFNAME).await?;
     let mut port = kernel::link_state(&h, GW_PORT).await?;
@@ -83,9 +139,7 @@ pub async fn ensure(
         port = kernel::link_state(&h, GW_PORT).await?;
     }
     let (Some(gw), Some(port)) = (gw, port) else {
-        return Err(format!(
-            "veth {GW_IFNAME}/{GW_PORT} vanished after creation"
-        ));
+        return Err(HostGwError::Vanished);
     };
     kernel::bridge_only(GW_PORT)?;
     for name in [GW_IFNAME, GW_PORT] {
@@ -104,27 +158,37 @@ pub async fn ensure(
     ensure_port(db, bridge).await?;
     let ofport = vswitch::ofport(db, GW_PORT, OFPORT_WAIT)
         .await
-        .map_err(|e| format!("OpenFlow port of {GW_PORT}: {e}"))?;
+        .map_err(|source| HostGwError::Ovsdb {
+            what: format!("OpenFlow port of {GW_PORT}"),
+            source,
+        })?;
     Ok(HostGateway { ofport, mac })
 }
 
 /// `/proc/sys/net/ipv4/ip_forward` = 1 in this namespace, written only when it is not.
-fn ip_forward_on() -> Result<(), String> {
-    let now =
-        std::fs::read_to_string(IP_FORWARD).map_err(|e| format!("reading {IP_FORWARD}: {e}"))?;
+fn ip_forward_on() -> Result<(), HostGwError> {
+    let now = std::fs::read_to_string(IP_FORWARD).map_err(|source| HostGwError::Io {
+        what: format!("reading {IP_FORWARD}"),
+        source,
+    })?;
     if now.trim() != "1" {
-        std::fs::write(IP_FORWARD, "1")
-            .map_err(|e| format!("turning on IPv4 forwarding ({IP_FORWARD}): {e}"))?;
+        std::fs::write(IP_FORWARD, "1").map_err(|source| HostGwError::Io {
+            what: format!("turning on IPv4 forwarding ({IP_FORWARD})"),
+            source,
+        })?;
     }
     Ok(())
 }
 
 /// weft-gw-p on `bridge`, unless it is already there as Weft leaves it.
-async fn ensure_port(db: &ovsdb::Client, bridge: &str) -> Result<(), String> {
+async fn ensure_port(db: &ovsdb::Client, bridge: &str) -> Result<(), HostGwError> {
     let external_ids = BTreeMap::from([(EXT_KEY.to_string(), EXT_VALUE.to_string())]);
     let ports = vswitch::ports(db, bridge)
         .await
-        .map_err(|e| format!("reading the ports of {bridge}: {e}"))?;
+        .map_err(|source| HostGwError::Ovsdb {
+            what: format!("reading the ports of {bridge}"),
+            source,
+        })?;
     let there = ports
         .iter()
         .any(|p| p.name == GW_PORT && p.kind.is_empty() && p.external_ids == external_ids);
@@ -144,7 +208,10 @@ async fn ensure_port(db: &ovsdb::Client, bridge: &str) -> Result<(), String> {
         },
     )
     .await
-    .map_err(|e| format!("adding {GW_PORT} to {bridge}: {e}"))
+    .map_err(|source| HostGwError::Ovsdb {
+        what: format!("adding {GW_PORT} to {bridge}"),
+        source,
+    })
 }
 
 /// Makes the routes via weft-gw and the masquerade rule equal to `want`: adds what is missing,
@@ -155,7 +222,7 @@ async fn ensure_port(db: &ovsdb::Client, bridge: &str) -> Result<(), String> {
 /// nf_tables dumps of [`crate::nft::sync_masquerade`], and no change sent.
 ///
 /// Every route is tried even when one fails; the errors are reported together.
-pub async fn sync(want: &HostRoutes) -> Result<(), String> {
+pub async fn sync(want: &HostRoutes) -> Result<(), HostGwError> {
     let h = kernel::connect()?;
     let mut errors = vec![];
     let mut wanted: Vec<Ipv4Net> = want.prefixes.iter().map(Ipv4Net::trunc).collect();
@@ -163,15 +230,7 @@ pub async fn sync(want: &HostRoutes) -> Result<(), String> {
     wanted.dedup();
     let gw = kernel::index_of(&h, GW_IFNAME).await?;
     if gw.is_none() && !wanted.is_empty() {
-        errors.push(format!(
-            "{GW_IFNAME} does not exist (the gateway is made by hostgw::ensure): \
-             no routes to {}",
-            wanted
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        errors.push(RouteProblem::NoGateway(wanted.clone()));
         wanted.clear();
     }
     let have = kernel::routes_of_protocol(&h, RTPROT_WEFT).await?;
@@ -185,27 +244,27 @@ pub async fn sync(want: &HostRoutes) -> Result<(), String> {
         if right {
             kept.push(r.dst);
         } else if let Err(e) = kernel::delete_route(&h, r).await {
-            errors.push(e);
+            errors.push(RouteProblem::Kernel(e));
         }
     }
     if let Some(gw) = gw {
         for dst in wanted.iter().filter(|d| !kept.contains(d)) {
             if let Err(e) = kernel::add_link_route(&h, *dst, gw, want.src, RTPROT_WEFT).await {
-                errors.push(e);
+                errors.push(RouteProblem::Kernel(e));
             }
         }
     }
     if let Err(e) = crate::nft::sync_masquerade(want.masquerade, GW_IFNAME).await {
-        errors.push(format!("masquerade: {e}"));
+        errors.push(RouteProblem::Masquerade(e));
     }
     if errors.is_empty() {
         Ok(())
     } else {
-        Err(errors.join("; "))
+        Err(HostGwError::Routes(Problems(errors)))
     }
 }
 
 /// Removes the masquerade table and Weft's routes (the veth pair and the port stay).
-pub async fn remove() -> Result<(), String> {
+pub async fn remove() -> Result<(), HostGwError> {
     sync(&HostRoutes::default()).await
 }

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 use tracing::warn;
-use weft_api::model::{Encap, Endpoint, Network, PktTag};
+use weft_api::model::{Encap, Endpoint, Keyed, Network, PktTag};
 use weft_policy::{HostState, Segment};
 
 use crate::local::LocalPort;
@@ -98,7 +98,7 @@ pub fn remote_of(
     let node = view.nodes.get(&ep.host)?;
     Some(weft_policy::RemoteEndpoint {
         key: ep.endpoint_id.clone(),
-        network: format!("{}:{}", ep.tenant_name, ep.network_name),
+        network: scoped_key(&ep.tenant_name, &ep.network_name),
         vtep: node.vtep_ip,
         mac: weft_policy::parse_mac(&ep.mac)?,
         ipv4: vec![ep.ipv4],
@@ -109,7 +109,7 @@ pub fn remote_of(
 /// A network as the compiler takes it (None: its tag not allocated yet, or its tenant unknown).
 pub fn network_of(zones: &BTreeMap<String, u16>, net: &Network) -> Option<weft_policy::Network> {
     Some(weft_policy::Network {
-        key: format!("{}:{}", net.tenant_name, net.network_name),
+        key: net.key(),
         segment: segment_of(net)?,
         gateway: net.gateway,
         zone: *zones.get(&net.tenant_name)?,
@@ -127,7 +127,7 @@ pub fn local_of(me: &HostPorts, p: &LocalPort) -> Option<weft_policy::Endpoint> 
     }
     Some(weft_policy::Endpoint {
         key: p.endpoint_id.clone(),
-        network: format!("{}:{}", ep.tenant_name, ep.network_name),
+        network: scoped_key(&ep.tenant_name, &ep.network_name),
         ofport: p.ofport,
         mac: p.mac,
         ipv4: vec![ep.ipv4],
@@ -138,24 +138,24 @@ pub fn local_of(me: &HostPorts, p: &LocalPort) -> Option<weft_policy::Endpoint> 
 
 /// The key of an endpoint's group (`tenant:group`), if it is in one.
 fn group_key(ep: &Endpoint) -> Option<String> {
-    (!ep.group_name.is_empty()).then(|| format!("{}:{}", ep.tenant_name, ep.group_name))
+    (!ep.group_name.is_empty()).then(|| scoped_key(&ep.tenant_name, &ep.group_name))
 }
 
 /// A group as the compiler takes it, its netprofile resolved.
 pub fn group_of(view: &View, g: &weft_api::model::EndpointGroup) -> weft_policy::EndpointGroup {
     weft_policy::EndpointGroup {
-        key: format!("{}:{}", g.tenant_name, g.group_name),
-        network: format!("{}:{}", g.tenant_name, g.network_name),
+        key: g.key(),
+        network: scoped_key(&g.tenant_name, &g.network_name),
         policies: g
             .policies
             .iter()
-            .map(|p| format!("{}:{p}", g.tenant_name))
+            .map(|p| scoped_key(&g.tenant_name, p))
             .collect(),
         default_deny: g.default_deny,
         profile: g
             .net_profile
             .as_ref()
-            .and_then(|p| view.netprofiles.get(&format!("{}:{p}", g.tenant_name)))
+            .and_then(|p| view.netprofiles.get(&scoped_key(&g.tenant_name, p)))
             .map(|p| weft_policy::Profile {
                 rate_kbps: p
                     .bandwidth
@@ -174,10 +174,10 @@ pub fn policy_keys(view: &View) -> BTreeSet<String> {
     let mut keys: BTreeSet<String> = view
         .rules
         .values()
-        .map(|r| format!("{}:{}", r.tenant_name, r.policy_name))
+        .map(|r| scoped_key(&r.tenant_name, &r.policy_name))
         .collect();
     for g in view.groups.values() {
-        keys.extend(g.policies.iter().map(|p| format!("{}:{p}", g.tenant_name)));
+        keys.extend(g.policies.iter().map(|p| scoped_key(&g.tenant_name, p)));
     }
     keys
 }
@@ -193,7 +193,7 @@ pub fn policy_of(view: &View, key: &str) -> Option<weft_policy::Policy> {
             break;
         }
         // "t:p:" also begins the keys of a policy named "p:x"; those are not this one's.
-        if format!("{}:{}", r.tenant_name, r.policy_name) != key {
+        if scoped_key(&r.tenant_name, &r.policy_name) != key {
             continue;
         }
         named = true;
@@ -234,9 +234,9 @@ fn compile_rule(view: &View, r: &weft_api::model::Rule) -> Option<weft_policy::R
         Direction::Out => (&r.to_endpoint_group, &r.to_network, &r.to_ip_address),
     };
     let peer = if !group.is_empty() {
-        weft_policy::Peer::Group(format!("{}:{group}", r.tenant_name))
+        weft_policy::Peer::Group(scoped_key(&r.tenant_name, group))
     } else if !network.is_empty() {
-        let net = view.networks.get(&format!("{}:{network}", r.tenant_name))?;
+        let net = view.networks.get(&scoped_key(&r.tenant_name, network))?;
         weft_policy::Peer::Cidr(net.subnet.net.network(), net.subnet.net.prefix_len())
     } else if !ip.is_empty() {
         let net: ipnet::Ipv4Net = ip
@@ -264,7 +264,7 @@ fn compile_rule(view: &View, r: &weft_api::model::Rule) -> Option<weft_policy::R
         (lo, hi)
     });
     Some(weft_policy::Rule {
-        key: format!("{}:{}:{}", r.tenant_name, r.policy_name, r.rule_id),
+        key: r.key(),
         priority: u8::try_from(r.priority.clamp(1, 100)).unwrap_or(100),
         direction: match r.direction {
             Direction::In => weft_policy::Direction::In,
@@ -275,6 +275,16 @@ fn compile_rule(view: &View, r: &weft_api::model::Rule) -> Option<weft_policy::R
         ports,
         allow: r.action == RuleAction::Allow,
     })
+}
+
+/// The key of a tenant's object named `name` (a network, group, policy, netprofile), as
+/// [`Keyed::key`] makes it (`tenant:name`), for when only the names are at hand.
+pub fn scoped_key(tenant: &str, name: &str) -> String {
+    weft_api::model::Policy {
+        tenant_name: tenant.to_string(),
+        policy_name: name.to_string(),
+    }
+    .key()
 }
 
 /// The segment a network's frames carry, once netmaster has allocated its tag.

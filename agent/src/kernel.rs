@@ -16,6 +16,74 @@ use rtnetlink::packet_route::link::{InfoData, InfoVeth, LinkAttribute, LinkFlags
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
+use crate::offload::OffloadError;
+
+/// What went wrong with an interface, an address, a route or a namespace; each says what was
+/// being done, with the kernel's error as its source.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// A netlink request the kernel refused.
+    #[error("{what}: {source}")]
+    Netlink {
+        what: String,
+        #[source]
+        source: rtnetlink::Error,
+    },
+    /// A file, socket or thread.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A system call (entering a namespace).
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::Error,
+    },
+    #[error(transparent)]
+    Offload(#[from] OffloadError),
+    /// The kernel's state is not what the step needs (an interface vanished, a name taken, ...).
+    #[error("{0}")]
+    Unexpected(String),
+}
+
+/// An error of a lower layer, named by what was being done.
+pub(crate) trait Source {
+    fn doing(self, what: String) -> KernelError;
+}
+
+impl Source for rtnetlink::Error {
+    fn doing(self, what: String) -> KernelError {
+        KernelError::Netlink { what, source: self }
+    }
+}
+
+impl Source for std::io::Error {
+    fn doing(self, what: String) -> KernelError {
+        KernelError::Io { what, source: self }
+    }
+}
+
+impl Source for nix::Error {
+    fn doing(self, what: String) -> KernelError {
+        KernelError::Sys { what, source: self }
+    }
+}
+
+/// `result.what(|| "doing X".into())`: the error as a [`KernelError`] saying what was done.
+pub(crate) trait What<T> {
+    fn what(self, what: impl FnOnce() -> String) -> Result<T, KernelError>;
+}
+
+impl<T, E: Source> What<T> for Result<T, E> {
+    fn what(self, what: impl FnOnce() -> String) -> Result<T, KernelError> {
+        self.map_err(|e| e.doing(what()))
+    }
+}
+
 /// A veth pair to make: what is known before netmaster has answered.
 #[derive(Debug, Clone)]
 pub struct VethSpec {
@@ -49,7 +117,7 @@ pub struct InsideSpec {
 /// datapath, where the kernel still sees every frame on a bridge port: without it the host
 /// answers ARP for its VTEP address on the uplink and on container ports, with their MACs, and
 /// the underlay sends tunnel traffic where no tunnel ends.
-pub fn bridge_only(ifname: &str) -> Result<(), String> {
+pub fn bridge_only(ifname: &str) -> Result<(), KernelError> {
     for (path, value, what) in [
         (
             format!("/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6"),
@@ -63,7 +131,7 @@ pub fn bridge_only(ifname: &str) -> Result<(), String> {
         ),
     ] {
         if std::path::Path::new(&path).exists() {
-            std::fs::write(&path, value).map_err(|e| format!("{what} on {ifname}: {e}"))?;
+            std::fs::write(&path, value).what(|| format!("{what} on {ifname}"))?;
         }
     }
     Ok(())
@@ -80,20 +148,20 @@ pub struct Seen {
 
 /// A netlink (rtnetlink) handle in the calling thread's namespace; its connection task runs on
 /// the current tokio runtime.
-pub(crate) fn connect() -> Result<Handle, String> {
+pub(crate) fn connect() -> Result<Handle, KernelError> {
     let (conn, handle, _) =
-        rtnetlink::new_connection().map_err(|e| format!("opening a netlink socket: {e}"))?;
+        rtnetlink::new_connection().what(|| "opening a netlink socket".to_string())?;
     tokio::spawn(conn);
     Ok(handle)
 }
 
-pub(crate) async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, String> {
+pub(crate) async fn index_of(h: &Handle, name: &str) -> Result<Option<u32>, KernelError> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(Some(m)) => Ok(Some(m.header.index)),
         Ok(None) => Ok(None),
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
-        Err(e) => Err(format!("looking up {name}: {e}")),
+        Err(e) => Err(e).what(|| format!("looking up {name}")),
     }
 }
 
@@ -106,24 +174,24 @@ const fn libc_eexist() -> i32 {
 }
 
 /// Whether a host interface exists.
-pub async fn exists(name: &str) -> Result<bool, String> {
+pub async fn exists(name: &str) -> Result<bool, KernelError> {
     let h = connect()?;
     Ok(index_of(&h, name).await?.is_some())
 }
 
 /// Removes a host interface (deleting one end of a veth pair removes both). Absent is fine.
-pub async fn remove(name: &str) -> Result<bool, String> {
+pub async fn remove(name: &str) -> Result<bool, KernelError> {
     remove_with(&connect()?, name).await
 }
 
-async fn remove_with(h: &Handle, name: &str) -> Result<bool, String> {
+async fn remove_with(h: &Handle, name: &str) -> Result<bool, KernelError> {
     let Some(idx) = index_of(h, name).await? else {
         return Ok(false);
     };
     match h.link().del(idx).execute().await {
         Ok(()) => Ok(true),
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(false),
-        Err(e) => Err(format!("deleting {name}: {e}")),
+        Err(e) => Err(e).what(|| format!("deleting {name}")),
     }
 }
 
@@ -144,7 +212,7 @@ pub struct Pair {
 
 impl Pair {
     /// Makes the pair; on failure nothing is left.
-    pub async fn create(spec: &VethSpec) -> Result<Pair, String> {
+    pub async fn create(spec: &VethSpec) -> Result<Pair, KernelError> {
         let h = connect()?;
         if spec.netns.as_os_str().is_empty() {
             // A leftover from a crashed attach under the same names goes first.
@@ -158,7 +226,7 @@ impl Pair {
                 )
                 .execute()
                 .await
-                .map_err(|e| format!("creating veth {}: {e}", spec.host_if))?;
+                .what(|| format!("creating veth {}", spec.host_if))?;
             return Ok(Pair {
                 spec: spec.clone(),
                 h,
@@ -166,7 +234,7 @@ impl Pair {
             });
         }
         let ns = std::fs::File::open(&spec.netns)
-            .map_err(|e| format!("opening namespace {}: {e}", spec.netns.display()))?;
+            .what(|| format!("opening namespace {}", spec.netns.display()))?;
         let (inside, made) = tokio::join!(Inside::open(&spec.netns), make_pair_into(&h, spec, &ns));
         made?;
         match inside {
@@ -183,30 +251,30 @@ impl Pair {
     }
 
     /// The host end: left to the bridge (see [`bridge_only`]), then up.
-    pub async fn host_end_up(&self) -> Result<(), String> {
+    pub async fn host_end_up(&self) -> Result<(), KernelError> {
         let name = &self.spec.host_if;
         bridge_only(name)?;
         let host = index_of(&self.h, name)
             .await?
-            .ok_or_else(|| format!("veth {name} vanished"))?;
+            .ok_or_else(|| KernelError::Unexpected(format!("veth {name} vanished")))?;
         self.h
             .link()
             .set(LinkUnspec::new_with_index(host).up().build())
             .execute()
             .await
-            .map_err(|e| format!("bringing {name} up: {e}"))
+            .what(|| format!("bringing {name} up"))
     }
 
     /// The container end: MAC, checksum offload off (see [`crate::offload`]), up, addresses and
     /// routes; or, left here for the runtime, its MAC.
-    pub async fn configure(&self, inside: &InsideSpec) -> Result<(), String> {
+    pub async fn configure(&self, inside: &InsideSpec) -> Result<(), KernelError> {
         match &self.inside {
             Some(ns) => configure_inside(ns, &self.spec, inside).await,
             None => {
                 let peer = &self.spec.temp_peer;
                 let idx = index_of(&self.h, peer)
                     .await?
-                    .ok_or_else(|| format!("veth peer {peer} vanished"))?;
+                    .ok_or_else(|| KernelError::Unexpected(format!("veth peer {peer} vanished")))?;
                 // Before the runtime moves it: the setting goes with the device.
                 crate::offload::tx_checksum_off(peer)?;
                 self.h
@@ -218,7 +286,7 @@ impl Pair {
                     )
                     .execute()
                     .await
-                    .map_err(|e| format!("setting the MAC of {peer}: {e}"))
+                    .what(|| format!("setting the MAC of {peer}"))
             }
         }
     }
@@ -227,7 +295,11 @@ impl Pair {
 /// The pair, the container end made straight in `ns` (named, with its MTU; not up: a veth end
 /// cannot come up before its peer exists, ENOTCONN; its MAC comes with the address). A leftover
 /// host end of a crashed attach under the same name is replaced.
-async fn make_pair_into(h: &Handle, spec: &VethSpec, ns: &std::fs::File) -> Result<(), String> {
+async fn make_pair_into(
+    h: &Handle,
+    spec: &VethSpec,
+    ns: &std::fs::File,
+) -> Result<(), KernelError> {
     let request = || {
         let peer = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
             .name(spec.name.clone())
@@ -248,18 +320,20 @@ async fn make_pair_into(h: &Handle, spec: &VethSpec, ns: &std::fs::File) -> Resu
                 if first && remove_with(h, &spec.host_if).await? {
                     continue;
                 }
-                return Err(format!(
+                return Err(KernelError::Unexpected(format!(
                     "the container already has an interface named {}",
                     spec.name
-                ));
+                )));
             }
             Err(e) => {
-                return Err(format!(
-                    "creating veth {} with {} in {}: {e}",
-                    spec.host_if,
-                    spec.name,
-                    spec.netns.display()
-                ))
+                return Err(e).what(|| {
+                    format!(
+                        "creating veth {} with {} in {}",
+                        spec.host_if,
+                        spec.name,
+                        spec.netns.display()
+                    )
+                })
             }
         }
     }
@@ -277,32 +351,32 @@ struct Inside {
 }
 
 impl Inside {
-    async fn open(netns: &Path) -> Result<Inside, String> {
-        let ns = std::fs::File::open(netns)
-            .map_err(|e| format!("opening namespace {}: {e}", netns.display()))?;
+    async fn open(netns: &Path) -> Result<Inside, KernelError> {
+        let ns =
+            std::fs::File::open(netns).what(|| format!("opening namespace {}", netns.display()))?;
         let where_ = netns.display().to_string();
         let rt = tokio::runtime::Handle::current();
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("weft-netns".into())
             .spawn(move || {
-                let r = (|| -> Result<_, String> {
+                let r = (|| -> Result<_, KernelError> {
                     nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| format!("entering namespace {where_}: {e}"))?;
+                        .what(|| format!("entering namespace {where_}"))?;
                     // The netlink socket registers with the caller's runtime, not this thread.
                     let _rt = rt.enter();
                     let (conn, h, _) = rtnetlink::new_connection()
-                        .map_err(|e| format!("netlink socket in {where_}: {e}"))?;
+                        .what(|| format!("netlink socket in {where_}"))?;
                     let sock = std::net::UdpSocket::bind("0.0.0.0:0")
-                        .map_err(|e| format!("socket in {where_}: {e}"))?;
+                        .what(|| format!("socket in {where_}"))?;
                     Ok((conn, h, sock))
                 })();
                 let _ = tx.send(r);
             })
-            .map_err(|e| format!("starting a thread: {e}"))?;
+            .what(|| "starting a thread".to_string())?;
         let (conn, h, sock) = rx
             .await
-            .map_err(|_| "the namespace thread died".to_string())??;
+            .map_err(|_| KernelError::Unexpected("the namespace thread died".into()))??;
         tokio::spawn(conn);
         Ok(Inside { h, sock })
     }
@@ -317,20 +391,20 @@ async fn configure_inside(
     inside: &Inside,
     veth: &VethSpec,
     spec: &InsideSpec,
-) -> Result<(), String> {
+) -> Result<(), KernelError> {
     let h = &inside.h;
     let name = &veth.name;
     crate::offload::tx_checksum_off_with(&inside.sock, name)?;
-    let idx = index_of(h, name)
-        .await?
-        .ok_or_else(|| format!("{name} did not arrive in the namespace"))?;
+    let idx = index_of(h, name).await?.ok_or_else(|| {
+        KernelError::Unexpected(format!("{name} did not arrive in the namespace"))
+    })?;
     let mut first = vec![];
     if let Some(a) = spec.ipv4 {
         let req = h.address().add(idx, IpAddr::V4(a.addr()), a.prefix_len());
         first.push(Box::pin(async move {
             req.execute()
                 .await
-                .map_err(|e| format!("adding {a} to {}: {e}", name))
+                .what(|| format!("adding {a} to {}", name))
         })
             as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
     }
@@ -345,7 +419,7 @@ async fn configure_inside(
         first.push(Box::pin(async move {
             req.execute()
                 .await
-                .map_err(|e| format!("adding {a} to {}: {e}", name))
+                .what(|| format!("adding {a} to {}", name))
         }));
     }
     // The MAC and up in one request (the kernel sets the address before the flags).
@@ -358,15 +432,13 @@ async fn configure_inside(
     first.push(Box::pin(async move {
         up.execute()
             .await
-            .map_err(|e| format!("setting the MAC of {name} and bringing it up: {e}"))
+            .what(|| format!("setting the MAC of {name} and bringing it up"))
     }));
     let lo = h
         .link()
         .set(LinkUnspec::new_with_index(LOOPBACK_INDEX).up().build());
     first.push(Box::pin(async move {
-        lo.execute()
-            .await
-            .map_err(|e| format!("bringing lo up: {e}"))
+        lo.execute().await.what(|| "bringing lo up".to_string())
     }));
     futures::future::try_join_all(first).await?;
 
@@ -383,7 +455,7 @@ async fn configure_inside(
             match req.execute().await {
                 Ok(()) => Ok(()),
                 Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_eexist() => Ok(()),
-                Err(e) => Err(format!("default route via {gw} on {}: {e}", name)),
+                Err(e) => Err(e).what(|| format!("default route via {gw} on {}", name)),
             }
         })
             as std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>);
@@ -398,7 +470,9 @@ async fn configure_inside(
                     Some(IpAddr::V4(g)) => b.gateway(*g).build(),
                     None => b.scope(RouteScope::Link).build(),
                     Some(IpAddr::V6(g)) => {
-                        return Err(format!("route {dst}: gateway {g} is not IPv4"))
+                        return Err(KernelError::Unexpected(format!(
+                            "route {dst}: gateway {g} is not IPv4"
+                        )))
                     }
                 }
             }
@@ -410,7 +484,9 @@ async fn configure_inside(
                     Some(IpAddr::V6(g)) => b.gateway(*g).build(),
                     None => b.scope(RouteScope::Link).build(),
                     Some(IpAddr::V4(g)) => {
-                        return Err(format!("route {dst}: gateway {g} is not IPv6"))
+                        return Err(KernelError::Unexpected(format!(
+                            "route {dst}: gateway {g} is not IPv6"
+                        )))
                     }
                 }
             }
@@ -420,7 +496,7 @@ async fn configure_inside(
         routes.push(Box::pin(async move {
             req.execute()
                 .await
-                .map_err(|e| format!("route {dst} via {via} on {}: {e}", name))
+                .what(|| format!("route {dst} via {via} on {}", name))
         }));
     }
     futures::future::try_join_all(routes).await?;
@@ -428,17 +504,17 @@ async fn configure_inside(
 }
 
 /// The link named `name` in the namespace of `h`; None when there is none.
-async fn find_link(h: &Handle, name: &str) -> Result<Option<LinkMessage>, String> {
+async fn find_link(h: &Handle, name: &str) -> Result<Option<LinkMessage>, KernelError> {
     let mut links = h.link().get().match_name(name.to_string()).execute();
     match links.try_next().await {
         Ok(m) => Ok(m),
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc_enodev() => Ok(None),
-        Err(e) => Err(format!("looking up {name}: {e}")),
+        Err(e) => Err(e).what(|| format!("looking up {name}")),
     }
 }
 
 /// Reads an interface inside a namespace; None when it is not there.
-pub async fn inspect(netns: &Path, name: &str) -> Result<Option<Seen>, String> {
+pub async fn inspect(netns: &Path, name: &str) -> Result<Option<Seen>, KernelError> {
     let name = name.to_string();
     in_netns(netns, move |h| async move {
         let Some(link) = find_link(&h, &name).await? else {
@@ -462,11 +538,7 @@ pub async fn inspect(netns: &Path, name: &str) -> Result<Option<Seen>, String> {
             .get()
             .set_link_index_filter(link.header.index)
             .execute();
-        while let Some(m) = list
-            .try_next()
-            .await
-            .map_err(|e| format!("addresses: {e}"))?
-        {
+        while let Some(m) = list.try_next().await.what(|| "addresses".to_string())? {
             for a in &m.attributes {
                 if let AddressAttribute::Address(ip) = a {
                     if let Ok(n) = IpNet::new(*ip, m.header.prefix_len) {
@@ -486,14 +558,14 @@ pub async fn inspect(netns: &Path, name: &str) -> Result<Option<Seen>, String> {
 }
 
 /// Runs `f` with a netlink handle inside the namespace at `netns`, on a thread of its own.
-async fn in_netns<F, Fut, T>(netns: &Path, f: F) -> Result<T, String>
+async fn in_netns<F, Fut, T>(netns: &Path, f: F) -> Result<T, KernelError>
 where
     F: FnOnce(Handle) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<T, String>>,
+    Fut: std::future::Future<Output = Result<T, KernelError>>,
     T: Send + 'static,
 {
-    let ns = std::fs::File::open(netns)
-        .map_err(|e| format!("opening namespace {}: {e}", netns.display()))?;
+    let ns =
+        std::fs::File::open(netns).what(|| format!("opening namespace {}", netns.display()))?;
     let where_ = netns.display().to_string();
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::Builder::new()
@@ -501,11 +573,11 @@ where
         .spawn(move || {
             let r = (|| {
                 nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| format!("entering namespace {where_}: {e}"))?;
+                    .what(|| format!("entering namespace {where_}"))?;
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| format!("runtime: {e}"))?;
+                    .what(|| "runtime".to_string())?;
                 rt.block_on(async move {
                     let h = connect()?;
                     f(h).await
@@ -513,9 +585,9 @@ where
             })();
             let _ = tx.send(r);
         })
-        .map_err(|e| format!("starting a thread: {e}"))?;
+        .what(|| "starting a thread".to_string())?;
     rx.await
-        .map_err(|_| "the namespace thread died".to_string())?
+        .map_err(|_| KernelError::Unexpected("the namespace thread died".into()))?
 }
 
 // Interfaces and routes of the calling thread's own namespace (the host gateway, `hostgw`).
@@ -533,7 +605,7 @@ pub struct LinkState {
 }
 
 /// Reads an interface of this namespace; None when it is not there.
-pub(crate) async fn link_state(h: &Handle, name: &str) -> Result<Option<LinkState>, String> {
+pub(crate) async fn link_state(h: &Handle, name: &str) -> Result<Option<LinkState>, KernelError> {
     let Some(link) = find_link(h, name).await? else {
         return Ok(None);
     };
@@ -563,12 +635,12 @@ pub(crate) async fn create_veth_here(
     name: &str,
     peer: &str,
     mtu: u32,
-) -> Result<(), String> {
+) -> Result<(), KernelError> {
     h.link()
         .add(LinkVeth::new(name, peer).mtu(mtu).build())
         .execute()
         .await
-        .map_err(|e| format!("creating veth {name} (peer {peer}): {e}"))
+        .what(|| format!("creating veth {name} (peer {peer})"))
 }
 
 /// Sets what is given (MAC, MTU) on an interface, and brings it up when `up`; one request.
@@ -579,7 +651,7 @@ pub(crate) async fn set_link(
     mac: Option<[u8; 6]>,
     mtu: Option<u32>,
     up: bool,
-) -> Result<(), String> {
+) -> Result<(), KernelError> {
     let mut b = LinkUnspec::new_with_index(index);
     if let Some(m) = mac {
         b = b.address(m.to_vec());
@@ -594,7 +666,7 @@ pub(crate) async fn set_link(
         .set(b.build())
         .execute()
         .await
-        .map_err(|e| format!("setting {name} (MAC {mac:02x?}, MTU {mtu:?}, up {up}): {e}"))
+        .what(|| format!("setting {name} (MAC {mac:02x?}, MTU {mtu:?}, up {up})"))
 }
 
 /// An IPv4 route of the main table that some routing protocol number marks as its own.
@@ -611,7 +683,7 @@ pub struct ProtoRoute {
 pub(crate) async fn routes_of_protocol(
     h: &Handle,
     protocol: u8,
-) -> Result<Vec<ProtoRoute>, String> {
+) -> Result<Vec<ProtoRoute>, KernelError> {
     use rtnetlink::packet_route::route::{
         RouteAddress, RouteAttribute, RouteHeader, RouteProtocol,
     };
@@ -623,7 +695,7 @@ pub(crate) async fn routes_of_protocol(
     while let Some(m) = list
         .try_next()
         .await
-        .map_err(|e| format!("listing routes: {e}"))?
+        .what(|| "listing routes".to_string())?
     {
         let table = m
             .attributes
@@ -669,7 +741,7 @@ pub(crate) async fn add_link_route(
     oif: u32,
     src: Option<Ipv4Addr>,
     protocol: u8,
-) -> Result<(), String> {
+) -> Result<(), KernelError> {
     use rtnetlink::packet_route::route::RouteProtocol;
     let mut b = RouteMessageBuilder::<Ipv4Addr>::new()
         .destination_prefix(dst.network(), dst.prefix_len())
@@ -681,19 +753,21 @@ pub(crate) async fn add_link_route(
     }
     match h.route().add(b.build()).execute().await {
         Ok(()) => Ok(()),
-        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => Err(format!(
-            "route {dst}: the main table already has a route to {dst} that is not Weft's; \
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -17 => {
+            Err(KernelError::Unexpected(format!(
+                "route {dst}: the main table already has a route to {dst} that is not Weft's; \
              left alone"
-        )),
-        Err(e) => Err(format!("adding route {dst}: {e}")),
+            )))
+        }
+        Err(e) => Err(e).what(|| format!("adding route {dst}")),
     }
 }
 
 /// Deletes a route as listed by [`routes_of_protocol`]; gone already is fine.
-pub(crate) async fn delete_route(h: &Handle, r: &ProtoRoute) -> Result<(), String> {
+pub(crate) async fn delete_route(h: &Handle, r: &ProtoRoute) -> Result<(), KernelError> {
     match h.route().del(r.msg.clone()).execute().await {
         Ok(()) => Ok(()),
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -3 => Ok(()),
-        Err(e) => Err(format!("deleting route {}: {e}", r.dst)),
+        Err(e) => Err(e).what(|| format!("deleting route {}", r.dst)),
     }
 }

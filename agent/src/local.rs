@@ -57,7 +57,7 @@ impl LocalPort {
     pub fn network_key(&self) -> Option<String> {
         self.endpoint
             .as_ref()
-            .map(|e| format!("{}:{}", e.tenant_name, e.network_name))
+            .map(|e| crate::hoststate::scoped_key(&e.tenant_name, &e.network_name))
     }
 }
 

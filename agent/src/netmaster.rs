@@ -238,6 +238,17 @@ impl SharedView {
     }
 }
 
+/// netmaster's address is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum NetmasterError {
+    #[error("netmaster address \"{url}\": {source}")]
+    Address {
+        url: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+}
+
 /// A connection to netmaster's agent service.
 #[derive(Clone)]
 pub struct Netmaster {
@@ -248,9 +259,12 @@ pub struct Netmaster {
 impl Netmaster {
     /// A lazy connection to `url` (`http://HOST:PORT`): nothing is dialled until the first call,
     /// and calls while netmaster is away fail quickly.
-    pub fn new(url: &str) -> Result<Netmaster, String> {
+    pub fn new(url: &str) -> Result<Netmaster, NetmasterError> {
         let ep = TonicEndpoint::from_shared(url.to_string())
-            .map_err(|e| format!("netmaster address \"{url}\": {e}"))?
+            .map_err(|source| NetmasterError::Address {
+                url: url.to_string(),
+                source,
+            })?
             .connect_timeout(Duration::from_secs(2))
             .timeout(Duration::from_secs(10));
         Ok(Netmaster {

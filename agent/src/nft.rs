@@ -243,11 +243,9 @@ fn table_attrs(with_flags: bool) -> Attrs {
     a
 }
 
-fn oifname_bytes(oif: &str) -> Result<[u8; IFNAMSIZ], String> {
+fn oifname_bytes(oif: &str) -> Result<[u8; IFNAMSIZ], NftError> {
     if oif.is_empty() || oif.len() >= IFNAMSIZ {
-        return Err(format!(
-            "interface name {oif:?} must have 1 to 15 characters"
-        ));
+        return Err(NftError::InterfaceName(oif.to_string()));
     }
     let mut name = [0u8; IFNAMSIZ];
     name[..oif.len()].copy_from_slice(oif.as_bytes());
@@ -258,7 +256,7 @@ fn oifname_bytes(oif: &str) -> Result<[u8; IFNAMSIZ], String> {
 /// `ip saddr SRC oifname != EXCEPT_OIF masquerade`. The source is loaded whole (4 bytes), masked
 /// unless it is a /32, and compared; the output interface's name is compared as the kernel holds
 /// it, padded with NULs to 16 bytes.
-pub fn rule_expressions(src: Ipv4Net, except_oif: &str) -> Result<Vec<u8>, String> {
+pub fn rule_expressions(src: Ipv4Net, except_oif: &str) -> Result<Vec<u8>, NftError> {
     let name = oifname_bytes(except_oif)?;
     let src = src.trunc();
     let mut a = Attrs::default();
@@ -317,7 +315,7 @@ fn rule_userdata(src: Ipv4Net, except_oif: &str) -> Vec<u8> {
 
 /// The batch that replaces table `ip weft` by one holding only the masquerade rule. The first
 /// NEWTABLE makes the DELTABLE after it succeed whether or not the table existed.
-pub fn masquerade_batch(src: Ipv4Net, except_oif: &str, seq: u32) -> Result<Batch, String> {
+pub fn masquerade_batch(src: Ipv4Net, except_oif: &str, seq: u32) -> Result<Batch, NftError> {
     let exprs = rule_expressions(src, except_oif)?;
     let mut b = Batch::begin(seq);
     b.add(
@@ -417,17 +415,53 @@ fn align4(n: usize) -> usize {
     (n + 3) & !3
 }
 
+/// What went wrong talking to nf_tables; the kernel's refusals say which message and why.
+#[derive(Debug, thiserror::Error)]
+pub enum NftError {
+    #[error("interface name {0:?} must have 1 to 15 characters")]
+    InterfaceName(String),
+    #[error("malformed netlink answer: message of {len} bytes at {at} of {total}")]
+    Malformed { len: usize, at: usize, total: usize },
+    #[error("opening a netfilter netlink socket: {0} (a kernel without nfnetlink/nf_tables?)")]
+    Open(#[source] std::io::Error),
+    #[error("binding the netfilter netlink socket: {0}")]
+    Bind(#[source] std::io::Error),
+    #[error("reading nf_tables' answer: {0}")]
+    Recv(#[source] std::io::Error),
+    #[error("nf_tables did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("sending {what} to nf_tables: {source}")]
+    Send {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("sending {what} to nf_tables: {sent} of {len} bytes sent")]
+    ShortSend {
+        what: String,
+        sent: usize,
+        len: usize,
+    },
+    /// The kernel refused a message (its errno in words, and hints).
+    #[error("{0}")]
+    Refused(String),
+    /// The kernel refused a message of a batch, so none of it was applied.
+    #[error("{0} (nothing in the batch was applied)")]
+    NothingApplied(String),
+}
+
 /// Splits a datagram into netlink messages.
-fn split(buf: &[u8]) -> Result<Vec<Received<'_>>, String> {
+fn split(buf: &[u8]) -> Result<Vec<Received<'_>>, NftError> {
     let mut out = vec![];
     let mut at = 0;
     while at + NLMSG_HDRLEN <= buf.len() {
         let len = u32_at(buf, at).unwrap_or(0) as usize;
         if len < NLMSG_HDRLEN || at + len > buf.len() {
-            return Err(format!(
-                "malformed netlink answer: message of {len} bytes at {at} of {}",
-                buf.len()
-            ));
+            return Err(NftError::Malformed {
+                len,
+                at,
+                total: buf.len(),
+            });
         }
         out.push(Received {
             ty: u16_at(buf, at + 4).unwrap_or(0),
@@ -493,40 +527,36 @@ fn be32_of(v: &[u8]) -> Option<u32> {
 }
 
 /// A socket of this namespace's nfnetlink, with extended acks and capped error messages.
-fn open() -> Result<TokioSocket, String> {
-    let mut s = TokioSocket::new(netlink_sys::protocols::NETLINK_NETFILTER).map_err(|e| {
-        format!("opening a netfilter netlink socket: {e} (a kernel without nfnetlink/nf_tables?)")
-    })?;
-    s.socket_mut()
-        .bind_auto()
-        .map_err(|e| format!("binding the netfilter netlink socket: {e}"))?;
+fn open() -> Result<TokioSocket, NftError> {
+    let mut s =
+        TokioSocket::new(netlink_sys::protocols::NETLINK_NETFILTER).map_err(NftError::Open)?;
+    s.socket_mut().bind_auto().map_err(NftError::Bind)?;
     // Both are optional comforts: smaller error messages, and the kernel's reason in them.
     let _ = s.socket_ref().set_cap_ack(true);
     let _ = s.socket_ref().set_ext_ack(true);
     Ok(s)
 }
 
-async fn recv(s: &TokioSocket, buf: &mut Vec<u8>) -> Result<(), String> {
+async fn recv(s: &TokioSocket, buf: &mut Vec<u8>) -> Result<(), NftError> {
     buf.clear();
     match tokio::time::timeout(ANSWER_TIMEOUT, s.recv(buf)).await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("reading nf_tables' answer: {e}")),
-        Err(_) => Err(format!(
-            "nf_tables did not answer within {ANSWER_TIMEOUT:?}"
-        )),
+        Ok(Err(e)) => Err(NftError::Recv(e)),
+        Err(_) => Err(NftError::Timeout(ANSWER_TIMEOUT)),
     }
 }
 
-async fn send(s: &TokioSocket, bytes: &[u8], what: &str) -> Result<(), String> {
-    let n = s
-        .send(bytes)
-        .await
-        .map_err(|e| format!("sending {what} to nf_tables: {e}"))?;
+async fn send(s: &TokioSocket, bytes: &[u8], what: &str) -> Result<(), NftError> {
+    let n = s.send(bytes).await.map_err(|source| NftError::Send {
+        what: what.to_string(),
+        source,
+    })?;
     if n != bytes.len() {
-        return Err(format!(
-            "sending {what} to nf_tables: {n} of {} bytes sent",
-            bytes.len()
-        ));
+        return Err(NftError::ShortSend {
+            what: what.to_string(),
+            sent: n,
+            len: bytes.len(),
+        });
     }
     Ok(())
 }
@@ -559,7 +589,7 @@ fn refusal(what: &str, code: i32, text: Option<String>) -> String {
 
 /// Sends a batch; Ok when the kernel acknowledged every message, else the first refusal, naming
 /// the message.
-async fn apply(s: &TokioSocket, batch: &Batch, ignore_enoent: bool) -> Result<(), String> {
+async fn apply(s: &TokioSocket, batch: &Batch, ignore_enoent: bool) -> Result<(), NftError> {
     send(s, &batch.bytes, "a batch").await?;
     let mut pending: std::collections::BTreeMap<u32, &str> = batch
         .messages
@@ -578,7 +608,7 @@ async fn apply(s: &TokioSocket, batch: &Batch, ignore_enoent: bool) -> Result<()
             let Some(what) = pending.remove(&m.seq) else {
                 if code != 0 {
                     // Not one of the messages: the batch itself was refused.
-                    return Err(refusal("the batch", code, text));
+                    return Err(NftError::Refused(refusal("the batch", code, text)));
                 }
                 continue;
             };
@@ -589,12 +619,12 @@ async fn apply(s: &TokioSocket, batch: &Batch, ignore_enoent: bool) -> Result<()
     }
     match failures.into_iter().next() {
         None => Ok(()),
-        Some(first) => Err(format!("{first} (nothing in the batch was applied)")),
+        Some(first) => Err(NftError::NothingApplied(first)),
     }
 }
 
 /// Runs a dump; returns the attributes of each object.
-async fn dump(s: &TokioSocket, req: &[u8], seq: u32, what: &str) -> Result<Vec<Vec<u8>>, String> {
+async fn dump(s: &TokioSocket, req: &[u8], seq: u32, what: &str) -> Result<Vec<Vec<u8>>, NftError> {
     send(s, req, what).await?;
     let mut out = vec![];
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -611,7 +641,7 @@ async fn dump(s: &TokioSocket, req: &[u8], seq: u32, what: &str) -> Result<Vec<V
                     if code == 0 || code == -libc::ENOENT {
                         return Ok(out);
                     }
-                    return Err(refusal(what, code, text));
+                    return Err(NftError::Refused(refusal(what, code, text)));
                 }
                 _ => out.push(m.payload.get(4..).unwrap_or(&[]).to_vec()),
             }
@@ -621,7 +651,7 @@ async fn dump(s: &TokioSocket, req: &[u8], seq: u32, what: &str) -> Result<Vec<V
 
 /// Whether the kernel already holds exactly the table `replace` would make: one chain, ours,
 /// with one rule carrying the wanted comment.
-async fn holds(s: &TokioSocket, src: Ipv4Net, except_oif: &str) -> Result<bool, String> {
+async fn holds(s: &TokioSocket, src: Ipv4Net, except_oif: &str) -> Result<bool, NftError> {
     let chains = dump(
         s,
         &dump_request(NFT_MSG_GETCHAIN, 1, &Attrs::default()),
@@ -682,7 +712,7 @@ async fn holds(s: &TokioSocket, src: Ipv4Net, except_oif: &str) -> Result<bool, 
 /// Makes table `ip weft` equal to what is wanted: with `Some(src)`, the masquerade rule for
 /// `src` leaving through any interface but `except_oif` (replaced in one batch unless the kernel
 /// already holds exactly it); with `None`, no table.
-pub async fn sync_masquerade(src: Option<Ipv4Net>, except_oif: &str) -> Result<(), String> {
+pub async fn sync_masquerade(src: Option<Ipv4Net>, except_oif: &str) -> Result<(), NftError> {
     let s = open()?;
     match src {
         Some(src) => {

@@ -95,6 +95,7 @@ impl From<AttachError> for Status {
             AttachError::Netmaster { code, message } => Status::new(code, message),
             AttachError::Unavailable(m) => Status::unavailable(m),
             AttachError::Failed(m) => Status::internal(m),
+            e @ AttachError::Setup { .. } => Status::internal(e.to_string()),
         }
     }
 }

@@ -397,7 +397,7 @@ fn sync_routes_and_masquerade() {
         ],
         ..want.clone()
     };
-    let err = rt.block_on(hostgw::sync(&clash)).unwrap_err();
+    let err = rt.block_on(hostgw::sync(&clash)).unwrap_err().to_string();
     assert!(
         err.contains("10.252.0.0/24") && err.contains("not Weft's"),
         "{err}"

@@ -42,6 +42,27 @@ pub enum AttachError {
     /// The kernel or Open vSwitch failed.
     #[error("{0}")]
     Failed(String),
+    /// Making the interface failed: `what` says which (`setting up eth0 in /proc/1/ns/net`).
+    #[error("{what}: {source}")]
+    Setup {
+        what: String,
+        #[source]
+        source: Box<SetupError>,
+    },
+}
+
+/// A step of making an interface: the kernel's part, or the port on the bridge.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Kernel(#[from] kernel::KernelError),
+    #[error("adding port {port} to {bridge}: {source}")]
+    Port {
+        port: String,
+        bridge: String,
+        #[source]
+        source: ovsdb::Error,
+    },
 }
 
 impl AttachError {
@@ -77,7 +98,7 @@ fn outcome<T>(r: &Result<T, AttachError>) -> &'static str {
         Err(AttachError::Invalid(_)) => "invalid",
         Err(AttachError::Netmaster { .. }) => "netmaster",
         Err(AttachError::Unavailable(_)) => "unavailable",
-        Err(AttachError::Failed(_)) => "failed",
+        Err(AttachError::Failed(_) | AttachError::Setup { .. }) => "failed",
     }
 }
 
@@ -189,11 +210,9 @@ impl Endpoints {
             name: name.clone(),
             mtu,
         };
-        let kernel_err = |e: String| {
-            AttachError::Failed(format!(
-                "setting up {} in {netns}: {e}",
-                spec.interface_name
-            ))
+        let kernel_err = |e: SetupError| AttachError::Setup {
+            what: format!("setting up {} in {netns}", spec.interface_name),
+            source: Box::new(e),
         };
         // netmaster's answer and the veth pair at once, when the MTU is known before the answer
         // (the usual case: the network is in the view); the MAC and address come after.
@@ -217,7 +236,7 @@ impl Endpoints {
             undo.veth = Some(host_if.clone());
         }
         let plan = plan?;
-        let pair = pair.map_err(kernel_err)?;
+        let pair = pair.map_err(|e| kernel_err(e.into()))?;
 
         let mut lp = LocalPort {
             endpoint_id: id.to_string(),
@@ -255,11 +274,16 @@ impl Endpoints {
             pair.host_end_up().await?;
             let n = crate::bridge::add_endpoint_port(&inner.ovsdb, &lp)
                 .await
-                .map_err(|e| format!("adding port {host_if} to {}: {e}", lp.bridge))?;
+                .map_err(|source| SetupError::Port {
+                    port: host_if.clone(),
+                    bridge: lp.bridge.clone(),
+                    source,
+                })?;
             t_port = t.elapsed();
-            Ok::<_, String>(n)
+            Ok::<_, SetupError>(n)
         };
-        let (ofport, ()) = tokio::try_join!(port, pair.configure(&inside)).map_err(kernel_err)?;
+        let configure = async { pair.configure(&inside).await.map_err(SetupError::from) };
+        let (ofport, ()) = tokio::try_join!(port, configure).map_err(kernel_err)?;
         lp.ofport = ofport;
         let t_kernel = t.elapsed();
 
@@ -337,7 +361,7 @@ impl Endpoints {
         };
         // Known here already (the usual case), or after netmaster has answered: a network it
         // does not know is its error to give.
-        let key = format!("{tenant}:{network}");
+        let key = crate::hoststate::scoped_key(tenant, network);
         let known = network_ready(&self.inner.view.read(), &key);
         let (want_ip, want_prefix) = match spec.ipv4 {
             Ipv4Request::Allocate => (None, None),
@@ -393,8 +417,11 @@ impl Endpoints {
             Attachment::Bridge { .. } => Some(1500),
             Attachment::Network {
                 tenant, network, ..
-            } => network_ready(&self.inner.view.read(), &format!("{tenant}:{network}"))
-                .map(|n| network_mtu(&n)),
+            } => network_ready(
+                &self.inner.view.read(),
+                &crate::hoststate::scoped_key(tenant, network),
+            )
+            .map(|n| network_mtu(&n)),
         })
     }
 
