@@ -177,6 +177,7 @@ impl Owner {
 
     /// Hands the changes to the engine and what it makes of them on; returns the flow version
     /// that holds them (0: netmaster's snapshot has not arrived, nothing is compiled).
+    #[tracing::instrument(name = "desired.step", skip_all, fields(view_changes = view_changes.len(), ports = changed.len(), version = tracing::field::Empty))]
     fn step(&mut self, view_changes: &[crate::netmaster::ViewChange], changed: &[String]) -> u64 {
         let t = std::time::Instant::now();
         let step = {
@@ -213,6 +214,7 @@ impl Owner {
             });
         }
         self.version = version;
+        tracing::Span::current().record("version", version);
         version
     }
 }

@@ -414,7 +414,8 @@ impl Netmaster {
         let view = shared.clone();
         let counters = Arc::new(Counters::default());
         let count = counters.clone();
-        tokio::spawn(async move {
+        let span = tracing::info_span!("watch", %host, from_revision = tracing::field::Empty);
+        let watch = async move {
             let write = || view.write().unwrap_or_else(|e| e.into_inner());
             let mut backoff = Duration::from_millis(100);
             loop {
@@ -426,6 +427,7 @@ impl Netmaster {
                         (0, vec![])
                     }
                 };
+                tracing::Span::current().record("from_revision", from);
                 let call = client.watch(pb::WatchRequest {
                     host: host.clone(),
                     from_revision: from,
@@ -524,7 +526,8 @@ impl Netmaster {
                     let _ = changes_tx.send(std::mem::take(&mut changes));
                 }
             }
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(watch, span));
         (
             SharedView {
                 view: shared,

@@ -185,6 +185,7 @@ impl Touched {
     }
 }
 
+#[tracing::instrument(name = "reconciler", skip_all)]
 async fn run(
     driver: OfDriver,
     pending: Arc<Mutex<Pending>>,
@@ -284,6 +285,7 @@ async fn run(
     }
 }
 
+#[tracing::instrument(name = "reconcile", skip_all, fields(version, whole = touched.all || installed.is_none()))]
 async fn step(
     driver: &OfDriver,
     installed: &mut Option<FlowSet>,

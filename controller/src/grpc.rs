@@ -97,6 +97,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + S
 
 #[tonic::async_trait]
 impl AgentService for Agents {
+    #[tracing::instrument(name = "grpc.RegisterNode", skip_all, fields(node = %req.get_ref().name, vtep = %req.get_ref().vtep_ip))]
     async fn register_node(
         &self,
         req: Request<pb::RegisterNodeRequest>,
@@ -148,6 +149,7 @@ impl AgentService for Agents {
         }))
     }
 
+    #[tracing::instrument(name = "grpc.KeepAlive", level = "debug", skip_all, fields(lease = req.get_ref().lease_id))]
     async fn keep_alive(
         &self,
         req: Request<pb::KeepAliveRequest>,
@@ -163,6 +165,7 @@ impl AgentService for Agents {
         }))
     }
 
+    #[tracing::instrument(name = "grpc.AllocateEndpoint", skip_all, fields(endpoint = %req.get_ref().endpoint_id, host = %req.get_ref().host, network = %format_args!("{}:{}", req.get_ref().tenant, req.get_ref().network)))]
     async fn allocate_endpoint(
         &self,
         req: Request<pb::AllocateEndpointRequest>,
@@ -187,6 +190,7 @@ impl AgentService for Agents {
         }))
     }
 
+    #[tracing::instrument(name = "grpc.ReleaseEndpoint", skip_all, fields(endpoint = %req.get_ref().endpoint_id))]
     async fn release_endpoint(
         &self,
         req: Request<pb::ReleaseEndpointRequest>,
@@ -216,6 +220,7 @@ impl AgentService for Agents {
 
     type WatchStream = WatchStream;
 
+    #[tracing::instrument(name = "grpc.Watch", skip_all, fields(host = %req.get_ref().host, from_revision = req.get_ref().from_revision, held = req.get_ref().held.len()))]
     async fn watch(
         &self,
         req: Request<pb::WatchRequest>,
@@ -234,6 +239,7 @@ impl AgentService for Agents {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    #[tracing::instrument(name = "grpc.GetNetworks", skip_all, fields(tenant = %req.get_ref().tenant, network = %req.get_ref().network))]
     async fn get_networks(
         &self,
         req: Request<pb::GetNetworksRequest>,

@@ -73,12 +73,14 @@ rest_kind!(Rule, "rules");
 rest_kind!(AppProfile, "appProfiles");
 rest_kind!(PodAttachment, "podAttachments");
 
+#[tracing::instrument(name = "rest.list", skip_all, fields(kind = T::KIND))]
 async fn list<T: RestKind>(AxState(i): AxState<Intent>) -> Result<Json<Vec<T>>, ApiError> {
     Ok(Json(
         i.read(|s| T::map(s).values().cloned().collect()).await?,
     ))
 }
 
+#[tracing::instrument(name = "rest.get", skip_all, fields(kind = T::KIND, key = %key))]
 async fn get_one<T: RestKind>(
     AxState(i): AxState<Intent>,
     Path(key): Path<String>,
@@ -89,6 +91,7 @@ async fn get_one<T: RestKind>(
         .ok_or_else(|| IntentError::NotFound { kind: T::KIND, key }.into())
 }
 
+#[tracing::instrument(name = "rest.put", skip_all, fields(kind = T::KIND, key = %key))]
 async fn put_one<T: RestKind>(
     AxState(i): AxState<Intent>,
     Path(key): Path<String>,
@@ -108,6 +111,7 @@ async fn put_one<T: RestKind>(
     ))
 }
 
+#[tracing::instrument(name = "rest.delete", skip_all, fields(kind = T::KIND, key = %key))]
 async fn delete_one<T: RestKind>(
     AxState(i): AxState<Intent>,
     Path(key): Path<String>,
@@ -137,10 +141,12 @@ fn kind_routes<T: RestKind>(r: Router<Intent>) -> Router<Intent> {
         )
 }
 
+#[tracing::instrument(name = "rest.list", skip_all, fields(kind = Global::KIND))]
 async fn globals(AxState(i): AxState<Intent>) -> Result<Json<Vec<Global>>, ApiError> {
     Ok(Json(vec![i.read(|s| s.global.clone()).await?]))
 }
 
+#[tracing::instrument(name = "rest.get", skip_all, fields(kind = Global::KIND, key = %name))]
 async fn global_get(
     AxState(i): AxState<Intent>,
     Path(name): Path<String>,
@@ -156,6 +162,7 @@ async fn global_get(
     Ok(Json(g))
 }
 
+#[tracing::instrument(name = "rest.put", skip_all, fields(kind = Global::KIND, key = %name))]
 async fn global_put(
     AxState(i): AxState<Intent>,
     Path(name): Path<String>,
@@ -193,6 +200,7 @@ fn describe(c: &Change) -> String {
     }
 }
 
+#[tracing::instrument(name = "rest.intent", skip_all, fields(prune = q.prune, bytes = b.len()))]
 async fn apply_intent(
     AxState(i): AxState<Intent>,
     Query(q): Query<IntentQuery>,
@@ -266,6 +274,7 @@ fn union(a: &IdRanges, b: &IdRanges) -> IdRanges {
     IdRanges(out)
 }
 
+#[tracing::instrument(name = "rest.inspect_state", skip_all)]
 async fn inspect_state(AxState(i): AxState<Intent>) -> Result<Json<serde_json::Value>, ApiError> {
     let (s, seq) = i.load().await?;
     Ok(Json(serde_json::json!({ "revision": seq, "state": s })))
@@ -288,12 +297,14 @@ async fn inspect_prefix(
     ))
 }
 
+#[tracing::instrument(name = "rest.inspect_nodes", skip_all)]
 async fn inspect_nodes(
     AxState(i): AxState<Intent>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
     inspect_prefix(&i, crate::keys::NODES).await
 }
 
+#[tracing::instrument(name = "rest.inspect_endpoints", skip_all)]
 async fn inspect_endpoints(
     AxState(i): AxState<Intent>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
@@ -312,6 +323,7 @@ struct PodQuery {
 /// A pod's networks in dockin's format (`code`, `message`, `data[]`), as weft-cni's attachment
 /// backends read it: `GET /api/v1/cni/attachments?podNamespace=NS&podName=NAME`. A pod without a
 /// record is code 1 with a message (HTTP 200: the answer is in the body, as dockin's is).
+#[tracing::instrument(name = "rest.cni_attachments", skip_all, fields(pod = %format_args!("{}/{}", q.pod_namespace, q.pod_name)))]
 async fn cni_attachments(
     AxState(i): AxState<Intent>,
     Query(q): Query<PodQuery>,
@@ -356,6 +368,7 @@ async fn cni_attachments(
     ))
 }
 
+#[tracing::instrument(name = "rest.healthz", level = "debug", skip_all)]
 async fn healthz(AxState(i): AxState<Intent>) -> Response {
     match i.store().get(crate::keys::HEALTHZ).await {
         Ok(_) => (StatusCode::OK, "ok\n").into_response(),

@@ -152,6 +152,7 @@ struct Plan {
 
 impl Endpoints {
     /// Attaches an interface; asked again for one that exists and checks out, the same answer.
+    #[tracing::instrument(name = "attach", skip_all, fields(endpoint = %spec.endpoint_id, container = %spec.container_id, interface = %spec.interface_name))]
     pub async fn attach(&self, spec: AttachSpec) -> Result<LocalPort, AttachError> {
         if let Placement::Netns(p) = &spec.placement {
             if !p.exists() {
@@ -463,6 +464,7 @@ impl Endpoints {
 
     /// Detaches the interfaces of a container (one, or all when `interface_name` is empty);
     /// returns the endpoint ids removed.
+    #[tracing::instrument(name = "detach", skip_all, fields(container = %container_id, interface = %interface_name))]
     pub async fn detach(
         &self,
         container_id: &str,
