@@ -23,6 +23,10 @@ for crate in ofproto weft-policy; do
   fi
 done
 
+# Every dependency a crate declares is one it uses (a grep of its sources; see the script).
+deps_status=0
+bash scripts/unused-deps.sh || deps_status=1
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
@@ -51,5 +55,9 @@ fi
 if [ "$boundary_status" -ne 0 ] && [ "$status" -eq 0 ]; then
   echo "a pure crate depends on tokio (above)" >&2
   status=$boundary_status
+fi
+if [ "$deps_status" -ne 0 ] && [ "$status" -eq 0 ]; then
+  echo "a crate declares a dependency it does not use (above)" >&2
+  status=$deps_status
 fi
 exit "$status"
