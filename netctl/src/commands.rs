@@ -456,7 +456,13 @@ pub async fn global(ctx: &Ctx, op: GlobalOp) -> Result<()> {
             if !service_cidrs.is_empty() || no_service_cidrs {
                 g.service_cidrs = service_cidrs
                     .iter()
-                    .map(|c| parsed("--service-cidr", c))
+                    .map(|c| {
+                        c.parse().map_err(|_| {
+                            anyhow::anyhow!(
+                                "--service-cidr \"{c}\" is not an IPv4 CIDR (like 10.96.0.0/12)"
+                            )
+                        })
+                    })
                     .collect::<Result<_>>()?;
             }
             ctx.api.put(&g).await?;

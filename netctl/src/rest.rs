@@ -87,17 +87,15 @@ impl Api {
         })
     }
 
-    /// One request; the answer's JSON, or the server's error message.
+    /// One request; the answer's JSON, or the server's error message (with `shown`, the path
+    /// as netctl built it).
     async fn call<B: Serialize + ?Sized, R: DeserializeOwned>(
         &self,
         method: Method,
         url: reqwest::Url,
+        shown: &str,
         body: Option<&B>,
     ) -> Result<R> {
-        let shown = match url.query() {
-            Some(q) => format!("{}?{q}", url.path()),
-            None => url.path().to_string(),
-        };
         let mut req = self.http.request(method.clone(), url);
         if let Some(b) = body {
             req = req.json(b);
@@ -125,7 +123,8 @@ impl Api {
     }
 
     async fn at<R: DeserializeOwned>(&self, method: Method, path: &str) -> Result<R> {
-        self.call::<(), R>(method, self.url(path)?, None).await
+        self.call::<(), R>(method, self.url(path)?, path, None)
+            .await
     }
 
     async fn with<B: Serialize + ?Sized, R: DeserializeOwned>(
@@ -134,7 +133,7 @@ impl Api {
         path: &str,
         body: &B,
     ) -> Result<R> {
-        self.call(method, self.url(path)?, Some(body)).await
+        self.call(method, self.url(path)?, path, Some(body)).await
     }
 
     /// Every object of kind `T`.
@@ -177,7 +176,8 @@ impl Api {
 
     /// The flows on `host`'s switch that `filter` selects.
     pub async fn flows(&self, host: &str, filter: &FlowFilter) -> Result<Vec<FlowView>> {
-        let mut url = self.url(&format!("/api/v1/hosts/{host}/flows"))?;
+        let path = format!("/api/v1/hosts/{host}/flows");
+        let mut url = self.url(&path)?;
         {
             let mut q = url.query_pairs_mut();
             for (k, v) in [
@@ -191,10 +191,14 @@ impl Api {
                 }
             }
         }
-        if url.query() == Some("") {
-            url.set_query(None);
-        }
-        self.call::<(), _>(Method::GET, url, None).await
+        let shown = match url.query() {
+            Some("") | None => {
+                url.set_query(None);
+                path
+            }
+            Some(q) => format!("{path}?{q}"),
+        };
+        self.call::<(), _>(Method::GET, url, &shown, None).await
     }
 
     /// A packet traced across the hosts it crosses.
