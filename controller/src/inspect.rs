@@ -279,6 +279,9 @@ pub struct Resolved {
     pub src: Endpoint,
     pub dst_endpoint: Option<Endpoint>,
     pub first: HostTraceRequest,
+    /// Set when the packet never leaves the container: why (an address of its own subnet that
+    /// no endpoint of its network holds, so its ARP gets no answer).
+    pub no_arp: Option<String>,
 }
 
 /// Resolves SRC and DST (pure, for tests): `state` for networks' subnets.
@@ -322,9 +325,6 @@ pub fn resolve(
     if req.proto == TraceProto::Icmp && req.dport.is_some() {
         return Err(bad("dport is for tcp and udp, not icmp"));
     }
-    let same_network = dst_ep
-        .as_ref()
-        .is_some_and(|d| d.tenant_name == src.tenant_name && d.network_name == src.network_name);
     let in_subnet = match dst_ip {
         IpAddr::V4(a) => state
             .networks
@@ -332,12 +332,30 @@ pub fn resolve(
             .is_some_and(|n| n.subnet.net.contains(&a)),
         IpAddr::V6(_) => false,
     };
-    // On the source's own subnet the container ARPs for the destination itself; anything else
-    // goes to its default route, the network's gateway (docs/pipeline.md, routing).
-    let dst_mac = match (&dst_ep, same_network, in_subnet) {
-        (Some(d), true, _) => d.mac.clone(),
-        (_, _, true) => "ff:ff:ff:ff:ff:ff".to_string(),
-        _ => GATEWAY_MAC.to_string(),
+    // On the source's own subnet the container ARPs for the destination itself, and the
+    // pipeline's ARP responder answers for the network's endpoints only: the frame goes to the
+    // MAC of the endpoint of that network holding the address (whatever endpoint DST named), or
+    // nowhere. Anything else goes to the default route, the network's gateway
+    // (docs/pipeline.md, routing).
+    let mut no_arp = None;
+    let dst_mac = if in_subnet {
+        let holder = eps.iter().find(|e| {
+            e.tenant_name == src.tenant_name
+                && e.network_name == src.network_name
+                && IpAddr::V4(e.ipv4) == dst_ip
+        });
+        match holder {
+            Some(h) => h.mac.clone(),
+            None => {
+                no_arp = Some(format!(
+                    "no ARP answer: {dst_ip} is on network {}:{}, where no endpoint holds it; the container never sends the packet",
+                    src.tenant_name, src.network_name
+                ));
+                "ff:ff:ff:ff:ff:ff".to_string()
+            }
+        }
+    } else {
+        GATEWAY_MAC.to_string()
     };
     let first = HostTraceRequest {
         ingress: Ingress::Endpoint {
@@ -357,6 +375,7 @@ pub fn resolve(
         src,
         dst_endpoint: dst_ep,
         first,
+        no_arp,
     })
 }
 
@@ -420,20 +439,17 @@ where
                     )),
                 },
                 Outcome::Delivered { endpoint } => {
-                    ends.push((true, decided(&trace, &format!("delivered to endpoint {endpoint} on {}", trace.host))))
+                    ends.push((true, format!("delivered to endpoint {endpoint} on {}", trace.host)))
                 }
                 Outcome::Host => {
-                    ends.push((true, decided(&trace, &format!("delivered to host {}", trace.host))))
+                    ends.push((true, format!("delivered to host {}", trace.host)))
                 }
                 Outcome::Uplink { vlan } => ends.push((
                     true,
-                    decided(
-                        &trace,
-                        &match vlan {
-                            Some(v) => format!("out of {}'s uplink, VLAN {v}", trace.host),
-                            None => format!("out of {}'s uplink", trace.host),
-                        },
-                    ),
+                    match vlan {
+                        Some(v) => format!("out of {}'s uplink, VLAN {v}", trace.host),
+                        None => format!("out of {}'s uplink", trace.host),
+                    },
                 )),
                 Outcome::Dropped { by } => ends.push((false, by.clone())),
                 Outcome::Controller { reason } => {
@@ -446,9 +462,11 @@ where
         }
         hops.push(trace);
     }
-    // Delivered anywhere wins (a flood's copies); else the last drop.
+    // Delivered anywhere wins (a flood's copies); else the last drop. A delivery is credited
+    // to the last rule met on the way, on any host (egress rules on the sender's, ingress rules
+    // on the receiver's).
     let (verdict, by) = match ends.iter().find(|(ok, _)| *ok) {
-        Some((_, by)) => ("delivered", by.clone()),
+        Some((_, how)) => ("delivered", decided(&hops, how)),
         None => (
             "dropped",
             ends.last()
@@ -459,11 +477,11 @@ where
     Ok((hops, verdict.into(), by))
 }
 
-/// What allowed a delivered packet: the last policy step (a rule), or the default.
-fn decided(trace: &HostTrace, how: &str) -> String {
-    match trace
-        .steps
+/// What allowed a delivered packet: the last policy step (a rule) of any hop, or the default.
+fn decided(hops: &[HostTrace], how: &str) -> String {
+    match hops
         .iter()
+        .flat_map(|h| h.steps.iter())
         .rev()
         .filter_map(|s| s.owner.as_deref())
         .find(|o| o.starts_with("rule "))
@@ -483,6 +501,14 @@ async fn trace(AxState(i): AxState<Intent>, b: Bytes) -> Result<Json<TraceReport
     };
     let eps = endpoints(&i).await?;
     let r = resolve(&state, &eps, &req)?;
+    if let Some(why) = r.no_arp {
+        return Ok(Json(TraceReport {
+            request: req,
+            hops: vec![],
+            verdict: "dropped".into(),
+            decided_by: why,
+        }));
+    }
     let nodes = nodes(&i).await?;
     let (hops, verdict, decided_by) =
         stitch(&nodes, &r.src.host, r.first, |node, req| async move {

@@ -365,6 +365,24 @@ async fn a_trace_continues_on_the_host_the_tunnel_leads_to() {
     let last = c.h1.traces.lock().unwrap().last().unwrap().clone();
     assert_eq!(last.dst_mac, "02:00:0a:01:00:03");
 
+    // An address of the source's own subnet that no endpoint holds: its ARP gets no answer, the
+    // packet never leaves; no host is asked.
+    let asked = c.h1.traces.lock().unwrap().len();
+    let (s, v) = c
+        .post(
+            "/api/v1/trace",
+            json!({"src": "web-1", "dst": "10.1.0.77", "proto": "icmp"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "dropped");
+    assert_eq!(v["hops"], json!([]));
+    assert!(
+        v["decidedBy"].as_str().unwrap().contains("no ARP answer"),
+        "{v}"
+    );
+    assert_eq!(c.h1.traces.lock().unwrap().len(), asked);
+
     // A tunnel to a VTEP no host has ends the trace there, saying so.
     let (s, v) = c
         .post(

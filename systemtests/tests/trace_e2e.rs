@@ -78,29 +78,90 @@ fn traces_agree_with_real_traffic() {
 
     // Real traffic first: what is allowed gets through once the agents have the intent.
     let wait = Duration::from_secs(20);
-    assert!(eventually(wait, || tcp_connects(web1, "10.40.0.11", 5432)), "web1 → db1:5432 (same host)");
-    assert!(eventually(wait, || tcp_connects(web1, "10.40.0.12", 5432)), "web1 → db2:5432 (across hosts)");
-    assert!(eventually(wait, || tcp_connects(web1, "10.40.0.13", 80)), "web1 → app1:80 (the control of the next)");
-    assert!(!tcp_connects(web1, "10.40.0.13", 22), "web1 → app1:22 is refused by rule no-ssh");
-    assert!(!tcp_connects(web1, "10.40.0.12", 80), "web1 → db2:80 is refused by db's default deny");
-    assert!(!reaches(web1, "10.40.0.20", 2), "web1 (red) → g1 (green) never");
-    assert!(reaches(&ns["g1"], "10.40.0.20", 1), "g1 answers on its own address (control)");
+    assert!(
+        eventually(wait, || tcp_connects(web1, "10.40.0.11", 5432)),
+        "web1 → db1:5432 (same host)"
+    );
+    assert!(
+        eventually(wait, || tcp_connects(web1, "10.40.0.12", 5432)),
+        "web1 → db2:5432 (across hosts)"
+    );
+    assert!(
+        eventually(wait, || tcp_connects(web1, "10.40.0.13", 80)),
+        "web1 → app1:80 (the control of the next)"
+    );
+    assert!(
+        !tcp_connects(web1, "10.40.0.13", 22),
+        "web1 → app1:22 is refused by rule no-ssh"
+    );
+    assert!(
+        !tcp_connects(web1, "10.40.0.12", 80),
+        "web1 → db2:80 is refused by db's default deny"
+    );
+    assert!(
+        !reaches(web1, "10.40.0.20", 2),
+        "web1 (red) → g1 (green) never"
+    );
+    assert!(
+        reaches(&ns["g1"], "10.40.0.20", 1),
+        "g1 answers on its own address (control)"
+    );
 
     // The traces say the same, and why.
     let cases = [
-        (json!({"src": "red/web1", "dst": "red/db1", "proto": "tcp", "dport": 5432}), "delivered", "rule red:db-in:pg", 1),
-        (json!({"src": "red/web1", "dst": "red/db2", "proto": "tcp", "dport": 5432}), "delivered", "rule red:db-in:pg", 2),
-        (json!({"src": "red/web1", "dst": "red/app1", "proto": "tcp", "dport": 22}), "dropped", "no-ssh", 2),
-        (json!({"src": "red/web1", "dst": "10.40.0.12", "proto": "tcp", "dport": 80}), "dropped", "red:db", 2),
-        (json!({"src": "red/web1", "dst": "green/g1", "proto": "icmp"}), "dropped", "", 0),
+        (
+            json!({"src": "red/web1", "dst": "red/db1", "proto": "tcp", "dport": 5432}),
+            "delivered",
+            "rule red:db-in:pg",
+            1,
+        ),
+        (
+            json!({"src": "red/web1", "dst": "red/db2", "proto": "tcp", "dport": 5432}),
+            "delivered",
+            "rule red:db-in:pg",
+            2,
+        ),
+        (
+            json!({"src": "red/web1", "dst": "red/app1", "proto": "tcp", "dport": 22}),
+            "dropped",
+            "no-ssh",
+            2,
+        ),
+        (
+            json!({"src": "red/web1", "dst": "10.40.0.12", "proto": "tcp", "dport": 80}),
+            "dropped",
+            "red:db",
+            2,
+        ),
+        // g1 is green's: in red's network nobody holds 10.40.0.20, so web1's ARP goes unanswered.
+        (
+            json!({"src": "red/web1", "dst": "green/g1", "proto": "icmp"}),
+            "dropped",
+            "no ARP answer",
+            0,
+        ),
+        // Off red's subnet (no network has it): to the gateway, routed within red, dropped there.
+        (
+            json!({"src": "red/web1", "dst": "10.41.0.20", "proto": "icmp"}),
+            "dropped",
+            "",
+            0,
+        ),
     ];
     for (req, verdict, by, hops) in cases {
         let r = trace(&cluster, req.clone());
         assert_eq!(r["verdict"], verdict, "{req}: {r:#}");
         let decided = r["decidedBy"].as_str().unwrap_or_default();
-        assert!(decided.contains(by), "{req}: decided by {decided}, expected {by}: {r:#}");
+        assert!(
+            decided.contains(by),
+            "{req}: decided by {decided}, expected {by}: {r:#}"
+        );
         if hops > 0 {
-            assert_eq!(r["hops"].as_array().map(Vec::len), Some(hops), "{req}: {r:#}");
+            assert_eq!(
+                r["hops"].as_array().map(Vec::len),
+                Some(hops),
+                "{req}: {r:#}"
+            );
         }
     }
     drop(listeners);

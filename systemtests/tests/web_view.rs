@@ -203,7 +203,10 @@ async fn the_web_view_draws_hosts_networks_endpoints_matrix_and_a_trace() {
         .await
         .unwrap();
 
-    assert!(dom.contains("data-state=\"loaded\""), "the page did not finish loading:\n{dom}");
+    assert!(
+        dom.contains("data-state=\"loaded\""),
+        "the page did not finish loading:\n{dom}"
+    );
     for needle in [
         "data-host=\"h1\"",
         "data-host=\"h2\"",
