@@ -452,8 +452,19 @@ where
                     },
                 )),
                 Outcome::Dropped { by } => ends.push((false, by.clone())),
+                // A logged verdict is a copy sent to netplugin beside the packet's own fate;
+                // it ends the trace only when nothing else happened to the packet.
                 Outcome::Controller { reason } => {
-                    ends.push((false, format!("sent to netplugin on {}: {reason}", trace.host)))
+                    if trace
+                        .outcomes
+                        .iter()
+                        .all(|o| matches!(o, Outcome::Controller { .. }))
+                    {
+                        ends.push((
+                            false,
+                            format!("sent to netplugin on {}: {reason}", trace.host),
+                        ))
+                    }
                 }
             }
         }

@@ -252,6 +252,21 @@ async fn cluster() -> Cluster {
                     }],
                     observed: false,
                 }
+            } else if r.dport == Some(6000) {
+                // A logged deny: the drop, and the copy for the verdict log.
+                HostTrace {
+                    host: "h2".into(),
+                    steps: vec![step(63, "ingress-rules", "rule blue:db-in:no-x11")],
+                    outcomes: vec![
+                        Outcome::Dropped {
+                            by: "rule blue:db-in:no-x11 (deny)".into(),
+                        },
+                        Outcome::Controller {
+                            reason: "verdict logged: rule blue:db-in:no-x11".into(),
+                        },
+                    ],
+                    observed: false,
+                }
             } else {
                 HostTrace {
                     host: "h2".into(),
@@ -347,6 +362,17 @@ async fn a_trace_continues_on_the_host_the_tunnel_leads_to() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["verdict"], "dropped");
     assert_eq!(v["decidedBy"], "group blue:db default deny");
+
+    // A logged deny: decided by the rule, not by the log's copy.
+    let (s, v) = c
+        .post(
+            "/api/v1/trace",
+            json!({"src": "web-1", "dst": "db-1", "proto": "tcp", "dport": 6000}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "dropped");
+    assert_eq!(v["decidedBy"], "rule blue:db-in:no-x11 (deny)");
 
     // Same network, same host: one hop, to the destination's own MAC.
     let (s, v) = c
