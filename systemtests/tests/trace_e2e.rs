@@ -4,8 +4,11 @@
 //! across tenants (whose subnets overlap). Each trace's verdict is checked against real traffic
 //! between the same containers (`nc -z`, ping).
 //!
-//! Needs netplugin's inspect API (branch `agent17`: netplugin registers its `inspect` address);
-//! without it netmaster answers 503 for every trace and this test fails.
+//! Needs netplugin's inspect API (branch `agent17`) and the harness giving each simulated host's
+//! agent an inspect address (`inspect_listen: Some(SocketAddr::new(v.into(), 0))` in
+//! `Cluster::add_host`, `systemtests/src/lib.rs`); without them netmaster answers 503 ("its
+//! netplugin serves no inspect API") for every trace and this test fails. With both (a trial
+//! merge of agent17 and that one line) it passed, in 12 s.
 
 use std::time::Duration;
 

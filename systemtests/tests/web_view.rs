@@ -106,6 +106,38 @@ fn dump_dom(url: &str, profile: &Path) -> String {
     std::fs::read_to_string(out_path).unwrap()
 }
 
+/// A picture of `url` into `png` (for people: `WEFT_WEBVIEW_SCREENSHOT=F.png` on this test).
+fn screenshot(url: &str, profile: &Path, png: &str) {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--virtual-time-budget=5000",
+            "--window-size=1280,1400",
+            &format!("--user-data-dir={}", profile.join("profile-shot").display()),
+            &format!("--screenshot={png}"),
+            url,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let _group = Group(child.id());
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "chromium did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("screenshot of the web view: {png}");
+}
+
 /// The text of the matrix cell (from, to) of `tenant`'s table.
 fn cell(dom: &str, tenant: &str, from: &str, to: &str) -> String {
     let start = dom
@@ -199,9 +231,14 @@ async fn the_web_view_draws_hosts_networks_endpoints_matrix_and_a_trace() {
 
     let url = format!("{base}/ui/?src=blue/web-1&dst=db-1&proto=icmp");
     let profile = dir.path().to_path_buf();
-    let dom = tokio::task::spawn_blocking(move || dump_dom(&url, &profile))
-        .await
-        .unwrap();
+    let dom = tokio::task::spawn_blocking(move || {
+        if let Ok(png) = std::env::var("WEFT_WEBVIEW_SCREENSHOT") {
+            screenshot(&url, &profile, &png);
+        }
+        dump_dom(&url, &profile)
+    })
+    .await
+    .unwrap();
 
     assert!(
         dom.contains("data-state=\"loaded\""),
