@@ -254,6 +254,8 @@ async fn the_web_view_draws_hosts_networks_endpoints_matrix_and_a_trace() {
         "data-network=\"blue:web\"",
         "data-network=\"red:app\"",
         "data-tenant=\"red\"",
+        "class=\"topo-group\" data-group=\"red:back\"",
+        "group db (1) default deny",
         "10.1.0.2",
     ] {
         assert!(dom.contains(needle), "the page lacks {needle}:\n{dom}");

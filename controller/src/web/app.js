@@ -26,9 +26,14 @@ async function getJSON(path, options) {
 
 function netKey(t, n) { return t + ":" + n; }
 
-function drawHosts(nodes, endpoints, networks) {
+function colorsOf(networks) {
   const colors = {};
   Object.keys(networks).sort().forEach((k, i) => { colors[k] = PALETTE[i % PALETTE.length]; });
+  return colors;
+}
+
+function drawHosts(nodes, endpoints, networks) {
+  const colors = colorsOf(networks);
   const legend = document.getElementById("legend");
   legend.replaceChildren();
   for (const k of Object.keys(colors)) {
@@ -65,9 +70,47 @@ function drawHosts(nodes, endpoints, networks) {
   document.getElementById("hosts").replaceChildren(svg);
 }
 
-function drawTenants(tenants, networks, groups, endpoints) {
+// Tenants as boxes holding their networks, each holding its groups (with member counts).
+function drawTopology(tenants, networks, groups, endpoints, colors) {
+  const pad = 10, groupH = 24, netW = 220;
+  const nets = t => Object.values(networks).filter(n => n.tenantName === t).sort((a, b) => a.networkName.localeCompare(b.networkName));
+  const grs = (t, n) => groups.filter(g => g.tenantName === t && g.networkName === n).sort((a, b) => a.groupName.localeCompare(b.groupName));
+  const netH = (t, n) => 40 + grs(t, n).length * (groupH + 6);
+  const tenantH = t => 30 + Math.max(0, ...nets(t.tenantName).map(n => netH(t.tenantName, n.networkName))) + pad;
+  const tenantW = t => pad + Math.max(1, nets(t.tenantName).length) * (netW + pad);
+  let y = pad;
+  const width = Math.max(300, ...tenants.map(tenantW)) + 2 * pad;
+  const svg = el("svg:svg", { id: "topology-svg", width, height: tenants.reduce((h, t) => h + tenantH(t) + pad, pad) });
+  for (const t of tenants) {
+    const name = t.tenantName;
+    const g = el("svg:g", { class: "topo-tenant", "data-tenant": name });
+    g.append(el("svg:rect", { class: "host-box", x: pad, y, width: tenantW(t), height: tenantH(t), rx: 8 }));
+    g.append(el("svg:text", { class: "host-name", x: pad + 10, y: y + 20, text: "tenant " + name }));
+    nets(name).forEach((n, i) => {
+      const x = 2 * pad + i * (netW + pad), ny = y + 30, k = netKey(name, n.networkName);
+      const ng = el("svg:g", { class: "topo-network", "data-network": k });
+      ng.append(el("svg:rect", { class: "ep-box", x, y: ny, width: netW, height: netH(name, n.networkName), rx: 6, fill: colors[k] || "#ddd" }));
+      ng.append(el("svg:text", { x: x + 8, y: ny + 16, text: n.networkName + "  " + n.subnet }));
+      ng.append(el("svg:text", { x: x + 8, y: ny + 31, text: n.encap + " " + (n.pktTag || "") + ", " + endpoints.filter(e => e.tenantName === name && e.networkName === n.networkName).length + " endpoints" }));
+      grs(name, n.networkName).forEach((gr, j) => {
+        const gy = ny + 40 + j * (groupH + 6);
+        const members = endpoints.filter(e => e.tenantName === name && e.networkName === n.networkName && e.groupName === gr.groupName).length;
+        const gg = el("svg:g", { class: "topo-group", "data-group": netKey(name, gr.groupName) });
+        gg.append(el("svg:rect", { x: x + 8, y: gy, width: netW - 16, height: groupH, rx: 4, fill: "#fff", stroke: gr.defaultDeny ? "#a31b1b" : "#555" }));
+        gg.append(el("svg:text", { x: x + 14, y: gy + 16, text: "group " + gr.groupName + " (" + members + ")" + (gr.defaultDeny ? " default deny" : "") }));
+        ng.append(gg);
+      });
+      g.append(ng);
+    });
+    svg.append(g);
+    y += tenantH(t) + pad;
+  }
+  return svg;
+}
+
+function drawTenants(tenants, networks, groups, endpoints, colors) {
   const box = document.getElementById("tenants");
-  box.replaceChildren();
+  box.replaceChildren(drawTopology(tenants, networks, groups, endpoints, colors));
   for (const t of tenants) {
     const name = t.tenantName;
     const nets = Object.values(networks).filter(n => n.tenantName === name);
@@ -155,7 +198,7 @@ async function load() {
     const networks = {};
     for (const n of netList) networks[netKey(n.tenantName, n.networkName)] = n;
     drawHosts(nodes, endpoints, networks);
-    drawTenants(tenants, networks, groups, endpoints);
+    drawTenants(tenants, networks, groups, endpoints, colorsOf(networks));
     const matrices = await Promise.all(tenants.map(t => getJSON("/api/v1/tenants/" + encodeURIComponent(t.tenantName) + "/matrix")));
     document.getElementById("matrices").replaceChildren(...matrices.map(drawMatrix));
     status.textContent = "loaded: " + nodes.length + " hosts, " + endpoints.length + " endpoints";
