@@ -167,5 +167,36 @@ fn traces_agree_with_real_traffic() {
             );
         }
     }
+
+    // The policy matrix says the same of the groups.
+    let url = format!("{}/api/v1/tenants/red/matrix", cluster.rest);
+    let m: Value = cluster.on_fabric(move || async move {
+        reqwest::get(url)
+            .await
+            .expect("netmaster answers")
+            .json()
+            .await
+            .expect("a matrix")
+    });
+    let cell = |from: &str, to: &str| {
+        m["cells"]
+            .as_array()
+            .expect("cells")
+            .iter()
+            .find(|c| c["from"] == from && c["to"] == to)
+            .map(|c| c["summary"].as_str().unwrap_or_default().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(cell("web", "db"), "tcp/5432, icmp", "{m:#}");
+    assert_eq!(
+        cell("web", "app"),
+        "tcp/0-21, tcp/23-65535, udp, icmp, other protocols",
+        "{m:#}"
+    );
+    assert_eq!(cell("db", "web"), "none", "{m:#}");
+    assert!(
+        !tcp_connects(&ns["db1"], "10.40.0.10", 80),
+        "db1 (default deny) starts nothing"
+    );
     drop(listeners);
 }
