@@ -138,21 +138,34 @@ async fn call<T: DeserializeOwned>(
     })?;
     let status = resp.status();
     let text = resp.text().await.map_err(|e| {
-        InspectError(
-            StatusCode::BAD_GATEWAY,
-            format!("host {host}: reading netplugin's answer: {e}"),
-        )
+        if e.is_timeout() {
+            InspectError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "host {host}: netplugin's answer did not arrive within {} s",
+                    NETPLUGIN_TIMEOUT.as_secs()
+                ),
+            )
+        } else {
+            InspectError(
+                StatusCode::BAD_GATEWAY,
+                format!("host {host}: reading netplugin's answer: {e}"),
+            )
+        }
     })?;
     if !status.is_success() {
         let msg = serde_json::from_str::<Value>(&text)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(String::from))
             .unwrap_or(text);
-        // What netplugin refused as bad input stays the caller's mistake.
-        let code = if status.is_client_error() {
-            StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_REQUEST)
-        } else {
-            StatusCode::BAD_GATEWAY
+        // What netplugin refused as bad input stays the caller's mistake; what it does not do
+        // (501) or cannot do yet (503: nothing compiled yet) is said as such; anything else
+        // is a broken netplugin.
+        let code = match status.as_u16() {
+            400..=499 | 501 | 503 => {
+                StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            _ => StatusCode::BAD_GATEWAY,
         };
         return Err(InspectError(
             code,

@@ -66,9 +66,22 @@ async fn fake_flows(State(f): State<Fake>, RawQuery(q): RawQuery) -> Json<Vec<Fl
     }])
 }
 
-async fn fake_trace(State(f): State<Fake>, Json(r): Json<HostTraceRequest>) -> Json<HostTrace> {
+async fn fake_trace(
+    State(f): State<Fake>,
+    Json(r): Json<HostTraceRequest>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     f.traces.lock().unwrap().push(r.clone());
-    Json((f.tracer)(&r))
+    match r.dport {
+        Some(7) => (
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            Json(json!({"error": "live traces are not built"})),
+        )
+            .into_response(),
+        Some(9) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "it broke").into_response(),
+        Some(11) => Json(json!({"not": "a trace"})).into_response(),
+        _ => Json((f.tracer)(&r)).into_response(),
+    }
 }
 
 async fn fake_verdicts(State(f): State<Fake>, RawQuery(q): RawQuery) -> Json<Vec<VerdictRecord>> {
@@ -513,6 +526,34 @@ async fn flows_are_proxied_and_failures_name_the_host() {
     let (s, v) = c.get("/api/v1/hosts/h5/flows").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     assert!(error_of(&v).contains("serves no inspect API"), "{v}");
+
+    // What a netplugin answers with an error: a 501 stays a 501, a broken one is 502.
+    for (dport, status, says) in [
+        (
+            7,
+            StatusCode::NOT_IMPLEMENTED,
+            "host h1: netplugin answered 501 Not Implemented: live traces are not built",
+        ),
+        (
+            9,
+            StatusCode::BAD_GATEWAY,
+            "host h1: netplugin answered 500 Internal Server Error: it broke",
+        ),
+        (
+            11,
+            StatusCode::BAD_GATEWAY,
+            "host h1: netplugin's answer is not what the inspect API promises",
+        ),
+    ] {
+        let (s, v) = c
+            .post(
+                "/api/v1/trace",
+                json!({"src": "web-1", "dst": "db-1", "proto": "tcp", "dport": dport}),
+            )
+            .await;
+        assert_eq!(s, status, "{v}");
+        assert!(error_of(&v).starts_with(says), "{v}");
+    }
 
     // A trace whose source host does not answer.
     c.endpoint("web-4", "web", "web", "h4").await;
