@@ -229,10 +229,23 @@ echo "== host1's switch: flows per table =="
 ovs-ofctl -O OpenFlow13 dump-flows "unix:$state/host1/br-int.mgmt" | grep -o "table=[0-9]*" | sort -t= -k2 -n | uniq -c
 
 echo
+echo "== the web view: http://$mgmt:9999/ui/ (hosts and endpoints, each tenant's policy matrix, a trace) =="
+shot="$state/webview.png"
+if ip netns exec weft-demo-fabric timeout 120 chromium --headless --no-sandbox --disable-gpu --no-first-run \
+  --user-data-dir="$state/chromium" --virtual-time-budget=5000 --window-size=1280,900 \
+  --screenshot="$shot" "http://$mgmt:9999/ui/?src=red/red-web&dst=red/red-db&proto=tcp&dport=5432" \
+  >"$state/chromium.log" 2>&1 && [ -s "$shot" ]; then
+  echo "  screenshot of the web view (with the trace red-web → red-db tcp/5432): $shot"
+else
+  echo "  no screenshot: chromium failed (see $state/chromium.log; scripts/install-deps.sh installs chromium)"
+fi
+
+echo
 echo "Everything is still running. Look inside with:"
 echo "  ip netns exec weft-demo-fabric $bin/netctl --netmaster http://$mgmt:9999 endpoint ls"
 echo "  $bin/netctl --agent-socket $state/host2/netplugin.sock endpoint local"
 echo "  ovs-ofctl -O OpenFlow13 dump-flows unix:$state/host1/br-int.mgmt   # the pipeline (docs/pipeline.md)"
 echo "  ip netns exec weft-demo-red-a ping 10.30.0.11"
 echo "  less $state/host1/netplugin.log"
+echo "  the web view: ip netns exec weft-demo-fabric chromium --headless --no-sandbox --screenshot=F.png http://$mgmt:9999/ui/"
 echo "Remove it all with: scripts/demo.sh down"

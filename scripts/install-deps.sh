@@ -12,6 +12,7 @@ packages=(
   iproute2 iputils-ping netcat-openbsd tcpdump iperf3 busybox-static
   podman runc containernetworking-plugins docker.io iptables  # iptables: the reference portmap plugin (weft-cni chaining tests)
   nftables  # nft: tests only observe what the agent's own nf_tables code installs (hostgw)
+  chromium  # headless: netmaster's web view is tested in it (systemtests/tests/web_view.rs); the demo's screenshot
 )
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -170,7 +170,18 @@ impl AgentService for Agents {
         &self,
         req: Request<pb::AllocateEndpointRequest>,
     ) -> Result<Response<pb::AllocateEndpointReply>, Status> {
-        let (json, revision) = self.allocate(req.into_inner()).await?;
+        let allocated = self.allocate(req.into_inner()).await;
+        self.intent.metrics().allocation(match &allocated {
+            Ok(_) => "allocated",
+            Err(s) => match s.code() {
+                tonic::Code::ResourceExhausted => "exhausted",
+                tonic::Code::AlreadyExists => "taken",
+                tonic::Code::InvalidArgument | tonic::Code::NotFound => "invalid",
+                tonic::Code::Unavailable => "unavailable",
+                _ => "error",
+            },
+        });
+        let (json, revision) = allocated?;
         let ep: Endpoint =
             serde_json::from_slice(&json).map_err(|e| Status::internal(e.to_string()))?;
         let net_key = format!("{}:{}", ep.tenant_name, ep.network_name);
@@ -227,13 +238,18 @@ impl AgentService for Agents {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let r = req.into_inner();
         let held = r.held.into_iter().map(|h| (h.unit, h.digest)).collect();
+        let guard = self.intent.metrics().watch_opened(&r.host);
         let rx = self
             .hub
             .subscribe(r.host, r.from_revision, held)
             .await
             .ok_or_else(|| Status::unavailable("netmaster is shutting down"))?;
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|batch| (batch, rx))
+        let stream = futures::stream::unfold((rx, guard), |(mut rx, guard)| async move {
+            let batch = rx.recv().await?;
+            if let Some(rev) = batch.iter().map(|e| e.revision).max() {
+                guard.delivered(rev);
+            }
+            Some((batch, (rx, guard)))
         })
         .flat_map(|batch| futures::stream::iter(batch.into_iter().map(Ok)));
         Ok(Response::new(Box::pin(stream)))

@@ -541,6 +541,7 @@ impl Intent {
 
     /// Commits one object's change: validated against the index, guarded by the sequence key.
     async fn change(&self, edit: Edit) -> Result<Edit, IntentError> {
+        let started = std::time::Instant::now();
         let core = self.core().await?;
         let _one_at_a_time = core.writer.lock().await;
         let removes_used = matches!(&edit, Edit::Delete(Kind::Network | Kind::Group, _));
@@ -571,6 +572,7 @@ impl Intent {
             if let Some(revision) = self.commit(seq, vec![op]).await? {
                 core.reach_seq(revision).await?;
                 self.inner.metrics.objects_committed.inc();
+                self.inner.metrics.commit_took("object", started);
                 return Ok(p.edit);
             }
         }
@@ -631,6 +633,7 @@ impl Intent {
         &self,
         change: impl Fn(&State) -> Result<State, IntentError>,
     ) -> Result<(State, Vec<Change>), IntentError> {
+        let started = std::time::Instant::now();
         let core = self.core().await?;
         let _one_at_a_time = core.writer.lock().await;
         let mut attempts = Attempts::new();
@@ -686,6 +689,7 @@ impl Intent {
                     .metrics
                     .objects_committed
                     .inc_by(changes.len() as u64);
+                self.inner.metrics.commit_took("spec", started);
                 return Ok((new, changes));
             }
         }

@@ -10,15 +10,20 @@
 //! - [`store`]: the store interface with its two backends (embedded redb file, etcd), etcd's
 //!   semantics: revisions, compare-and-swap transactions, resumable prefix watches, leases.
 //!
+//! - [`inspect`]: what netmaster shows of the inside (flows, traces across hosts, verdicts,
+//!   Contiv's inspect, the policy matrix of [`matrix`]); [`web`]: the web view at `/ui/`.
 //! - [`metrics`]: Prometheus `/metrics`; [`openapi`]: the OpenAPI document of the REST API.
 
 pub mod alloc;
 pub mod grpc;
+pub mod inspect;
 pub mod intent;
 pub mod keys;
+pub mod matrix;
 pub mod metrics;
 pub mod openapi;
 pub mod rest;
 pub mod server;
 pub mod store;
 pub mod watch;
+pub mod web;

@@ -140,6 +140,16 @@ pub fn document() -> Value {
     ] {
         paths.insert(p.into(), json!({ "get": op(what, false, what) }));
     }
+    // What netmaster shows of the inside (docs/observability.md; shapes in weft_api::inspect).
+    for (p, method, body, what) in [
+        ("/api/v1/hosts/{host}/flows", "get", false, "a host's flows, from its netplugin (query: endpoint, network, policy, table); 503/502 when its netplugin cannot be asked"),
+        ("/api/v1/trace", "post", true, "a TraceRequest traced host to host: TraceReport (hops, verdict, decidedBy)"),
+        ("/api/v1/verdicts", "get", false, "every host's logged policy verdicts, oldest first (query: since)"),
+        ("/api/v1/inspect/{kind}/{key}/", "get", false, "Contiv's inspect ({Config, Oper}) of a tenant, network, endpointGroup, policy or netprofile"),
+        ("/api/v1/tenants/{key}/matrix", "get", false, "the tenant's policy matrix: what each group may open to each"),
+    ] {
+        paths.insert(p.into(), json!({ method: op(what, body, what) }));
+    }
     let mut cni = op(
         "a pod's networks from its podAttachment, in dockin's format (code, message, data[]), for weft-cni",
         false,

@@ -403,7 +403,9 @@ pub fn router(intent: Intent) -> Router {
     r = kind_routes::<Rule>(r);
     r = kind_routes::<AppProfile>(r);
     r = kind_routes::<PodAttachment>(r);
+    r = crate::inspect::routes(r);
     r.with_state(intent)
+        .merge(crate::web::routes())
         .route(
             "/metrics",
             get(crate::metrics::serve).with_state(metrics.clone()),

@@ -73,7 +73,8 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let store = open_store(&config).await?;
     let hub = crate::watch::Hub::start(store.clone(), shutdown.clone()).await?;
-    let intent = Intent::new(store);
+    let intent = Intent::new(store.clone());
+    intent.metrics().attach(store, hub.clone());
     let (rest_l, rest) = bind(config.listen).await?;
     let (grpc_l, grpc) = bind(config.grpc_listen).await?;
     tracing::info!("netmaster: REST API on http://{rest}, agents' gRPC on {grpc}");

@@ -512,6 +512,7 @@ enum Cmd {
         reply: oneshot::Sender<pb::GetNetworksReply>,
     },
     Stats(oneshot::Sender<HubStats>),
+    Queued(oneshot::Sender<Vec<(String, usize)>>),
 }
 
 /// Counters of the hub, for metrics and benchmarks.
@@ -581,6 +582,14 @@ impl Hub {
     pub async fn stats(&self) -> Option<HubStats> {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Cmd::Stats(reply)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Per watch: its host and the batches queued for it that its stream has not taken yet
+    /// (for the watch-lag metric).
+    pub async fn queued(&self) -> Option<Vec<(String, usize)>> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Cmd::Queued(reply)).ok()?;
         rx.await.ok()
     }
 }
@@ -693,6 +702,15 @@ impl Run {
                     subscribers: self.subs.by_id.len(),
                     ..self.stats
                 });
+            }
+            Cmd::Queued(reply) => {
+                let _ = reply.send(
+                    self.subs
+                        .by_id
+                        .values()
+                        .map(|s| (s.host.clone(), s.tx.max_capacity() - s.tx.capacity()))
+                        .collect(),
+                );
             }
         }
     }
