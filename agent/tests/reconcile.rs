@@ -27,6 +27,8 @@ fn state(n: u32) -> HostState {
             burst_kb: 800,
             dscp: Some(10),
         }),
+        // A logged default deny: controller(meter_id=…) must read back as compiled.
+        log: default_deny,
     };
     // The host gateway with every kind of its flows (host access, a service range, another
     // host, egress of two tenants): the switch must take them all as compiled.
@@ -54,6 +56,7 @@ fn state(n: u32) -> HostState {
                     protocol: Some(6),
                     ports: Some((8000, 8100)),
                     allow: true,
+                    log: true,
                 },
                 Rule {
                     key: "blue:p:2".into(),
@@ -63,6 +66,7 @@ fn state(n: u32) -> HostState {
                     protocol: Some(17),
                     ports: None,
                     allow: false,
+                    log: false,
                 },
             ],
         }],
