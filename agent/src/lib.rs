@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod hostgw;
 pub mod hoststate;
+pub mod inspect;
 pub mod kernel;
 pub mod local;
 pub mod metrics;
@@ -20,5 +21,6 @@ pub mod ofdriver;
 pub mod offload;
 pub mod reconcile;
 pub mod service;
+pub mod verdict;
 
 pub use agent::{Agent, Config, LocalPort};
