@@ -81,7 +81,7 @@ impl Host {
             lease_ttl: 10,
             confirm_timeout: Duration::from_secs(10),
             resync_interval: weft_agent::reconcile::RESYNC,
-            inspect_listen: None,
+            inspect_listen: Some("127.0.0.1:0".parse().unwrap()),
         };
         let agent = Agent::start(cfg.clone()).await.unwrap();
         assert!(
