@@ -214,6 +214,7 @@ impl Agent {
             metrics: metrics.clone(),
             desired: desired.clone(),
         }));
+        crate::inspect::follow_packet_ins(inspect.clone(), driver.packet_ins(), cancel.clone());
         if let Some(l) = inspect_listener {
             crate::inspect::serve(inspect.clone(), l, cancel.clone());
         }

@@ -395,19 +395,9 @@ fn push_steps(out: &mut Vec<TraceStep>, steps: &[weft_policy::sim::Step]) {
     }
 }
 
-/// The flow's instructions as `ovs-ofctl` prints them, the verdict log's copy by name.
+/// The flow's instructions as `ovs-ofctl` prints them.
 fn actions_text(f: &Flow) -> String {
-    let mut text = InstructionList(&f.instructions).to_string();
-    for i in &f.instructions {
-        if let ofproto::instruction::Instruction::ApplyActions(a) = i {
-            for a in a {
-                if let Some(d) = weft_policy::logging::describe(a) {
-                    text = text.replace(&a.to_string(), &d);
-                }
-            }
-        }
-    }
-    text
+    InstructionList(&f.instructions).to_string()
 }
 
 /// `tenant/name` (or `name` alone) as a key filter.
@@ -553,6 +543,35 @@ pub fn router(i: Arc<Inspector>) -> Router {
             ),
         )
         .with_state(i)
+}
+
+/// Hands every packet-in the switch sends to [`Inspector::packet_in`] (the verdict log) until
+/// cancelled. The verdict meter bounds them; one that falls behind skips what it missed.
+pub(crate) fn follow_packet_ins(
+    i: Arc<Inspector>,
+    mut rx: tokio::sync::broadcast::Receiver<Arc<ofproto::msg::PacketIn2>>,
+    cancel: CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    tokio::spawn(async move {
+        loop {
+            let p = tokio::select! {
+                _ = cancel.cancelled() => return,
+                r = rx.recv() => match r {
+                    Ok(p) => p,
+                    Err(RecvError::Lagged(n)) => {
+                        warn!(missed = n, "packet-ins came faster than the verdict log took them");
+                        continue;
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+            };
+            // OFPR_ACTION: what a controller action sent (the verdict log's among them).
+            if p.reason == 1 {
+                i.packet_in(p.table_id, p.cookie, &p.data).await;
+            }
+        }
+    });
 }
 
 /// Serves the routes on `listener` until cancelled.

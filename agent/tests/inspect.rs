@@ -176,3 +176,154 @@ fn flows_of_an_endpoint_and_traces_between_two() {
         assert!(verdicts(&h, 0).await.is_empty());
     });
 }
+
+/// Whether a TCP connection from `c` to `addr:port` is accepted within 2 s.
+fn connects(c: &Netns, addr: &str, port: u16) -> bool {
+    c.try_exec(&["nc", "-z", "-w", "2", addr, &port.to_string()])
+}
+
+/// Waits (bounded) until the agent has at least `n` records after `since`; returns them.
+async fn wait_verdicts(h: &Host, since: u64, n: usize) -> Vec<VerdictRecord> {
+    for _ in 0..40 {
+        let v = verdicts(h, since).await;
+        if v.len() >= n {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    verdicts(h, since).await
+}
+
+/// `count` UDP datagrams from `c` to `addr:port`, each from a socket of its own (a new source
+/// port: a new connection for conntrack), as fast as they go.
+fn udp_flood(c: &Netns, addr: &str, port: u16, count: usize) {
+    let (path, to) = (c.path(), format!("{addr}:{port}"));
+    std::thread::spawn(move || {
+        testsupport::setns_net(std::fs::File::open(path).expect("namespace"));
+        for _ in 0..count {
+            let s = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+            s.send_to(b"q", &to).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn logged_rules_and_default_deny_record_each_connection_once_rate_limited() {
+    let ovs = Ovs::start();
+    ovs.add_bridge("br-int");
+    let rt = runtime_in(&ovs);
+    let (w, d) = (Netns::new(), Netns::new());
+    let h = rt.block_on(Host::start(&ovs, SPEC));
+    let (wi, di) = rt.block_on(async {
+        (
+            attach(&h, &w, "w", "web").await,
+            attach(&h, &d, "d", "db").await,
+        )
+    });
+    let (wa, da) = (ip_of(&wi.ipv4), ip_of(&di.ipv4));
+    let listener = d
+        .command(&["nc", "-k", "-l", "-p", "5432"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _listener = Kill(listener);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // The unlogged rule (icmp) records nothing.
+    assert!(common::ping(&w, &da, 2));
+
+    // One allowed connection, one record: its first packet only (the rest is established).
+    assert!(connects(&w, &da, 5432), "web reaches db:5432");
+    let v = rt.block_on(wait_verdicts(&h, 0, 1));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let v2 = rt.block_on(verdicts(&h, 0));
+    assert_eq!(v, v2, "more records came later");
+    assert_eq!(v.len(), 1, "{v:#?}");
+    let r = &v[0];
+    assert_eq!(
+        (
+            r.host.as_str(),
+            r.tenant.as_str(),
+            r.policy.as_str(),
+            r.rule.as_str(),
+            r.verdict.as_str()
+        ),
+        ("host1", "blue", "db-in", "pg", "allow"),
+        "{r:?}"
+    );
+    assert_eq!(
+        (r.src.to_string(), r.dst.to_string(), r.proto, r.dport),
+        (wa.clone(), da.clone(), 6, Some(5432))
+    );
+    let last = r.seq;
+
+    // A logged deny still drops; each attempt (SYN and its retries) is a record.
+    assert!(!connects(&w, &da, 22), "a logged deny must still drop");
+    let v = rt.block_on(wait_verdicts(&h, last, 1));
+    assert!(!v.is_empty());
+    assert!(
+        v.iter()
+            .all(|r| r.rule == "no-ssh" && r.verdict == "deny" && r.dport == Some(22)),
+        "{v:#?}"
+    );
+    let last = v.last().unwrap().seq;
+    // The default deny, logged, drops too: both ways.
+    assert!(!connects(&w, &da, 80), "the default deny must still drop");
+    assert!(!connects(&d, &wa, 80), "db starts nothing");
+    let v = rt.block_on(wait_verdicts(&h, last, 2));
+    assert!(
+        v.iter()
+            .all(|r| r.policy == "group:db" && r.rule.is_empty() && r.verdict == "deny"),
+        "{v:#?}"
+    );
+    assert!(
+        v.iter().any(|r| r.src.to_string() == da),
+        "db's own attempt: {v:#?}"
+    );
+    let last = v.last().unwrap().seq;
+
+    // A flood of new connections: the verdict meter (100/s, burst 20) lets a few through.
+    let t = std::time::Instant::now();
+    udp_flood(&w, &da, 53, 3000);
+    let took = t.elapsed().as_secs_f64();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let v = rt.block_on(verdicts(&h, last));
+    let bound = 20.0 + 100.0 * (took + 1.5) * 1.5;
+    assert!(!v.is_empty(), "the flood was not logged at all");
+    assert!(
+        (v.len() as f64) < bound && v.len() < 3000 / 2,
+        "{} records of 3000 new connections in {took:.2} s (bound {bound:.0})",
+        v.len()
+    );
+    assert!(
+        v.iter().all(|r| r.rule == "dns" && r.proto == 17),
+        "{:?}",
+        v.first()
+    );
+    eprintln!(
+        "flood: {} records of 3000 new connections sent in {took:.2} s",
+        v.len()
+    );
+
+    // Counted by rule and verdict.
+    let m = h.agent().metrics().render();
+    assert!(
+        m.contains(r#"weft_policy_verdicts_total{tenant="blue",policy="db-in",rule="pg",verdict="allow"} 1"#),
+        "{m}"
+    );
+    // The verdict meter is on the switch, in packets per second.
+    let meters = ovs.ofctl("dump-meters", "br-int", &[]);
+    assert!(
+        meters.contains("meter=65536 pktps burst stats bands="),
+        "{meters}"
+    );
+}

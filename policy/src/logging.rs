@@ -2,14 +2,12 @@
 //! packet of each connection it decides to netplugin, through a meter of its own, while the
 //! packet itself is forwarded or dropped exactly as without logging.
 //!
-//! The copy is Open vSwitch's `controller(meter_id=N)`: `NXAST_CONTROLLER2` (Nicira subtype 37)
-//! with a `METER_ID` property (Open vSwitch 2.11 and later). The packet-in carries the flow's
-//! cookie and table, which name the rule (or the group) and the direction; netplugin looks the
-//! cookie up in what it compiled. Until `ofproto` has a typed variant for `CONTROLLER2`, the
-//! action is an [`Action::Experimenter`] with exactly the bytes Open vSwitch encodes for it (and
-//! dumps back), so compiled and dumped flows compare equal.
+//! The copy is Open vSwitch's `controller(meter_id=N)`: `NXAST_CONTROLLER2` with a `METER_ID`
+//! property (Open vSwitch 2.11 and later; `ofproto::action::Controller2`). The packet-in carries
+//! the flow's cookie and table, which name the rule (or the group) and the direction; netplugin
+//! looks the cookie up in what it compiled.
 
-use ofproto::action::{Action, NX_VENDOR_ID};
+use ofproto::action::{Action, Controller2, NX_CTLR_NO_METER};
 
 use crate::flowset::Meter;
 
@@ -21,11 +19,6 @@ pub const VERDICT_METER: u32 = 0x0001_0000;
 pub const VERDICT_METER_PPS: u32 = 100;
 /// Its burst, packets.
 pub const VERDICT_METER_BURST: u32 = 20;
-
-/// `NXAST_CONTROLLER2`.
-const NXAST_CONTROLLER2: u16 = 37;
-/// `NXAC2PT_METER_ID`.
-const NXAC2PT_METER_ID: u16 = 5;
 
 /// The verdict log's meter (in every compiled set).
 pub fn verdict_meter() -> Meter {
@@ -40,18 +33,10 @@ pub fn verdict_meter() -> Meter {
 /// `controller(meter_id=METER)`: a copy of the packet to the controller (reason `action`, the
 /// whole packet), rate-limited by `meter`; the packet itself goes on.
 pub fn controller_with_meter(meter: u32) -> Action {
-    // nx_action_controller2: subtype, 6 zero bytes, then properties (type, length, value),
-    // padded to 8. Open vSwitch writes only the properties that differ from their defaults.
-    let mut body = Vec::with_capacity(16);
-    body.extend_from_slice(&NXAST_CONTROLLER2.to_be_bytes());
-    body.extend_from_slice(&[0; 6]);
-    body.extend_from_slice(&NXAC2PT_METER_ID.to_be_bytes());
-    body.extend_from_slice(&8u16.to_be_bytes());
-    body.extend_from_slice(&meter.to_be_bytes());
-    Action::Experimenter {
-        experimenter: NX_VENDOR_ID,
-        body,
-    }
+    Action::Controller2(Controller2 {
+        meter_id: meter,
+        ..Controller2::default()
+    })
 }
 
 /// The verdict log's action.
@@ -59,37 +44,18 @@ pub fn log_action() -> Action {
     controller_with_meter(VERDICT_METER)
 }
 
-/// The meter of a `controller(meter_id=N)` action as [`controller_with_meter`] makes it; None
-/// for any other action.
+/// The meter of a controller action with a meter (`controller(meter_id=N)`, whatever its other
+/// properties); None for any other action.
 pub fn controller_meter(a: &Action) -> Option<u32> {
-    let Action::Experimenter { experimenter, body } = a else {
-        return None;
-    };
-    if *experimenter != NX_VENDOR_ID || body.len() < 8 {
-        return None;
+    match a {
+        Action::Controller2(c) if c.meter_id != NX_CTLR_NO_METER && !c.pause => Some(c.meter_id),
+        _ => None,
     }
-    if u16::from_be_bytes([body[0], body[1]]) != NXAST_CONTROLLER2 {
-        return None;
-    }
-    let mut props = &body[8..];
-    while props.len() >= 4 {
-        let typ = u16::from_be_bytes([props[0], props[1]]);
-        let len = usize::from(u16::from_be_bytes([props[2], props[3]]));
-        if len < 4 || len > props.len() {
-            return None;
-        }
-        if typ == NXAC2PT_METER_ID && len == 8 {
-            return Some(u32::from_be_bytes([props[4], props[5], props[6], props[7]]));
-        }
-        let padded = len.div_ceil(8) * 8;
-        props = &props[padded.min(props.len())..];
-    }
-    None
 }
 
 /// `controller(meter_id=N)` as `ovs-ofctl` prints it, for the action; None for another action.
 pub fn describe(a: &Action) -> Option<String> {
-    controller_meter(a).map(|m| format!("controller(meter_id={m})"))
+    controller_meter(a).map(|_| a.to_string())
 }
 
 #[cfg(test)]

@@ -1483,7 +1483,7 @@ impl<'a> Exec<'_, 'a> {
                     log.push(format!("{text} → does nothing when executed"));
                 }
                 Action::Note(_) => log.push(text),
-                Action::Experimenter { .. } if crate::logging::controller_meter(a).is_some() => {
+                Action::Controller2(_) if crate::logging::controller_meter(a).is_some() => {
                     let meter = crate::logging::controller_meter(a).unwrap_or_default();
                     let cookie = self.cookie;
                     let owner = self.bridge.owner(cookie);
