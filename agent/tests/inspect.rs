@@ -215,7 +215,10 @@ fn logged_rules_and_default_deny_record_each_connection_once_rate_limited() {
     ovs.add_bridge("br-int");
     let rt = runtime_in(&ovs);
     let (w, d) = (Netns::new(), Netns::new());
-    let h = rt.block_on(Host::start(&ovs, SPEC));
+    // A resync every second: the per-rule counters come from its reads of the switch.
+    let h = rt.block_on(Host::start_with(&ovs, SPEC, |c| {
+        c.resync_interval = std::time::Duration::from_secs(1)
+    }));
     let (wi, di) = rt.block_on(async {
         (
             attach(&h, &w, "w", "web").await,
@@ -318,6 +321,80 @@ fn logged_rules_and_default_deny_record_each_connection_once_rate_limited() {
     let m = h.agent().metrics().render();
     assert!(
         m.contains(r#"weft_policy_verdicts_total{tenant="blue",policy="db-in",rule="pg",verdict="allow"} 1"#),
+        "{m}"
+    );
+    // The switch's counters per rule (each new connection's first packet met the rule's flow),
+    // flows per table, and the times of batches and reconcile steps.
+    let metric = |m: &str, name: &str| -> Option<u64> {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    // What the switch itself says the dns rule's flows matched (its only flow: table 63, udp
+    // port 53); the metric, from the resync's read, must come to the same.
+    let switch_count = || -> u64 {
+        ovs.ofctl("dump-flows", "br-int", &["table=63,udp,tp_dst=53"])
+            .lines()
+            .filter_map(|l| l.split("n_packets=").nth(1))
+            .filter_map(|v| v.split(',').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    let dns = r#"weft_netplugin_rule_packets{tenant="blue",policy="db-in",rule="dns"}"#;
+    let mut m = String::new();
+    let mut seen = 0;
+    for _ in 0..50 {
+        seen = switch_count();
+        m = h.agent().metrics().render();
+        if metric(&m, dns) == Some(seen) && seen > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // (Some of the flood may be lost before the rules table: the datapath's upcall queue.)
+    assert!(seen > 1000, "the switch counted {seen} of 3000");
+    assert_eq!(metric(&m, dns), Some(seen), "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            r#"weft_netplugin_rule_packets{tenant="blue",policy="db-in",rule="pg"}"#
+        ),
+        Some(1),
+        "one SYN: {m}"
+    );
+    assert!(
+        metric(
+            &m,
+            r#"weft_netplugin_rule_bytes{tenant="blue",policy="db-in",rule="dns"}"#
+        )
+        .is_some_and(|b| b >= seen * 43),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            r#"weft_netplugin_rule_packets{tenant="blue",policy="group:db",rule=""}"#
+        )
+        .is_some_and(|n| n >= 2),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            r#"weft_netplugin_flows{table="63",name="ingress-rules"}"#
+        )
+        .is_some_and(|n| n >= 5),
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            r#"weft_netplugin_flow_operation_duration_seconds_count{kind="bundle"}"#
+        )
+        .is_some_and(|n| n >= 2),
+        "{m}"
+    );
+    assert!(
+        metric(&m, "weft_netplugin_reconcile_duration_seconds_count").is_some_and(|n| n >= 2),
         "{m}"
     );
     // The verdict meter is on the switch, in packets per second.
