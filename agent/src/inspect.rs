@@ -51,6 +51,8 @@ pub struct Inspector {
     /// The recent verdict records.
     pub verdicts: Ring,
     cache: Mutex<Cache>,
+    /// The last live trace's DSCP tag; held during a live trace (one at a time).
+    live: tokio::sync::Mutex<u8>,
 }
 
 /// An error of the API: a status and a message.
@@ -100,6 +102,7 @@ impl Inspector {
             metrics,
             verdicts: Ring::default(),
             cache: Mutex::new(Cache::default()),
+            live: tokio::sync::Mutex::new(0),
         }
     }
 
@@ -239,6 +242,12 @@ impl Inspector {
                 None,
             ),
         };
+        let mut req = req.clone();
+        if req.live && req.sport.is_none() && req.proto != TraceProto::Icmp {
+            // A source port of its own: the probe is a new connection whatever came before.
+            req.sport = Some(32768 + (verdict::now_ms() % 28000) as u16);
+        }
+        let req = &req;
         let packet = packet_of(req, in_port, tunnel)?;
         let tunnel_port = self.me.tunnel_port;
         let trace = self
@@ -259,7 +268,99 @@ impl Inspector {
             .filter(|p| p.bridge == self.me.bridge)
             .map(|p| (p.ofport, p.endpoint_id.clone()))
             .collect();
-        Ok(self.host_trace(&trace, &by_port))
+        let mut ht = self.host_trace(&trace, &by_port);
+        if req.live {
+            if !matches!(req.ingress, Ingress::Endpoint { .. }) {
+                return Err(bad("live traces start at a local endpoint"));
+            }
+            let mut last = self.live.lock().await;
+            *last = *last % 63 + 1;
+            let tag = *last;
+            let seen = crate::live::probe(&self.driver, &packet, tag)
+                .await
+                .map_err(unavailable)?;
+            drop(last);
+            self.live_outcomes(&mut ht, seen, &by_port);
+        }
+        Ok(ht)
+    }
+
+    /// A live trace's outcomes: where the observation flow saw the probe go, or that it did not
+    /// get there (the simulated trace's drop names by what).
+    fn live_outcomes(
+        &self,
+        ht: &mut HostTrace,
+        seen: Option<crate::live::Seen>,
+        by_port: &HashMap<u32, String>,
+    ) {
+        let logged: Vec<Outcome> = ht
+            .outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Controller { reason } if reason.starts_with("verdict logged")))
+            .cloned()
+            .collect();
+        match seen {
+            Some(s) => {
+                ht.observed = true;
+                let tunnel = weft_policy::sim::TunnelOut {
+                    id: s.tun_id,
+                    remote: s.tun_dst,
+                };
+                let vlan = ht.outcomes.iter().find_map(|o| match o {
+                    Outcome::Uplink { vlan } => Some(*vlan),
+                    _ => None,
+                });
+                ht.outcomes = vec![self.outcome_at(s.port, vlan.flatten(), Some(tunnel), by_port)];
+            }
+            None => {
+                ht.observed = false;
+                let drops: Vec<Outcome> = ht
+                    .outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Dropped { .. }))
+                    .cloned()
+                    .collect();
+                ht.outcomes = if drops.is_empty() {
+                    vec![Outcome::Dropped {
+                        by: "live: the probe never reached the output table (the simulation says it would have)".into(),
+                    }]
+                } else {
+                    drops
+                };
+            }
+        }
+        ht.outcomes.extend(logged);
+    }
+
+    /// Where a packet output to `port` goes.
+    fn outcome_at(
+        &self,
+        port: u32,
+        vlan: Option<u16>,
+        tunnel: Option<weft_policy::sim::TunnelOut>,
+        by_port: &HashMap<u32, String>,
+    ) -> Outcome {
+        if Some(port) == self.me.tunnel_port {
+            let t = tunnel.unwrap_or(weft_policy::sim::TunnelOut {
+                id: 0,
+                remote: Ipv4Addr::UNSPECIFIED,
+            });
+            Outcome::Tunnel {
+                tun_id: t.id,
+                remote_vtep: t.remote,
+            }
+        } else if Some(port) == self.me.uplink_port {
+            Outcome::Uplink { vlan }
+        } else if self.me.gateway_port.is_some_and(|g| g.ofport == port) {
+            Outcome::Host
+        } else {
+            Outcome::Delivered {
+                endpoint: by_port
+                    .get(&port)
+                    .cloned()
+                    .unwrap_or_else(|| format!("port {port}")),
+            }
+        }
     }
 
     /// A simulator trace in the API's terms.
@@ -296,29 +397,7 @@ impl Inspector {
         match v {
             Verdict::Output(outs) => {
                 for o in outs {
-                    out.push(if Some(o.port) == self.me.tunnel_port {
-                        let t = o.tunnel.unwrap_or(weft_policy::sim::TunnelOut {
-                            id: 0,
-                            remote: Ipv4Addr::UNSPECIFIED,
-                        });
-                        Outcome::Tunnel {
-                            tun_id: t.id,
-                            remote_vtep: t.remote,
-                        }
-                    } else if Some(o.port) == self.me.uplink_port {
-                        Outcome::Uplink {
-                            vlan: o.packet.vlan,
-                        }
-                    } else if self.me.gateway_port.is_some_and(|g| g.ofport == o.port) {
-                        Outcome::Host
-                    } else {
-                        Outcome::Delivered {
-                            endpoint: by_port
-                                .get(&o.port)
-                                .cloned()
-                                .unwrap_or_else(|| format!("port {}", o.port)),
-                        }
-                    });
+                    out.push(self.outcome_at(o.port, o.packet.vlan, o.tunnel, by_port));
                 }
             }
             Verdict::Dropped { reason, .. } => out.push(Outcome::Dropped { by: reason.clone() }),
@@ -524,12 +603,6 @@ pub fn router(i: Arc<Inspector>) -> Router {
             "/inspect/trace",
             post(
                 |State(i): State<Arc<Inspector>>, Json(req): Json<HostTraceRequest>| async move {
-                    if req.live {
-                        return Err(ApiError(
-                            StatusCode::NOT_IMPLEMENTED,
-                            "live traces are not built yet: ask without live".into(),
-                        ));
-                    }
                     i.trace(&req).await.map(Json)
                 },
             ),

@@ -13,6 +13,7 @@ pub mod hostgw;
 pub mod hoststate;
 pub mod inspect;
 pub mod kernel;
+pub mod live;
 pub mod local;
 pub mod metrics;
 pub mod netmaster;

@@ -84,6 +84,21 @@ async fn trace(h: &Host, from: &pb::Interface, to: &pb::Interface, dport: u16) -
     r.json().await.unwrap()
 }
 
+async fn live(h: &Host, from: &pb::Interface, to: &pb::Interface, dport: u16) -> reqwest::Response {
+    let req = serde_json::json!({
+        "ingress": { "kind": "endpoint", "endpoint": from.endpoint_id },
+        "srcMac": from.mac, "dstMac": to.mac,
+        "srcIp": ip_of(&from.ipv4), "dstIp": ip_of(&to.ipv4),
+        "proto": "tcp", "dport": dport, "live": true,
+    });
+    reqwest::Client::new()
+        .post(format!("{}/inspect/trace", base(h)))
+        .json(&req)
+        .send()
+        .await
+        .unwrap()
+}
+
 async fn verdicts(h: &Host, since: u64) -> Vec<VerdictRecord> {
     reqwest::get(format!("{}/inspect/verdicts?since={since}", base(h)))
         .await
@@ -403,4 +418,76 @@ fn logged_rules_and_default_deny_record_each_connection_once_rate_limited() {
         meters.contains("meter=65536 pktps burst stats bands="),
         "{meters}"
     );
+}
+
+#[test]
+fn live_traces_see_the_probe_delivered_or_not() {
+    let ovs = Ovs::start();
+    ovs.add_bridge("br-int");
+    let rt = runtime_in(&ovs);
+    let (w, d) = (Netns::new(), Netns::new());
+    // A resync every second: the observation flows must not be taken for drift.
+    let h = rt.block_on(Host::start_with(&ovs, SPEC, |c| {
+        c.resync_interval = std::time::Duration::from_secs(1)
+    }));
+    let (wi, di) = rt.block_on(async {
+        (
+            attach(&h, &w, "w", "web").await,
+            attach(&h, &d, "d", "db").await,
+        )
+    });
+    rt.block_on(async {
+        // Allowed: the observation flow at the output table saw it, bound for d's port.
+        let r = live(&h, &wi, &di, 5432).await;
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+        let t: HostTrace = r.json().await.unwrap();
+        assert!(t.observed, "{t:#?}");
+        assert_eq!(
+            t.outcomes.first(),
+            Some(&Outcome::Delivered {
+                endpoint: di.endpoint_id.clone()
+            }),
+            "{t:#?}"
+        );
+        // Refused by the default deny and by a rule: never seen there, the drop named.
+        for (port, by) in [
+            (80, "group blue:db default deny"),
+            (22, "rule blue:db-in:no-ssh (deny)"),
+        ] {
+            let t: HostTrace = live(&h, &wi, &di, port).await.json().await.unwrap();
+            assert!(!t.observed, "{t:#?}");
+            assert!(
+                t.outcomes.contains(&Outcome::Dropped { by: by.into() }),
+                "{t:#?}"
+            );
+            assert!(
+                !t.outcomes
+                    .iter()
+                    .any(|o| matches!(o, Outcome::Delivered { .. })),
+                "{t:#?}"
+            );
+        }
+        // The probe is a real packet: the logged rule logged it.
+        assert!(verdicts(&h, 0).await.iter().any(|r| r.rule == "pg"));
+        // Only from a local endpoint.
+        let req = serde_json::json!({
+            "ingress": { "kind": "uplink", "vlan": null },
+            "srcMac": wi.mac, "dstMac": di.mac,
+            "srcIp": ip_of(&wi.ipv4), "dstIp": ip_of(&di.ipv4),
+            "proto": "tcp", "dport": 5432, "live": true,
+        });
+        let r = reqwest::Client::new()
+            .post(format!("{}/inspect/trace", base(&h)))
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{:?}", r.text().await);
+        // Two resyncs later: no observation flow is left, none was repaired as drift.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    });
+    let flows = ovs.ofctl("dump-flows", "br-int", &[]);
+    assert!(!flows.contains("cookie=0x8"), "{flows}");
+    let m = h.agent().metrics().render();
+    assert!(m.contains("weft_netplugin_drift_repairs_total 0"), "{m}");
 }

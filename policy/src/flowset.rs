@@ -301,13 +301,18 @@ impl FlowSet {
         self
     }
 
-    /// The set a switch reports (flow stats and group descriptions).
+    /// The set a switch reports (flow stats and group descriptions). A live trace's observation
+    /// flows ([`CookieKind::Trace`]) are left out: they expire on their own, and the
+    /// reconciler must not take them for drift.
     pub fn from_switch<'a>(
         flows: impl IntoIterator<Item = &'a FlowStats>,
         groups: impl IntoIterator<Item = &'a GroupDesc>,
     ) -> FlowSet {
         let mut set = FlowSet::default();
         for s in flows {
+            if CookieKind::from_cookie(s.cookie) == Some(CookieKind::Trace) {
+                continue;
+            }
             set.insert_flow(Flow::from_stats(s));
         }
         for g in groups {
