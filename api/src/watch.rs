@@ -544,7 +544,7 @@ mod tests {
                 &j(
                     serde_json::json!({"tenantName":"blue","groupName":"front","networkName":"web",
                     "policies":["p1","p2"],"netProfile":"gold","defaultDeny":true,
-                    "extContractsGrps":["e"]}),
+                    "extContractsGrps":["e"],"log":true}),
                 ),
             )
             .unwrap(),
@@ -559,7 +559,8 @@ mod tests {
                 &j(
                     serde_json::json!({"tenantName":"blue","policyName":"p1","ruleId":"1",
                     "priority":5,"direction":"out","toEndpointGroup":"db","protocol":"tcp",
-                    "port":80,"portEnd":90,"action":"deny","fromIpAddress":"10.0.0.0/8"}),
+                    "port":80,"portEnd":90,"action":"deny","fromIpAddress":"10.0.0.0/8",
+                    "log":true}),
                 ),
             )
             .unwrap(),
