@@ -188,9 +188,14 @@ impl Inspector {
                 }
             }
             if let Some(p) = &policy {
-                let of_policy = o
-                    .strip_prefix("rule ")
-                    .is_some_and(|k| k.rsplit_once(':').is_some_and(|(pk, _)| p.matches(pk)));
+                let of_policy = o.strip_prefix("rule ").is_some_and(|k| {
+                    // `tenant:policy:rule` (a rule id may hold ':' itself).
+                    let mut parts = k.splitn(3, ':');
+                    match (parts.next(), parts.next()) {
+                        (Some(t), Some(pol)) => p.matches(&format!("{t}:{pol}")),
+                        _ => false,
+                    }
+                });
                 if !of_policy {
                     continue;
                 }
@@ -730,4 +735,32 @@ fn rule_labels(owner: &str) -> Option<crate::metrics::RuleLabels> {
         policy: format!("group:{g}"),
         rule: String::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_name_keys_with_or_without_their_tenant() {
+        let f = key_of("blue/db-in");
+        assert!(f.matches("blue:db-in"));
+        assert!(!f.matches("red:db-in"));
+        assert!(!f.matches("blue:db"));
+        let any = key_of("db-in");
+        assert!(any.matches("blue:db-in") && any.matches("red:db-in"));
+        assert!(key_of("blue:web").matches("blue:web"));
+        assert_eq!(parse_table("63"), Some(63));
+        assert_eq!(parse_table("ingress-rules"), Some(63));
+        assert_eq!(parse_table("classifier"), Some(0));
+        assert_eq!(parse_table("nowhere"), None);
+        let l = rule_labels("rule blue:db-in:a:b").unwrap();
+        assert_eq!(
+            (l.tenant.as_str(), l.policy.as_str(), l.rule.as_str()),
+            ("blue", "db-in", "a:b")
+        );
+        let g = rule_labels("group blue:db").unwrap();
+        assert_eq!((g.policy.as_str(), g.rule.as_str()), ("group:db", ""));
+        assert!(rule_labels("endpoint e").is_none());
+    }
 }
