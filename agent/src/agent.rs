@@ -51,6 +51,9 @@ pub struct Config {
     /// How often the whole switch is read again and drift repaired (flows, groups, meters
     /// changed behind the agent's back); also after every reconnect to Open vSwitch.
     pub resync_interval: Duration,
+    /// Where the inspect API listens (`crate::inspect`; port 0: any free one); None: nowhere.
+    /// netmaster learns it from the node record.
+    pub inspect_listen: Option<SocketAddr>,
 }
 
 /// `external_ids` keys on ports the agent made.
@@ -70,6 +73,10 @@ pub(crate) struct Inner {
     /// knows what they must be.
     host_routes: watch::Receiver<Option<crate::hostgw::HostRoutes>>,
     pub metrics: crate::metrics::Metrics,
+    /// The inspect API's and the verdict log's state.
+    pub inspect: Arc<crate::inspect::Inspector>,
+    /// Where the inspect API listens, if it does.
+    pub inspect_addr: Option<SocketAddr>,
     /// One attach or detach at a time per endpoint id (an entry lives while someone holds it).
     pub ep_locks: dashmap::DashMap<String, Arc<tokio::sync::Mutex<()>>>,
     pub driver: OfDriver,
@@ -150,13 +157,23 @@ impl Agent {
             .map_err(ovsdb_err)?;
         info!(ports = local.len(), bridge = %cfg.bridge, "known local endpoints");
 
+        // The inspect API's listener first: the node record says where it is.
+        let inspect_listener = match cfg.inspect_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| StartError::Config(format!("--inspect-listen {addr}: {e}")))?,
+            ),
+            None => None,
+        };
+        let inspect_addr = inspect_listener.as_ref().and_then(|l| l.local_addr().ok());
         let netmaster = Netmaster::new(&cfg.netmaster)?;
         netmaster.spawn_registration(
             Node {
                 name: cfg.host.clone(),
                 vtep_ip: cfg.vtep_ip,
                 uplink: cfg.uplink.clone().unwrap_or_default(),
-                inspect: String::new(),
+                inspect: inspect_addr.map(|a| a.to_string()).unwrap_or_default(),
             },
             cfg.lease_ttl,
             cancel.clone(),
@@ -180,13 +197,31 @@ impl Agent {
         let (routes_tx, routes_rx) = watch::channel(None);
         let desired = Desired::spawn(
             local,
-            me,
+            me.clone(),
             view.clone(),
             view_changes,
             reconciler.clone(),
             routes_tx,
             cancel.clone(),
         );
+        let metrics = crate::metrics::Metrics::default();
+        let inspect = Arc::new(crate::inspect::Inspector::new(
+            cfg.host.clone(),
+            cfg.vtep_ip,
+            me,
+            desired.clone(),
+            driver.clone(),
+            reconciler.clone(),
+            metrics.clone(),
+        ));
+        reconciler.observe(Arc::new(crate::inspect::MetricsFeed {
+            metrics: metrics.clone(),
+            desired: desired.clone(),
+        }));
+        crate::inspect::follow_packet_ins(inspect.clone(), driver.packet_ins(), cancel.clone());
+        if let Some(l) = inspect_listener {
+            crate::inspect::serve(inspect.clone(), l, cancel.clone());
+        }
         let inner = Arc::new(Inner {
             cfg,
             netmaster,
@@ -196,7 +231,9 @@ impl Agent {
             desired,
             host_routes: routes_rx,
             ep_locks: dashmap::DashMap::new(),
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
+            inspect,
+            inspect_addr,
             driver,
         });
         if gateway.is_some() {
@@ -211,6 +248,16 @@ impl Agent {
     /// The agent's Prometheus metrics.
     pub fn metrics(&self) -> &crate::metrics::Metrics {
         &self.inner.metrics
+    }
+
+    /// Where the inspect API listens, if it does.
+    pub fn inspect_addr(&self) -> Option<SocketAddr> {
+        self.inner.inspect_addr
+    }
+
+    /// The inspect API's and the verdict log's state.
+    pub fn inspector(&self) -> &crate::inspect::Inspector {
+        &self.inner.inspect
     }
 
     /// The reconciler (tests and benchmarks wait on it).

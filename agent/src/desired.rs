@@ -36,10 +36,14 @@ pub(crate) type Ports = Arc<BTreeMap<String, Arc<LocalPort>>>;
 
 type Request = (Change, oneshot::Sender<u64>);
 
+/// A look at the compiler's current output, run on the owner's task (no copy of the set).
+type Look = Box<dyn FnOnce(Option<&weft_policy::Incremental>) + Send>;
+
 /// Handle to the owner task.
 #[derive(Clone)]
 pub(crate) struct Desired {
     tx: mpsc::UnboundedSender<Request>,
+    looks: mpsc::UnboundedSender<Look>,
     ports: watch::Receiver<Ports>,
 }
 
@@ -57,6 +61,7 @@ impl Desired {
             initial.into_iter().map(|(k, v)| (k, Arc::new(v))).collect();
         let (ports_tx, ports_rx) = watch::channel(Arc::new(ports.clone()));
         let (tx, rx) = mpsc::unbounded_channel();
+        let (looks, looks_rx) = mpsc::unbounded_channel();
         let owner = Owner {
             ports,
             engine: Engine::new(me),
@@ -68,9 +73,10 @@ impl Desired {
             version: 0,
             problems: vec![],
         };
-        tokio::spawn(owner.run(rx, cancel));
+        tokio::spawn(owner.run(rx, looks_rx, cancel));
         Desired {
             tx,
+            looks,
             ports: ports_rx,
         }
     }
@@ -83,6 +89,21 @@ impl Desired {
             return 0;
         }
         rx.await.unwrap_or(0)
+    }
+
+    /// Runs `f` on the compiler's current output (None before netmaster's snapshot), between
+    /// two steps, and returns what it makes of it (None if the owner stopped). For inspection:
+    /// `f` should be quick, the owner waits for it.
+    pub async fn look<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(Option<&weft_policy::Incremental>) -> R + Send + 'static,
+    ) -> Option<R> {
+        let (tx, rx) = oneshot::channel();
+        let look: Look = Box::new(move |inc| {
+            let _ = tx.send(f(inc));
+        });
+        self.looks.send(look).ok()?;
+        rx.await.ok()
     }
 
     pub fn ports(&self) -> Ports {
@@ -109,12 +130,21 @@ struct Owner {
 }
 
 impl Owner {
-    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Request>, cancel: CancellationToken) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::UnboundedReceiver<Request>,
+        mut looks: mpsc::UnboundedReceiver<Look>,
+        cancel: CancellationToken,
+    ) {
         let mut waiting: Vec<oneshot::Sender<u64>> = vec![];
         loop {
             let mut changed: Vec<String> = vec![];
             let mut view_changes = vec![];
             tokio::select! {
+                Some(look) = looks.recv() => {
+                    look(self.engine.compiled());
+                    continue;
+                }
                 r = rx.recv() => match r {
                     Some((c, tx)) => {
                         self.apply(c, &mut changed);

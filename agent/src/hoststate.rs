@@ -152,6 +152,7 @@ pub fn group_of(view: &View, g: &weft_api::model::EndpointGroup) -> weft_policy:
             .map(|p| scoped_key(&g.tenant_name, p))
             .collect(),
         default_deny: g.default_deny,
+        log: g.log,
         profile: g
             .net_profile
             .as_ref()
@@ -274,6 +275,7 @@ fn compile_rule(view: &View, r: &weft_api::model::Rule) -> Option<weft_policy::R
         protocol,
         ports,
         allow: r.action == RuleAction::Allow,
+        log: r.log,
     })
 }
 

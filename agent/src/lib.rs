@@ -11,7 +11,9 @@ pub mod endpoint;
 pub mod engine;
 pub mod hostgw;
 pub mod hoststate;
+pub mod inspect;
 pub mod kernel;
+pub mod live;
 pub mod local;
 pub mod metrics;
 pub mod netmaster;
@@ -20,5 +22,6 @@ pub mod ofdriver;
 pub mod offload;
 pub mod reconcile;
 pub mod service;
+pub mod verdict;
 
 pub use agent::{Agent, Config, LocalPort};

@@ -5,16 +5,20 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use ofproto::msg::group_meter::METER_ALL;
 use ofproto::msg::multipart::{FlowStats, FlowStatsRequest, GroupDesc, MeterConfig};
-use ofproto::msg::{Message, MultipartReply, MultipartRequest};
+use ofproto::msg::{
+    set_packet_in_format, AsyncConfig, Message, MultipartReply, MultipartRequest, PacketIn2,
+    PacketOut, SwitchConfig,
+};
 use ofproto::session::{Config, Event, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -57,18 +61,40 @@ enum Cmd {
 pub struct OfDriver {
     cmd: mpsc::Sender<Cmd>,
     generation: watch::Receiver<u64>,
+    packet_ins: broadcast::Sender<Arc<PacketIn2>>,
 }
+
+/// Packet-ins kept for a slow subscriber before it starts missing some (it then gets
+/// `RecvError::Lagged` with how many it missed).
+pub const PACKET_IN_BACKLOG: usize = 1024;
 
 impl OfDriver {
     /// Starts the task for the management socket at `socket` (`RUNDIR/br-int.mgmt`).
     pub fn spawn(socket: PathBuf, cancel: CancellationToken) -> OfDriver {
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
         let (gen_tx, gen_rx) = watch::channel(0);
-        tokio::spawn(run(socket, cmd_rx, gen_tx, cancel));
+        let (pin_tx, _) = broadcast::channel(PACKET_IN_BACKLOG);
+        tokio::spawn(run(socket, cmd_rx, gen_tx, pin_tx.clone(), cancel));
         OfDriver {
             cmd: cmd_tx,
             generation: gen_rx,
+            packet_ins: pin_tx,
         }
+    }
+
+    /// Every packet the switch sends to the controller from now on, decoded: reason, table,
+    /// cookie, metadata match (`in_port`, `metadata`, registers, ...), the controller action's
+    /// userdata and the whole packet. The driver asks the switch for full packets in
+    /// NXT_PACKET_IN2 form on every connection, so userdata arrives. A subscriber that falls
+    /// more than [`PACKET_IN_BACKLOG`] behind gets `RecvError::Lagged`.
+    pub fn packet_ins(&self) -> broadcast::Receiver<Arc<PacketIn2>> {
+        self.packet_ins.subscribe()
+    }
+
+    /// Sends a PACKET_OUT and waits for a barrier behind it: `Err(OfError::Refused)` with the
+    /// switch's error if it refused it.
+    pub async fn packet_out(&self, packet_out: PacketOut) -> Result<(), OfError> {
+        self.send(vec![Message::PacketOut(packet_out)]).await
     }
 
     /// Changes the current connection's number each time the driver (re)connects; 0 while it is
@@ -115,6 +141,7 @@ async fn run(
     socket: PathBuf,
     mut cmds: mpsc::Receiver<Cmd>,
     generation: watch::Sender<u64>,
+    packet_ins: broadcast::Sender<Arc<PacketIn2>>,
     cancel: CancellationToken,
 ) {
     let where_ = socket.display().to_string();
@@ -130,8 +157,16 @@ async fn run(
                 backoff = BACKOFF_MIN;
                 logged_down = false;
                 debug!(socket = %where_, "connected to the switch");
-                let why =
-                    connection(stream, &mut cmds, &generation, next_gen, &cancel, &where_).await;
+                let why = connection(
+                    stream,
+                    &mut cmds,
+                    &generation,
+                    &packet_ins,
+                    next_gen,
+                    &cancel,
+                    &where_,
+                )
+                .await;
                 next_gen += 1;
                 generation.send_replace(0);
                 match why {
@@ -208,6 +243,7 @@ async fn connection(
     stream: UnixStream,
     cmds: &mut mpsc::Receiver<Cmd>,
     generation: &watch::Sender<u64>,
+    packet_ins: &broadcast::Sender<Arc<PacketIn2>>,
     this_gen: u64,
     cancel: &CancellationToken,
     where_: &str,
@@ -241,7 +277,12 @@ async fn connection(
         while let Some(ev) = session.poll_event() {
             match ev {
                 Event::Connected(_) => {
+                    ask_for_packet_ins(&mut session);
                     generation.send_replace(this_gen);
+                }
+                Event::PacketIn(p) => {
+                    // Nobody listening is fine: the packet is dropped.
+                    let _ = packet_ins.send(Arc::new(p));
                 }
                 Event::Bundle(outcome) => {
                     if let Some(reply) = bundles.remove(&outcome.bundle_id) {
@@ -379,6 +420,24 @@ async fn connection(
         let _ = s.reply.send(Err(e.clone()));
     }
     why
+}
+
+/// The management socket is a service connection: Open vSwitch sends it no asynchronous
+/// message until it sets a nonzero miss_send_len. Ask for whole packets (OFPCML_NO_BUFFER),
+/// packet-ins only (no port-status, no flow-removed: nothing else changes), in NXT_PACKET_IN2
+/// form so that the controller action's userdata comes along.
+fn ask_for_packet_ins(session: &mut Session) {
+    session.send(Message::SetConfig(SwitchConfig {
+        flags: 0,
+        miss_send_len: 0xffff,
+    }));
+    session.send(set_packet_in_format());
+    // OFPR_NO_MATCH, OFPR_ACTION, OFPR_INVALID_TTL to a master/equal connection (ours).
+    session.send(Message::SetAsync(AsyncConfig {
+        packet_in_mask: [0x7, 0],
+        port_status_mask: [0, 0],
+        flow_removed_mask: [0, 0],
+    }));
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

@@ -40,6 +40,21 @@ pub struct Applied {
     pub repaired_changes: u64,
 }
 
+/// What the reconciler tells whoever watches it (metrics): each batch sent to the switch, each
+/// step, each full read of the switch, the desired set after each step.
+pub trait Observer: Send + Sync {
+    /// A batch the switch confirmed: `bundle` (flows and groups) or `meters`, and its time.
+    fn flow_operation(&self, kind: &str, took: Duration);
+    /// A step that changed or read the switch, and its time.
+    fn reconciled(&self, took: Duration);
+    /// Every flow the switch held at a full read (with its counters).
+    fn dumped(&self, flows: &[ofproto::msg::multipart::FlowStats]);
+    /// The switch now holds `desired`.
+    fn installed(&self, desired: &FlowSet);
+}
+
+type Watcher = Arc<Mutex<Option<Arc<dyn Observer>>>>;
+
 /// How often the reconciler reads the whole switch again to repair drift, by default.
 pub const RESYNC: Duration = Duration::from_secs(30);
 
@@ -49,6 +64,7 @@ pub struct Reconciler {
     pending: Arc<Mutex<Pending>>,
     notify: watch::Sender<u64>,
     applied: watch::Receiver<Applied>,
+    observer: Watcher,
 }
 
 impl Reconciler {
@@ -65,19 +81,27 @@ impl Reconciler {
         let pending = Arc::new(Mutex::new(Pending::default()));
         let (notify, notified) = watch::channel(0);
         let (applied_tx, applied_rx) = watch::channel(Applied::default());
+        let observer: Watcher = Arc::default();
         tokio::spawn(run(
             driver,
             pending.clone(),
             notified,
             applied_tx,
             resync,
+            observer.clone(),
             cancel,
         ));
         Reconciler {
             pending,
             notify,
             applied: applied_rx,
+            observer,
         }
+    }
+
+    /// Tells `o` what the reconciler does from now on (one observer; a new one replaces it).
+    pub fn observe(&self, o: Arc<dyn Observer>) {
+        *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(o);
     }
 
     fn update(&self, f: impl FnOnce(&mut Pending)) -> u64 {
@@ -192,6 +216,7 @@ async fn run(
     mut notified: watch::Receiver<u64>,
     applied: watch::Sender<Applied>,
     resync: Duration,
+    observer: Watcher,
     cancel: CancellationToken,
 ) {
     let mut generation = driver.generation();
@@ -230,6 +255,8 @@ async fn run(
         if !done {
             // A resync with nothing else to do: whatever it changes is drift.
             let drift = resyncing && installed.is_none() && touched.is_empty();
+            let watcher = observer.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let t = Instant::now();
             match step(
                 &driver,
                 &mut installed,
@@ -237,10 +264,15 @@ async fn run(
                 &touched,
                 version,
                 &applied,
+                watcher.as_deref(),
             )
             .await
             {
                 Ok(n) => {
+                    if let Some(w) = &watcher {
+                        w.reconciled(t.elapsed());
+                        w.installed(&desired);
+                    }
                     resyncing = false;
                     if drift && n > 0 {
                         warn!(
@@ -293,6 +325,7 @@ async fn step(
     touched: &Touched,
     version: u64,
     applied: &watch::Sender<Applied>,
+    observer: Option<&dyn Observer>,
 ) -> Result<usize, crate::ofdriver::OfError> {
     let whole = touched.all || installed.is_none();
     let d = match installed.as_ref() {
@@ -300,6 +333,9 @@ async fn step(
         _ => {
             let t = Instant::now();
             let dump = driver.dump().await?;
+            if let Some(o) = observer {
+                o.dumped(&dump.flows);
+            }
             let set = FlowSet::from_switch(&dump.flows, &dump.groups).with_meters(&dump.meters);
             debug!(flows = set.flows.len(), groups = set.groups.len(), took = ?t.elapsed(), "read the switch");
             applied.send_modify(|a| a.dumps += 1);
@@ -312,17 +348,28 @@ async fn step(
     if n > 0 {
         let t = Instant::now();
         // Meters cannot go in a bundle: new ones before it, unused ones after it.
+        let timed = |kind: &str, t: Instant| {
+            if let Some(o) = observer {
+                o.flow_operation(kind, t.elapsed());
+            }
+        };
         let before = d.meters_before();
         if !before.is_empty() {
+            let t = Instant::now();
             driver.send(before).await?;
+            timed("meters", t);
         }
         let bundle = d.messages();
         if !bundle.is_empty() {
+            let t = Instant::now();
             driver.bundle(bundle).await?;
+            timed("bundle", t);
         }
         let after = d.meters_after();
         if !after.is_empty() {
+            let t = Instant::now();
             driver.send(after).await?;
+            timed("meters", t);
         }
         info!(changes = n, took = ?t.elapsed(), version, "switch updated");
         applied.send_modify(|a| {

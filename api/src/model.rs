@@ -404,6 +404,10 @@ pub struct EndpointGroup {
     /// Weft: only what rules allow reaches the group's endpoints.
     #[serde(default)]
     pub default_deny: bool,
+    /// Weft: the default deny logs what it drops (the first packet of each connection, as a
+    /// verdict record on the host's netplugin, rate-limited).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cfgd_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -522,6 +526,10 @@ pub struct Rule {
     pub port_end: u32,
     #[serde(default)]
     pub action: RuleAction,
+    /// Weft: log what the rule decides (the first packet of each connection it matches, as a
+    /// verdict record on the host's netplugin, rate-limited); the packet's fate is the same.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub log: bool,
 }
 
 fn default_priority() -> u32 {

@@ -372,6 +372,13 @@ fn check_group<L: Lookup + ?Sized>(grp: &EndpointGroup, s: &L, e: &mut Errors) {
     if let Err(m) = check_name(&grp.group_name) {
         e.add(grp, "groupName", m);
     }
+    if grp.log && !grp.default_deny {
+        e.add(
+            grp,
+            "log",
+            "only a default deny is logged: log needs defaultDeny (log the rules instead)",
+        );
+    }
     let net_key = format!("{}:{}", grp.tenant_name, grp.network_name);
     let net = s.network(&net_key);
     if net.is_none() {
@@ -1123,5 +1130,29 @@ mod tests {
         );
         same(&base, &Edit::Put(net("n", "10.2.0.0/16"))).unwrap_err(); // tag 7 again
         same(&base, &Edit::Delete(Kind::Group, "blue:g".into())).unwrap();
+    }
+
+    #[test]
+    fn only_a_default_deny_is_logged_and_rules_say_log() {
+        let spec = |group_log: bool, default_deny: bool| {
+            state(serde_json::json!({
+                "tenants": [{"tenantName": "blue"}],
+                "networks": [{"tenantName": "blue", "networkName": "m", "subnet": "10.1.0.0/16", "pktTag": 7}],
+                "policies": [{"tenantName": "blue", "policyName": "p"}],
+                "rules": [{"tenantName": "blue", "policyName": "p", "ruleId": "1", "log": true}],
+                "endpointGroups": [{"tenantName": "blue", "groupName": "g", "networkName": "m",
+                    "policies": ["p"], "defaultDeny": default_deny, "log": group_log}]
+            }))
+        };
+        let ok = spec(true, true);
+        validate_state(&ok).unwrap();
+        assert!(ok.rules.values().all(|r| r.log), "{:?}", ok.rules);
+        assert!(ok.groups.values().all(|g| g.log));
+        validate_state(&spec(false, false)).unwrap();
+        let e = validate_state(&spec(true, false)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "endpointGroup \"blue:g\": log: only a default deny is logged: log needs defaultDeny (log the rules instead)"
+        );
     }
 }

@@ -375,6 +375,7 @@ fn group_to(g: &EndpointGroup) -> pb::EndpointGroup {
         default_deny: g.default_deny,
         cfgd_tag: g.cfgd_tag.clone().unwrap_or_default(),
         ext_contracts_grps: g.ext_contracts_grps.clone(),
+        log: g.log,
     }
 }
 
@@ -389,6 +390,7 @@ fn group_from(g: &pb::EndpointGroup) -> EndpointGroup {
         default_deny: g.default_deny,
         cfgd_tag: opt(&g.cfgd_tag),
         ext_contracts_grps: g.ext_contracts_grps.clone(),
+        log: g.log,
     }
 }
 
@@ -415,6 +417,7 @@ fn rule_to(r: &Rule) -> pb::Rule {
             RuleAction::Allow => pb::RuleAction::Allow,
             RuleAction::Deny => pb::RuleAction::Deny,
         } as i32,
+        log: r.log,
     }
 }
 
@@ -449,6 +452,7 @@ fn rule_from(r: &pb::Rule) -> Result<Rule, String> {
             Ok(pb::RuleAction::Allow) => RuleAction::Allow,
             Err(_) => return Err(format!("rule \"{key}\": action {} is unknown", r.action)),
         },
+        log: r.log,
     })
 }
 
@@ -540,7 +544,7 @@ mod tests {
                 &j(
                     serde_json::json!({"tenantName":"blue","groupName":"front","networkName":"web",
                     "policies":["p1","p2"],"netProfile":"gold","defaultDeny":true,
-                    "extContractsGrps":["e"]}),
+                    "extContractsGrps":["e"],"log":true}),
                 ),
             )
             .unwrap(),
@@ -555,7 +559,8 @@ mod tests {
                 &j(
                     serde_json::json!({"tenantName":"blue","policyName":"p1","ruleId":"1",
                     "priority":5,"direction":"out","toEndpointGroup":"db","protocol":"tcp",
-                    "port":80,"portEnd":90,"action":"deny","fromIpAddress":"10.0.0.0/8"}),
+                    "port":80,"portEnd":90,"action":"deny","fromIpAddress":"10.0.0.0/8",
+                    "log":true}),
                 ),
             )
             .unwrap(),

@@ -18,6 +18,7 @@ pub mod header;
 pub mod instruction;
 pub mod msg;
 pub mod oxm;
+mod prop;
 pub mod session;
 mod writer;
 

@@ -749,6 +749,18 @@ impl Match {
         Ok((Match { fields }, padded))
     }
 
+    /// Decodes bare OXM/NXM entries, all of `input`, without an `ofp_match` header (as in
+    /// NXT_PACKET_IN2's metadata property).
+    pub fn decode_fields(mut input: &[u8]) -> Result<Match, DecodeError> {
+        let mut fields = Vec::with_capacity(input.len() / 8);
+        while !input.is_empty() {
+            let (f, n) = MatchField::decode(input)?;
+            fields.push(f);
+            input = &input[n..];
+        }
+        Ok(Match { fields })
+    }
+
     /// Length of the `ofp_match` without padding (its `length` field).
     fn unpadded_len(&self) -> usize {
         4 + self

@@ -17,7 +17,7 @@ use crate::header::{frame_len, Header, MsgType, HEADER_LEN, OFP13_VERSION};
 use crate::msg::multipart::MORE;
 use crate::msg::{
     bundle_flags, BundleAdd, BundleCtrl, BundleCtrlType, ErrorMsg, FeaturesReply, Hello, Message,
-    MultipartReply,
+    MultipartReply, PacketIn2,
 };
 
 /// Timers of a session.
@@ -123,7 +123,10 @@ pub enum Event {
     Barrier { xid: u32 },
     /// A bundle was committed or discarded (or failed).
     Bundle(BundleOutcome),
-    /// A message the switch sent on its own (packet-in, port-status, flow-removed, ...).
+    /// A packet the switch sent to the controller: an OFPT_PACKET_IN or Nicira's
+    /// NXT_PACKET_IN2 (which carries the controller action's userdata), as one type.
+    PacketIn(PacketIn2),
+    /// A message the switch sent on its own (port-status, flow-removed, ...).
     Async { xid: u32, message: Message },
     /// The switch sent something we could not decode; it was answered with the matching
     /// OpenFlow error. Reported so the owner can log it.
@@ -500,6 +503,15 @@ impl Session {
                 Message::Error(error) => self
                     .events
                     .push_back(Event::Error(RequestError { xid, error })),
+                Message::PacketIn(p) => self.events.push_back(Event::PacketIn(p.into())),
+                Message::Experimenter(e) => match PacketIn2::from_experimenter(&e) {
+                    Some(Ok(p)) => self.events.push_back(Event::PacketIn(p)),
+                    Some(Err(error)) => self.events.push_back(Event::Undecodable { xid, error }),
+                    None => self.events.push_back(Event::Async {
+                        xid,
+                        message: Message::Experimenter(e),
+                    }),
+                },
                 message => self.events.push_back(Event::Async { xid, message }),
             }
             return;

@@ -105,6 +105,26 @@ fn simple_action() -> impl Strategy<Value = Action> {
                 reason,
             }
         }),
+        (
+            any::<u16>(),
+            any::<u16>(),
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..20),
+            any::<bool>(),
+            any::<u32>()
+        )
+            .prop_map(
+                |(max_len, controller_id, reason, userdata, pause, meter_id)| {
+                    Action::Controller2(ofproto::action::Controller2 {
+                        max_len,
+                        controller_id,
+                        reason,
+                        userdata,
+                        pause,
+                        meter_id,
+                    })
+                }
+            ),
         (any::<u32>(), 2u8..=64)
             .prop_flat_map(|(id, n)| (Just(id), 0..n, Just(n)))
             .prop_map(|(id, clause, n_clauses)| Action::Conjunction {

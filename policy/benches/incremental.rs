@@ -93,6 +93,7 @@ fn rule(t: u32, p: u32, r: u32, port: u16) -> Rule {
         protocol: Some(6),
         ports: Some((port, port + if r == 4 { 15 } else { 0 })),
         allow: r != 3,
+        log: false,
     }
 }
 
@@ -156,6 +157,7 @@ fn state() -> HostState {
                     },
                     default_deny: g == 0,
                     profile: None,
+                    log: false,
                 }
             })
             .collect(),

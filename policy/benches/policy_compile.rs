@@ -65,6 +65,7 @@ fn state(local: u32, remote: u32, rules: u32) -> HostState {
                 policies: vec!["t:p".into()],
                 default_deny: g % 2 == 0,
                 profile: None,
+                log: false,
             })
             .collect(),
         policies: vec![Policy {
@@ -90,6 +91,7 @@ fn state(local: u32, remote: u32, rules: u32) -> HostState {
                         (2000 + i as u16, 2000 + i as u16)
                     }),
                     allow: i % 7 != 0,
+                    log: false,
                 })
                 .collect(),
         }],

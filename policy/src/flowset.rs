@@ -185,19 +185,25 @@ impl fmt::Display for Group {
     }
 }
 
-/// A rate limit: one drop band, in kilobits per second.
+/// A rate limit: one drop band, in kilobits per second (or packets per second: `pps`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Meter {
     pub meter_id: u32,
+    /// The band's rate: kilobits per second, or packets per second when `pps`.
     pub rate_kbps: u32,
-    /// Burst in kilobits; 0: the switch's default.
+    /// Burst in kilobits (packets when `pps`); 0: the switch's default.
     pub burst_kb: u32,
+    /// The rate counts packets (the verdict log's meter), not bits.
+    pub pps: bool,
 }
 
 impl Meter {
     fn flags(&self) -> u16 {
-        meter_flags::KBPS
-            | meter_flags::STATS
+        (if self.pps {
+            meter_flags::PKTPS
+        } else {
+            meter_flags::KBPS
+        }) | meter_flags::STATS
             | if self.burst_kb > 0 {
                 meter_flags::BURST
             } else {
@@ -224,7 +230,9 @@ impl Meter {
     /// A meter as the switch reports it; None for one this pipeline would never make.
     pub fn from_config(c: &MeterConfig) -> Option<Meter> {
         match c.bands.as_slice() {
-            [MeterBand::Drop { rate, burst_size }] if c.flags & meter_flags::KBPS != 0 => {
+            [MeterBand::Drop { rate, burst_size }]
+                if c.flags & (meter_flags::KBPS | meter_flags::PKTPS) != 0 =>
+            {
                 Some(Meter {
                     meter_id: c.meter_id,
                     rate_kbps: *rate,
@@ -233,6 +241,7 @@ impl Meter {
                     } else {
                         0
                     },
+                    pps: c.flags & meter_flags::PKTPS != 0,
                 })
             }
             _ => None,
@@ -244,8 +253,10 @@ impl fmt::Display for Meter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "meter={},kbps,bands=type=drop,rate={}",
-            self.meter_id, self.rate_kbps
+            "meter={},{},bands=type=drop,rate={}",
+            self.meter_id,
+            if self.pps { "pktps" } else { "kbps" },
+            self.rate_kbps
         )?;
         if self.burst_kb > 0 {
             write!(f, ",burst_size={}", self.burst_kb)?;
@@ -283,19 +294,25 @@ impl FlowSet {
                 meter_id: c.meter_id,
                 rate_kbps: 0,
                 burst_kb: 0,
+                pps: false,
             });
             self.insert_meter(m);
         }
         self
     }
 
-    /// The set a switch reports (flow stats and group descriptions).
+    /// The set a switch reports (flow stats and group descriptions). A live trace's observation
+    /// flows ([`CookieKind::Trace`]) are left out: they expire on their own, and the
+    /// reconciler must not take them for drift.
     pub fn from_switch<'a>(
         flows: impl IntoIterator<Item = &'a FlowStats>,
         groups: impl IntoIterator<Item = &'a GroupDesc>,
     ) -> FlowSet {
         let mut set = FlowSet::default();
         for s in flows {
+            if CookieKind::from_cookie(s.cookie) == Some(CookieKind::Trace) {
+                continue;
+            }
             set.insert_flow(Flow::from_stats(s));
         }
         for g in groups {

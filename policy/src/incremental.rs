@@ -1357,7 +1357,7 @@ impl Incremental {
             }
             Frag::DefaultDeny(g) => {
                 if self.regs.local_groups.contains_key(g) && i.groups[g].default_deny {
-                    default_deny_fragment(&mut out, g, res.group_ids[g]);
+                    default_deny_fragment(&mut out, g, res.group_ids[g], i.groups[g].log);
                 }
             }
             Frag::Policy(p) => {

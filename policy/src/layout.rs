@@ -136,6 +136,9 @@ pub enum CookieKind {
     Rule = 6,
     /// This host's gateway port and routes through it.
     HostGateway = 7,
+    /// A live trace's temporary observation flows (hard timeout): not the compiler's, so the
+    /// reconciler leaves them alone ([`crate::FlowSet::from_switch`] skips them).
+    Trace = 8,
 }
 
 /// `ct_state` bits.
@@ -167,6 +170,7 @@ impl CookieKind {
             5 => Some(CookieKind::Group),
             6 => Some(CookieKind::Rule),
             7 => Some(CookieKind::HostGateway),
+            8 => Some(CookieKind::Trace),
             _ => None,
         }
     }
@@ -180,6 +184,7 @@ impl CookieKind {
             CookieKind::Group => "group",
             CookieKind::Rule => "rule",
             CookieKind::HostGateway => "host gateway",
+            CookieKind::Trace => "live trace",
         }
     }
 }

@@ -17,6 +17,7 @@
 pub mod flowset;
 pub mod incremental;
 pub mod layout;
+pub mod logging;
 pub mod model;
 pub mod pipeline;
 pub mod rules;
@@ -29,4 +30,4 @@ pub use model::{
     Network, Peer, Policy, Problem, Profile, RemoteEndpoint, Rule, Segment,
 };
 pub use pipeline::{compile, Compiled};
-pub use sim::{Bridge, Conntrack, Packet, Trace, Verdict};
+pub use sim::{Bridge, Conntrack, Logged, Packet, Trace, Verdict};

@@ -96,6 +96,9 @@ pub struct EndpointGroup {
     pub default_deny: bool,
     /// Bandwidth limit and DSCP marking for each of its endpoints.
     pub profile: Option<Profile>,
+    /// Its default deny logs what it drops (the first packet of each connection, to netplugin
+    /// through the verdict meter: [`crate::logging`]).
+    pub log: bool,
 }
 
 /// A netprofile as the pipeline applies it to every endpoint of a group.
@@ -150,6 +153,9 @@ pub struct Rule {
     /// Destination ports, first to last (tcp and udp only); None: any.
     pub ports: Option<(u16, u16)>,
     pub allow: bool,
+    /// Log what it decides: the first packet of each connection it matches goes to netplugin
+    /// too (through the verdict meter, [`crate::logging`]); the packet's fate is the same.
+    pub log: bool,
 }
 
 /// A conntrack zone per tenant: stable, the same on every host, from a hash of the name; a

@@ -335,6 +335,8 @@ pub(crate) fn skeleton_fragment(out: &mut Compiled) {
         vec![goto(L3)],
     ));
     crate::rules::skeleton(set, pipe);
+    // The verdict log's meter: whatever logs, logs through it.
+    set.insert_meter(crate::logging::verdict_meter());
     set.insert_flow(Flow::new(L3, 0, pipe, Match::new(), vec![goto(L2_FORWARD)]));
     set.insert_flow(Flow::new(L2_FORWARD, 0, pipe, Match::new(), vec![]));
     set.insert_flow(Flow::new(
@@ -868,6 +870,7 @@ fn endpoint_flows(out: &mut Compiled, net: &Network, ep: &Endpoint, c: u64, m: M
             meter_id: ep.ofport,
             rate_kbps: rate,
             burst_kb: profile.map_or(0, |p| p.burst_kb),
+            pps: false,
         });
         classify.insert(0, Instruction::Meter(ep.ofport));
     }

@@ -323,7 +323,7 @@ impl<'a> Policies<'a> {
         for key in &self.local {
             let (id, g) = self.groups[key];
             if g.default_deny {
-                default_deny_fragment(out, key, id);
+                default_deny_fragment(out, key, id, g.log);
             }
         }
 
@@ -375,9 +375,28 @@ pub(crate) fn peer_flows(out: &mut Compiled, zone: u16, c: u64, addrs: &[Ipv4Add
     }
 }
 
+/// What a rule's flow does with a packet it matches: allow (in: commit, to output; out: to L3)
+/// or deny (drop); a logged rule first sends a copy to netplugin through the verdict meter.
+fn rule_verdict(allow: bool, direction: Direction, log: bool) -> Vec<Instruction> {
+    let mut actions = vec![];
+    if log {
+        actions.push(crate::logging::log_action());
+    }
+    match (allow, direction) {
+        (false, _) if actions.is_empty() => vec![],
+        (false, _) => vec![apply(actions)],
+        (true, Direction::In) => {
+            actions.push(ct_commit());
+            vec![apply(actions), goto(OUTPUT)]
+        }
+        (true, Direction::Out) if actions.is_empty() => vec![goto(L3)],
+        (true, Direction::Out) => vec![apply(actions), goto(L3)],
+    }
+}
+
 /// A default-deny group with an endpoint here (`id`: its register value): what no rule allows
-/// is dropped, both ways.
-pub(crate) fn default_deny_fragment(out: &mut Compiled, key: &str, id: u32) {
+/// is dropped, both ways; with `log`, a copy of each dropped first packet goes to netplugin.
+pub(crate) fn default_deny_fragment(out: &mut Compiled, key: &str, id: u32, log: bool) {
     let c = cookie(CookieKind::Group, key);
     out.owners.insert(c, format!("group {key}"));
     for (table, r) in [
@@ -389,7 +408,11 @@ pub(crate) fn default_deny_fragment(out: &mut Compiled, key: &str, id: u32) {
             DEFAULT_DENY_PRIORITY,
             c,
             Match::new().reg(r, id),
-            vec![],
+            if log {
+                vec![apply(vec![crate::logging::log_action()])]
+            } else {
+                vec![]
+            },
         ));
     }
 }
@@ -449,11 +472,7 @@ fn rule_flows(
         Direction::In => (INGRESS_RULES, REG_DST_GROUP, Field::Ipv4Src),
         Direction::Out => (EGRESS_RULES, REG_SRC_GROUP, Field::Ipv4Dst),
     };
-    let verdict = match (r.allow, r.direction) {
-        (false, _) => vec![],
-        (true, Direction::In) => vec![apply(vec![ct_commit()]), goto(OUTPUT)],
-        (true, Direction::Out) => vec![goto(L3)],
-    };
+    let verdict = rule_verdict(r.allow, r.direction, r.log);
     let priority = rule_priority(r.priority, r.allow);
 
     // The peer and the service: one match per destination-port prefix.

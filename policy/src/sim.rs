@@ -568,12 +568,27 @@ impl Verdict {
     }
 }
 
+/// A copy sent to netplugin by the verdict log (`controller(meter_id=N)`, see
+/// [`crate::logging`]): which flow sent it. The packet itself goes on as without it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged {
+    pub table: u8,
+    pub cookie: u64,
+    /// The object that made the flow (the rule, or the default-deny group).
+    pub owner: Option<String>,
+    /// The meter the copy went through (its rate is not simulated).
+    pub meter: u32,
+}
+
 /// A packet's way through the bridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trace {
     pub packet: Packet,
     pub steps: Vec<Step>,
     pub verdict: Verdict,
+    /// Copies the verdict log sent to netplugin, in the order the flows were met (copies of
+    /// every clone and bucket included).
+    pub logged: Vec<Logged>,
     /// The conntrack after the packet: what it committed, replies it was.
     pub conntrack: Conntrack,
 }
@@ -620,6 +635,8 @@ impl<'a> Bridge<'a> {
             bridge: self,
             ct: conntrack.clone(),
             lookups: 0,
+            cookie: 0,
+            logged: vec![],
         };
         let mut pkt = Pkt::from_packet(packet);
         let mut pass = Pass::default();
@@ -629,6 +646,7 @@ impl<'a> Bridge<'a> {
             packet: *packet,
             steps,
             verdict,
+            logged: exec.logged,
             conntrack: exec.ct,
         }
     }
@@ -1096,6 +1114,10 @@ struct Exec<'b, 'a> {
     bridge: &'b Bridge<'a>,
     ct: Conntrack,
     lookups: usize,
+    /// The cookie of the flow whose instructions run.
+    cookie: u64,
+    /// What the verdict log sent to netplugin.
+    logged: Vec<Logged>,
 }
 
 impl<'a> Exec<'_, 'a> {
@@ -1235,6 +1257,7 @@ impl<'a> Exec<'_, 'a> {
             let mut log = vec![];
             let mut goto = None;
             let mut next = Next::Go;
+            self.cookie = flow.cookie;
             for ins in in_order(&flow.instructions) {
                 match ins {
                     Instruction::Meter(m) => log.push(format!(
@@ -1279,10 +1302,14 @@ impl<'a> Exec<'_, 'a> {
 
     /// Why the pipeline ended at `flow` (what a drop means, in intent terms).
     fn end_reason(&self, table: u8, flow: &Flow, owner: Option<&str>) -> String {
-        let drops = flow
-            .instructions
-            .iter()
-            .all(|i| matches!(i, Instruction::Meter(_)));
+        // A flow that only meters or logs (the verdict log's copy) drops the packet itself.
+        let drops = flow.instructions.iter().all(|i| match i {
+            Instruction::Meter(_) => true,
+            Instruction::ApplyActions(a) => a
+                .iter()
+                .all(|a| crate::logging::controller_meter(a).is_some()),
+            _ => false,
+        });
         if !drops {
             return format!(
                 "the pipeline ends in table {table} at a flow of {} that sends it nowhere",
@@ -1456,6 +1483,20 @@ impl<'a> Exec<'_, 'a> {
                     log.push(format!("{text} → does nothing when executed"));
                 }
                 Action::Note(_) => log.push(text),
+                Action::Controller2(_) if crate::logging::controller_meter(a).is_some() => {
+                    let meter = crate::logging::controller_meter(a).unwrap_or_default();
+                    let cookie = self.cookie;
+                    let owner = self.bridge.owner(cookie);
+                    log.push(format!(
+                        "controller(meter_id={meter}) → verdict log: a copy to netplugin (meter {meter}, its rate not simulated); the packet goes on"
+                    ));
+                    self.logged.push(Logged {
+                        table,
+                        cookie,
+                        owner,
+                        meter,
+                    });
+                }
                 Action::Controller { reason, .. } => {
                     pass.controller.push((
                         table,
@@ -1852,10 +1893,20 @@ impl fmt::Display for Trace {
             || matches!(self.verdict, Verdict::Multiple(_))
         {
             writeln!(f)?;
-            self.verdict.write(f, "  ")
+            self.verdict.write(f, "  ")?;
         } else {
-            self.verdict.write(f, "")
+            self.verdict.write(f, "")?;
         }
+        for l in &self.logged {
+            writeln!(
+                f,
+                "logged: table {}, {} (meter {})",
+                l.table,
+                l.owner.as_deref().unwrap_or("an unknown object"),
+                l.meter
+            )?;
+        }
+        Ok(())
     }
 }
 

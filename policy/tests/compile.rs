@@ -61,6 +61,7 @@ fn empty_host_has_only_the_skeleton() {
         cookie=0x13c11fd413aeee3, table=62, priority=0 actions=set_field:0->reg3,goto_table:63
         cookie=0x13c11fd413aeee3, table=63, priority=0,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
         cookie=0x13c11fd413aeee3, table=70, priority=0 actions=output:NXM_NX_REG7[]
+        meter=65536,pktps,bands=type=drop,rate=100,burst_size=20
     "#]]
     .assert_eq(&c.flows.to_string());
 }
@@ -129,6 +130,7 @@ fn vlan_network_with_two_endpoints_and_an_uplink() {
         cookie=0x25c51dbd68924c1, table=70, priority=100,reg5=0x1000064,reg7=0x1 actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
         cookie=0x13c11fd413aeee3, table=70, priority=0 actions=output:NXM_NX_REG7[]
         group_id=16777316,type=all,bucket=actions=output:2,bucket=actions=output:3,bucket=actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
+        meter=65536,pktps,bands=type=drop,rate=100,burst_size=20
     "#]].assert_eq(&c.flows.to_string());
 }
 
@@ -188,6 +190,7 @@ fn vxlan_network_and_ipv6() {
         cookie=0x13c11fd413aeee3, table=63, priority=0,ip actions=ct(commit,zone=NXM_NX_REG6[0..15]),goto_table:70
         cookie=0x13c11fd413aeee3, table=70, priority=0 actions=output:NXM_NX_REG7[]
         group_id=5000,type=all,bucket=actions=output:5
+        meter=65536,pktps,bands=type=drop,rate=100,burst_size=20
     "#]].assert_eq(&c.flows.to_string());
 }
 
@@ -532,6 +535,7 @@ fn remote_endpoints_over_vxlan_and_vlan() {
         group_id=5001,type=all,bucket=actions=output:10,bucket=actions=set_field:0x1389->tun_id,set_field:192.0.2.2->tun_dst,output:2,bucket=actions=set_field:0x1389->tun_id,set_field:192.0.2.3->tun_dst,output:2
         group_id=16777316,type=all,bucket=actions=output:11,bucket=actions=push_vlan:0x8100,set_field:4196->vlan_vid,output:1
         group_id=1073746825,type=all,bucket=actions=output:10
+        meter=65536,pktps,bands=type=drop,rate=100,burst_size=20
     "#]].assert_eq(&flows);
 }
 
@@ -551,6 +555,7 @@ fn group(key: &str, net: &str, policies: &[&str], default_deny: bool) -> Endpoin
         policies: policies.iter().map(|p| p.to_string()).collect(),
         default_deny,
         profile: None,
+        log: false,
     }
 }
 
@@ -572,6 +577,7 @@ fn rule(
         protocol,
         ports,
         allow,
+        log: false,
     }
 }
 
@@ -850,7 +856,9 @@ fn a_netprofile_is_a_meter_per_endpoint_and_a_dscp_mark() {
     expect![[r#"
         cookie=0x36fc22e095c221f, table=0, priority=100,in_port=2 actions=meter:2,set_field:0x1389->reg5,set_field:0x1->reg0,set_field:0x1->reg6,set_field:0x18d5751a->reg1,goto_table:10
         cookie=0x36fc22e095c221f, table=10, priority=100,ip,in_port=2,dl_src=02:00:0a:01:00:02,nw_src=10.1.0.2 actions=set_field:46->ip_dscp,goto_table:20"#]].assert_eq(&lines.join("\n"));
-    assert_eq!(c.flows.meters.len(), 1);
+    // Its own meter, and the verdict log's (every host has it).
+    assert_eq!(c.flows.meters.len(), 2);
+    assert!(c.flows.meters.contains_key(&2));
     assert!(!text.contains("meter:3"));
 }
 

@@ -6,6 +6,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use ofproto::instruction::Instruction;
 use proptest::prelude::*;
 use weft_policy::{
     compile, diff, diff_delta, Direction, Endpoint, EndpointGroup, GatewayPort, HostState,
@@ -218,14 +219,16 @@ fn group_for(key: &'static str) -> BoxedStrategy<EndpointGroup> {
         ),
         any::<bool>(),
         profile(),
+        any::<bool>(),
     )
         .prop_map(
-            |(key, network, policies, default_deny, profile)| EndpointGroup {
+            |(key, network, policies, default_deny, profile, log)| EndpointGroup {
                 key: key.to_string(),
                 network: network.unwrap_or_else(|| home(key).to_string()),
                 policies,
                 default_deny,
                 profile,
+                log,
             },
         )
         .boxed()
@@ -247,9 +250,10 @@ fn rule() -> BoxedStrategy<Rule> {
         prop::option::of(prop_oneof![Just(6u8), Just(17), Just(1)]),
         prop::option::of(prop_oneof![Just((80u16, 80u16)), Just((8000, 8003))]),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(key, priority, direction, peer, protocol, ports, allow)| Rule {
+            |(key, priority, direction, peer, protocol, ports, allow, log)| Rule {
                 key,
                 priority,
                 direction,
@@ -257,6 +261,7 @@ fn rule() -> BoxedStrategy<Rule> {
                 protocol,
                 ports,
                 allow,
+                log,
             },
         )
         .boxed()
@@ -386,6 +391,59 @@ fn check(inc: &Incremental, prev: &weft_policy::FlowSet, delta: &weft_policy::De
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
+    /// Logging adds the copy to netplugin to the flows of logged rules and default denies, and
+    /// nothing else: without it, the flows are those of the same state without logging.
+    #[test]
+    fn logging_adds_only_the_copy(start in host_state()) {
+        let with = compile(&start);
+        let mut plain_state = start.clone();
+        for g in &mut plain_state.groups {
+            g.log = false;
+        }
+        for p in &mut plain_state.policies {
+            for r in &mut p.rules {
+                r.log = false;
+            }
+        }
+        let plain = compile(&plain_state);
+        let logged_rules: std::collections::BTreeSet<u64> = start
+            .policies
+            .iter()
+            .flat_map(|p| &p.rules)
+            .filter(|r| r.log)
+            .map(|r| weft_policy::layout::cookie(weft_policy::layout::CookieKind::Rule, &r.key))
+            .collect();
+        let logged_groups: std::collections::BTreeSet<u64> = start
+            .groups
+            .iter()
+            .filter(|g| g.log && g.default_deny)
+            .map(|g| weft_policy::layout::cookie(weft_policy::layout::CookieKind::Group, &g.key))
+            .collect();
+        let mut stripped = with.flows.clone();
+        for f in stripped.flows.values_mut() {
+            let mut logs = 0;
+            for i in &mut f.instructions {
+                if let Instruction::ApplyActions(a) = i {
+                    let n = a.len();
+                    a.retain(|a| weft_policy::logging::controller_meter(a).is_none());
+                    logs += n - a.len();
+                }
+            }
+            f.instructions
+                .retain(|i| !matches!(i, Instruction::ApplyActions(a) if a.is_empty()));
+            if logs > 0 {
+                prop_assert_eq!(logs, 1);
+                prop_assert!(f.table == 33 || f.table == 63, "{}", f);
+                prop_assert!(
+                    logged_rules.contains(&f.cookie) || logged_groups.contains(&f.cookie),
+                    "{}", f
+                );
+            }
+        }
+        prop_assert_eq!(&stripped, &plain.flows);
+        prop_assert!(with.flows.meters.contains_key(&weft_policy::logging::VERDICT_METER));
+    }
+
     #[test]
     fn incremental_equals_full_compile(
         start in host_state(),
@@ -506,6 +564,7 @@ fn plain_group(key: &str, net: &str, policies: &[&str]) -> EndpointGroup {
         policies: policies.iter().map(|p| p.to_string()).collect(),
         default_deny: true,
         profile: None,
+        log: false,
     }
 }
 
@@ -534,6 +593,7 @@ fn a_group_id_moved_by_a_clash() {
         protocol: Some(6),
         ports: Some((80, 80)),
         allow: true,
+        log: false,
     };
     let state = HostState {
         tunnel_port: Some(2),
@@ -565,6 +625,7 @@ fn a_conjunction_id_moved_by_a_clash() {
         protocol: Some(6),
         ports: Some((port, port)),
         allow: true,
+        log: false,
     };
     let state = HostState {
         tunnel_port: Some(2),

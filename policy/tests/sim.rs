@@ -120,6 +120,7 @@ fn rule(key: &str, priority: u8, direction: Direction, peer: Peer, port: u16, al
         protocol: Some(6),
         ports: Some((port, port)),
         allow,
+        log: false,
     }
 }
 
@@ -130,6 +131,7 @@ fn group(key: &str, net: &str, policies: &[&str], default_deny: bool) -> Endpoin
         policies: policies.iter().map(|p| p.to_string()).collect(),
         default_deny,
         profile: None,
+        log: false,
     }
 }
 
@@ -773,5 +775,74 @@ fn egress_to_the_outside_is_translated_and_its_reply_translated_back() {
         dropped(&lost),
         (50, "no flow matched in table 50 (table default)"),
         "{lost}"
+    );
+}
+
+/// Host A with every rule and group logged.
+fn logged(h: char) -> HostState {
+    let mut s = host(h);
+    for g in &mut s.groups {
+        g.log = true;
+    }
+    for p in &mut s.policies {
+        for r in &mut p.rules {
+            r.log = true;
+        }
+    }
+    s
+}
+
+#[test]
+fn a_logged_rule_sends_one_copy_and_decides_as_without_logging() {
+    let plain = compiled('A');
+    let logs = compile(&logged('A'));
+    assert!(logs.problems.is_empty(), "{:?}", logs.problems);
+    let (p, l) = (
+        Bridge::of(&plain, Some(TUNNEL)),
+        Bridge::of(&logs, Some(TUNNEL)),
+    );
+    let cases = [
+        // allowed by a rule (ingress), by a conjunction, denied by a rule (ingress, egress),
+        // by the default deny (both ways), and allowed by no rule at all.
+        (tcp("web-1", "db-2", 5432), Some("rule blue:db-in:pg")),
+        (tcp("web-1", "db-2", 22), Some("rule blue:ops:ssh")),
+        (tcp("web-2", "db-2", 5432), Some("rule blue:db-in:no-web-2")),
+        (tcp("web-1", "web-2", 23), Some("rule blue:web-out:telnet")),
+        (tcp("web-1", "db-2", 80), Some("group blue:db")),
+        (tcp("db-2", "web-1", 80), Some("group blue:db")),
+        (tcp("web-1", "web-2", 80), None),
+    ];
+    for (packet, by) in cases {
+        let (a, b) = (
+            p.trace(&packet, &Conntrack::new()),
+            l.trace(&packet, &Conntrack::new()),
+        );
+        assert_eq!(
+            a.verdict, b.verdict,
+            "logging changed the verdict:\n{a}\n{b}"
+        );
+        assert_eq!(a.conntrack, b.conntrack, "{b}");
+        assert!(a.logged.is_empty());
+        let owners: Vec<Option<&str>> = b.logged.iter().map(|x| x.owner.as_deref()).collect();
+        assert_eq!(owners, by.map(Some).into_iter().collect::<Vec<_>>(), "{b}");
+        for x in &b.logged {
+            assert_eq!(x.meter, weft_policy::logging::VERDICT_METER);
+            assert!(x.table == 33 || x.table == 63, "{b}");
+        }
+        // The reply of an allowed, logged connection is established: never logged again.
+        if let Verdict::Output(o) = &b.verdict {
+            let back = o[0].packet.reply(o[0].port);
+            let r = l.trace(&back, &b.conntrack);
+            assert!(r.logged.is_empty(), "{r}");
+            assert!(!matches!(r.verdict, Verdict::Dropped { .. }), "{r}");
+        }
+    }
+    // A logged deny drops, named as before, and says it logged.
+    let t = l.trace(&tcp("web-1", "db-2", 80), &Conntrack::new());
+    assert_eq!(dropped(&t), (63, "group blue:db default deny"), "{t}");
+    assert!(
+        t.to_string()
+            .ends_with("logged: table 63, group blue:db (meter 65536)\n"),
+        "{t}"
     );
 }

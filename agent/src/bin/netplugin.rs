@@ -56,6 +56,10 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics ("off": not at all).
     #[arg(long, default_value = "127.0.0.1:9102")]
     metrics_listen: String,
+    /// Serve the inspect API (flows, traces, the verdict log) for netmaster on ADDR:PORT
+    /// (default: the VTEP address, port 9103; "off": not at all).
+    #[arg(long)]
+    inspect_listen: Option<String>,
     /// Where the Docker driver keeps which Docker network is which Weft network.
     #[arg(long, default_value = "/var/lib/weft/docker-networks.json")]
     docker_state: PathBuf,
@@ -83,6 +87,14 @@ async fn run() -> anyhow::Result<()> {
         )
         .init();
     let a = Args::parse();
+    let inspect_listen = match a.inspect_listen.as_deref() {
+        Some("off") => None,
+        Some(addr) => Some(
+            addr.parse::<SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("--inspect-listen {addr}: {e}"))?,
+        ),
+        None => Some(SocketAddr::from((a.vtep_ip, weft_agent::inspect::PORT))),
+    };
     let cfg = Config {
         host: a.host.unwrap_or_else(hostname),
         netmaster: a.netmaster,
@@ -97,6 +109,7 @@ async fn run() -> anyhow::Result<()> {
         lease_ttl: a.lease_ttl,
         confirm_timeout: Duration::from_secs(10),
         resync_interval: Duration::from_secs(a.resync_interval.max(1)),
+        inspect_listen,
     };
     let agent = Agent::start(cfg).await?;
     let cancel = tokio_util::sync::CancellationToken::new();

@@ -47,6 +47,11 @@ pub struct Host {
 
 impl Host {
     pub async fn start(ovs: &Ovs, spec: &str) -> Host {
+        Host::start_with(ovs, spec, |_| {}).await
+    }
+
+    /// [`Host::start`] with the agent's configuration changed by `tweak` first.
+    pub async fn start_with(ovs: &Ovs, spec: &str, tweak: impl FnOnce(&mut Config)) -> Host {
         ovs.netns().exec(&[
             "ip", "link", "add", "up0", "type", "veth", "peer", "name", "up0p",
         ]);
@@ -81,7 +86,10 @@ impl Host {
             lease_ttl: 10,
             confirm_timeout: Duration::from_secs(10),
             resync_interval: weft_agent::reconcile::RESYNC,
+            inspect_listen: Some("127.0.0.1:0".parse().unwrap()),
         };
+        let mut cfg = cfg;
+        tweak(&mut cfg);
         let agent = Agent::start(cfg.clone()).await.unwrap();
         assert!(
             agent.ready(Duration::from_secs(20)).await,

@@ -282,6 +282,18 @@ pub struct PacketOut {
 }
 
 impl PacketOut {
+    /// A packet-out of `data` (from its Ethernet header on), not from a switch buffer
+    /// (`OFP_NO_BUFFER`), as if received on `in_port` (`OFPP_CONTROLLER`, 0xfffffffd, for none),
+    /// running `actions` (`output:TABLE`, 0xfffffff9, sends it through the pipeline).
+    pub fn new(in_port: u32, actions: Vec<Action>, data: Vec<u8>) -> PacketOut {
+        PacketOut {
+            buffer_id: super::NO_BUFFER,
+            in_port,
+            actions,
+            data,
+        }
+    }
+
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let buffer_id = r.u32()?;
         let in_port = r.u32()?;

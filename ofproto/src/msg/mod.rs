@@ -11,6 +11,7 @@ pub mod error;
 pub mod flow;
 pub mod group_meter;
 pub mod multipart;
+pub mod packet_in2;
 pub mod print;
 mod wire;
 
@@ -25,6 +26,7 @@ pub use group_meter::{
     meter_flags, Bucket, GroupMod, GroupModCommand, GroupType, MeterBand, MeterMod, MeterModCommand,
 };
 pub use multipart::{MultipartReply, MultipartRequest, MultipartType};
+pub use packet_in2::{set_packet_in_format, PacketIn2, NO_BUFFER};
 
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::{Header, MsgType, HEADER_LEN, OFP13_VERSION};

@@ -257,6 +257,11 @@ pub fn flow_corpus() -> Vec<FlowMod> {
                     controller_id: 0,
                     reason: 0,
                 },
+                Action::Controller2(ofproto::action::Controller2 {
+                    max_len: 200,
+                    userdata: vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x01],
+                    ..Default::default()
+                }),
                 Action::SetQueue(1),
                 Action::output(3),
             ]),
