@@ -614,7 +614,7 @@ impl Cluster {
             lease_ttl: 10,
             confirm_timeout: Duration::from_secs(10),
             resync_interval: weft_agent::reconcile::RESYNC,
-            inspect_listen: None,
+            inspect_listen: Some(std::net::SocketAddr::new(v.into(), 0)),
         };
         let agent = start_agent(&ovs, cfg.clone(), None);
         self.hosts.push(Host {
