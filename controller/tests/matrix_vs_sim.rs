@@ -138,6 +138,7 @@ fn host_state(rules: &[R], deny_a: bool, deny_b: bool) -> HostState {
             },
             ports: r.ports,
             allow: r.allow,
+            log: false,
         };
         if r.on_a {
             pa.push(rule)
@@ -160,6 +161,7 @@ fn host_state(rules: &[R], deny_a: bool, deny_b: bool) -> HostState {
         policies: vec![policy.into()],
         default_deny,
         profile: None,
+        log: false,
     };
     HostState {
         tunnel_port: Some(1),

@@ -192,6 +192,7 @@ pub async fn group(ctx: &Ctx, op: GroupOp) -> Result<()> {
             netprofile,
             ip_pool,
             default_deny,
+            log,
         } => {
             let g = EndpointGroup {
                 tenant_name: ctx.tenant().to_string(),
@@ -203,6 +204,7 @@ pub async fn group(ctx: &Ctx, op: GroupOp) -> Result<()> {
                 default_deny,
                 cfgd_tag: None,
                 ext_contracts_grps: vec![],
+                log,
             };
             ctx.api.put(&g).await?;
             ctx.done(format!("group {} created", g.key()));
@@ -269,6 +271,7 @@ pub async fn policy(ctx: &Ctx, op: PolicyOp) -> Result<()> {
             protocol,
             port,
             action,
+            log,
         } => {
             let (port, port_end) = port_range(&port)?;
             let direction: Direction = named("--direction", &direction)?;
@@ -293,6 +296,7 @@ pub async fn policy(ctx: &Ctx, op: PolicyOp) -> Result<()> {
                 port,
                 port_end,
                 action: named("--action", &action)?,
+                log,
             };
             // The peer is where the traffic comes from (in) or goes to (out).
             match direction {

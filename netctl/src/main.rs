@@ -201,6 +201,9 @@ pub enum GroupOp {
         /// Only what rules allow reaches this group.
         #[arg(long)]
         default_deny: bool,
+        /// Log the first packet of each connection the default deny refuses (needs --default-deny).
+        #[arg(long)]
+        log: bool,
     },
     #[command(alias = "delete")]
     Rm {
@@ -246,6 +249,9 @@ pub enum PolicyOp {
         /// allow or deny.
         #[arg(short = 'j', long = "action", default_value = "allow")]
         action: String,
+        /// Log the first packet of each connection this rule decides (`netctl policy log`).
+        #[arg(long)]
+        log: bool,
     },
     RuleRm {
         policy: String,
