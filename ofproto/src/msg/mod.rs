@@ -12,7 +12,8 @@ pub mod flow;
 pub mod group_meter;
 pub mod multipart;
 pub mod packet_in2;
-pub mod print;
+/// Printing as `ovs-ofctl ofp-print` does; lives in [`crate::print`].
+pub use crate::print::msg as print;
 mod wire;
 
 pub use basic::{
