@@ -21,6 +21,7 @@ pub mod header;
 pub mod instruction;
 pub mod msg;
 pub mod oxm;
+mod parse;
 pub mod print;
 mod prop;
 pub mod session;

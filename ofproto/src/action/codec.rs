@@ -3,125 +3,7 @@
 #[allow(unused_imports)]
 use super::*;
 
-pub(crate) fn truncated(what: &'static str, need: usize, have: usize) -> DecodeError {
-    DecodeError::Truncated {
-        what,
-        need,
-        have,
-        ofp: BAD_LEN,
-    }
-}
-
-pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-pub(crate) fn be64(b: &[u8], at: usize) -> u64 {
-    u64::from_be_bytes(b[at..at + 8].try_into().expect("8 bytes"))
-}
-
-/// Checks that a fixed-size action has exactly its size.
-pub(crate) fn want_len(what: &'static str, a: &[u8], len: usize) -> Result<(), DecodeError> {
-    if a.len() != len {
-        return Err(DecodeError::BadLength {
-            what,
-            len: a.len(),
-            why: "not the size of this action",
-            ofp: BAD_LEN,
-        });
-    }
-    Ok(())
-}
-
 impl Action {
-    /// Decodes a whole action list: all of `input` is actions.
-    pub fn decode_list(input: &[u8]) -> Result<Vec<Action>, DecodeError> {
-        let mut out = Vec::with_capacity(input.len() / 16);
-        let mut rest = input;
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err(truncated("action header", 4, rest.len()));
-            }
-            let len = be16(rest, 2) as usize;
-            if len < 8 || !len.is_multiple_of(8) {
-                return Err(DecodeError::BadLength {
-                    what: "action",
-                    len,
-                    why: "an action's length must be a multiple of 8, at least 8",
-                    ofp: BAD_LEN,
-                });
-            }
-            if len > rest.len() {
-                return Err(truncated("action", len, rest.len()));
-            }
-            out.push(Action::decode_one(&rest[..len])?);
-            rest = &rest[len..];
-        }
-        Ok(out)
-    }
-
-    /// Decodes one action of exactly `a.len()` bytes (a multiple of 8, at least 8).
-    pub(crate) fn decode_one(a: &[u8]) -> Result<Action, DecodeError> {
-        let typ = be16(a, 0);
-        Ok(match typ {
-            at::OUTPUT => {
-                want_len("ofp_action_output", a, 16)?;
-                Action::Output {
-                    port: be32(a, 4),
-                    max_len: be16(a, 8),
-                }
-            }
-            at::COPY_TTL_OUT => Action::CopyTtlOut,
-            at::COPY_TTL_IN => Action::CopyTtlIn,
-            at::SET_MPLS_TTL => Action::SetMplsTtl(a[4]),
-            at::DEC_MPLS_TTL => Action::DecMplsTtl,
-            at::PUSH_VLAN => Action::PushVlan(be16(a, 4)),
-            at::POP_VLAN => Action::PopVlan,
-            at::PUSH_MPLS => Action::PushMpls(be16(a, 4)),
-            at::POP_MPLS => Action::PopMpls(be16(a, 4)),
-            at::SET_QUEUE => Action::SetQueue(be32(a, 4)),
-            at::GROUP => Action::Group(be32(a, 4)),
-            at::SET_NW_TTL => Action::SetNwTtl(a[4]),
-            at::DEC_NW_TTL => Action::DecNwTtl,
-            at::PUSH_PBB => Action::PushPbb(be16(a, 4)),
-            at::POP_PBB => Action::PopPbb,
-            at::SET_FIELD => {
-                let (f, n) = MatchField::decode(&a[4..])?;
-                if let MatchField::Field(fm) = &f {
-                    if fm.mask().is_some() {
-                        return Err(DecodeError::Invalid {
-                            what: "ofp_action_set_field",
-                            why: "OpenFlow 1.3 set_field carries no mask".into(),
-                            ofp: BAD_SET_ARGUMENT,
-                        });
-                    }
-                }
-                check_padding("ofp_action_set_field", a, 4 + n)?;
-                Action::SetField(f)
-            }
-            at::EXPERIMENTER => {
-                if a.len() < 8 {
-                    return Err(truncated("ofp_action_experimenter", 8, a.len()));
-                }
-                let exp = be32(a, 4);
-                if exp == NX_VENDOR_ID && a.len() >= 10 {
-                    decode_nicira(a)?
-                } else {
-                    Action::Experimenter {
-                        experimenter: exp,
-                        body: a[8..].to_vec(),
-                    }
-                }
-            }
-            other => Action::Unknown {
-                typ: other,
-                body: a[4..].to_vec(),
-            },
-        })
-    }
-
     /// Appends one action; lengths and padding are computed here.
     pub fn encode(&self, buf: &mut BytesMut) {
         crate::writer::append(buf, self.encoded_len(), |w| self.write(w));
@@ -360,18 +242,6 @@ impl Action {
 
 pub(crate) fn field_len(f: &MatchField) -> usize {
     f.encoded_len()
-}
-
-pub(crate) fn check_padding(what: &'static str, a: &[u8], used: usize) -> Result<(), DecodeError> {
-    if used > a.len() || a.len() - used >= 8 {
-        return Err(DecodeError::BadLength {
-            what,
-            len: a.len(),
-            why: "length disagrees with the contents",
-            ofp: BAD_LEN,
-        });
-    }
-    Ok(())
 }
 
 pub(crate) fn put_hdr(buf: &mut Writer<'_>, typ: u16, len: u16) {

@@ -119,39 +119,4 @@ impl Controller2 {
             prop(buf, nxac2pt::METER_ID, &self.meter_id.to_be_bytes());
         }
     }
-
-    /// Decodes the properties after the 16-byte `ext_action_header`.
-    pub(crate) fn decode(a: &[u8]) -> Result<Controller2, DecodeError> {
-        const WHAT: &str = "nx_action_controller2";
-        if a.len() < 16 {
-            return Err(truncated(WHAT, 16, a.len()));
-        }
-        if a[10..16].iter().any(|b| *b != 0) {
-            return Err(DecodeError::Invalid {
-                what: WHAT,
-                why: "padding must be zero".into(),
-                ofp: BAD_ARGUMENT,
-            });
-        }
-        let mut c = Controller2::default();
-        for p in crate::prop::props(&a[16..], WHAT, BAD_LEN)? {
-            let v = p.value;
-            match p.typ {
-                nxac2pt::MAX_LEN => c.max_len = crate::prop::be16(v, WHAT, BAD_LEN)?,
-                nxac2pt::CONTROLLER_ID => c.controller_id = crate::prop::be16(v, WHAT, BAD_LEN)?,
-                nxac2pt::REASON => c.reason = crate::prop::u8(v, WHAT, BAD_LEN)?,
-                nxac2pt::USERDATA => c.userdata = v.to_vec(),
-                nxac2pt::PAUSE => c.pause = true,
-                nxac2pt::METER_ID => c.meter_id = crate::prop::be32(v, WHAT, BAD_LEN)?,
-                other => {
-                    return Err(DecodeError::Invalid {
-                        what: WHAT,
-                        why: format!("unknown property {other}"),
-                        ofp: BAD_ARGUMENT,
-                    })
-                }
-            }
-        }
-        Ok(c)
-    }
 }

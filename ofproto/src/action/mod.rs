@@ -141,8 +141,8 @@ pub enum Action {
 pub(crate) mod codec;
 pub(crate) mod controller;
 pub(crate) mod ct;
+pub(crate) mod decode;
 pub(crate) mod field_range;
-pub(crate) mod nicira;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -151,4 +151,3 @@ pub(crate) use codec::*;
 pub use controller::*;
 pub use ct::*;
 pub use field_range::*;
-pub(crate) use nicira::*;

@@ -1,7 +1,12 @@
 //! One OXM/NXM TLV: its header, typed value and mask, encode and decode.
 
+use nom::bytes::complete::take;
+use nom::number::complete::be_u32;
+use nom::Parser;
+
 #[allow(unused_imports)]
 use super::*;
+use crate::parse::{fail, need, In, PResult};
 
 /// The header of one OXM TLV: class, field number, has-mask bit, payload length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -166,84 +171,76 @@ impl MatchField {
 
     /// Decodes one OXM TLV at the start of `input`; returns it and its length.
     pub fn decode(input: &[u8]) -> Result<(MatchField, usize), DecodeError> {
-        if input.len() < 4 {
-            return Err(DecodeError::Truncated {
-                what: "OXM header",
-                need: 4,
-                have: input.len(),
+        let (rest, f) = crate::parse::finish(match_field(input))?;
+        Ok((f, input.len() - rest.len()))
+    }
+}
+
+/// One OXM/NXM TLV: header, value, and mask if the header says so.
+pub(crate) fn match_field(i: In<'_>) -> PResult<'_, MatchField> {
+    let (_, header) = need("OXM header", 4, BAD_LEN, be_u32).parse(i)?;
+    let header = OxmHeader::from_u32(header);
+    let total = 4 + header.length as usize;
+    let (rest, (_, payload)) = need(
+        "OXM field",
+        total,
+        BAD_LEN,
+        (take(4usize), take(header.length as usize)),
+    )
+    .parse(i)?;
+    let Some(field) = Field::from_code(header.class, header.field) else {
+        if header.class == class::EXPERIMENTER && header.length < 4 {
+            return fail(DecodeError::BadLength {
+                what: "experimenter OXM",
+                len: header.length as usize,
+                why: "shorter than its 4-byte experimenter id",
                 ofp: BAD_LEN,
             });
         }
-        let header =
-            OxmHeader::from_u32(u32::from_be_bytes([input[0], input[1], input[2], input[3]]));
-        let total = 4 + header.length as usize;
-        if input.len() < total {
-            return Err(DecodeError::Truncated {
-                what: "OXM field",
-                need: total,
-                have: input.len(),
-                ofp: BAD_LEN,
-            });
-        }
-        let payload = &input[4..total];
-        let Some(field) = Field::from_code(header.class, header.field) else {
-            if header.class == class::EXPERIMENTER && header.length < 4 {
-                return Err(DecodeError::BadLength {
-                    what: "experimenter OXM",
-                    len: header.length as usize,
-                    why: "shorter than its 4-byte experimenter id",
-                    ofp: BAD_LEN,
-                });
-            }
-            if header.has_mask && !header.length.is_multiple_of(2) {
-                return Err(DecodeError::BadLength {
-                    what: "OXM field",
-                    len: header.length as usize,
-                    why: "a masked field's payload must have an even length",
-                    ofp: BAD_LEN,
-                });
-            }
-            return Ok((
-                MatchField::Unknown(RawOxm {
-                    header,
-                    payload: payload.to_vec(),
-                }),
-                total,
-            ));
-        };
-        let w = field.width();
-        let want = if header.has_mask { 2 * w } else { w };
-        if header.length as usize != want {
-            return Err(DecodeError::BadLength {
+        if header.has_mask && !header.length.is_multiple_of(2) {
+            return fail(DecodeError::BadLength {
                 what: "OXM field",
                 len: header.length as usize,
-                why: "does not match the field's width",
+                why: "a masked field's payload must have an even length",
                 ofp: BAD_LEN,
             });
         }
-        let value = get_uint(&payload[..w]);
-        let fm = if header.has_mask {
-            let mask = get_uint(&payload[w..]);
-            if !field.maskable() {
-                return Err(DecodeError::Invalid {
-                    what: "OXM field",
-                    why: format!("{} cannot be masked", field.name()),
-                    ofp: BAD_MASK,
-                });
-            }
-            if value & !mask != 0 {
-                return Err(DecodeError::Invalid {
-                    what: "OXM field",
-                    why: format!("{}: value has bits set outside its mask", field.name()),
-                    ofp: BAD_VALUE,
-                });
-            }
-            FieldMatch::new(field, value, Some(mask))
-        } else {
-            FieldMatch::new(field, value, None)
-        };
-        Ok((MatchField::Field(fm), total))
+        let payload = payload.to_vec();
+        return Ok((rest, MatchField::Unknown(RawOxm { header, payload })));
+    };
+    let w = field.width();
+    let want = if header.has_mask { 2 * w } else { w };
+    if header.length as usize != want {
+        return fail(DecodeError::BadLength {
+            what: "OXM field",
+            len: header.length as usize,
+            why: "does not match the field's width",
+            ofp: BAD_LEN,
+        });
     }
+    let (mask, value) = take(w).parse(payload)?;
+    let value = get_uint(value);
+    let fm = if header.has_mask {
+        let mask = get_uint(mask);
+        if !field.maskable() {
+            return fail(DecodeError::Invalid {
+                what: "OXM field",
+                why: format!("{} cannot be masked", field.name()),
+                ofp: BAD_MASK,
+            });
+        }
+        if value & !mask != 0 {
+            return fail(DecodeError::Invalid {
+                what: "OXM field",
+                why: format!("{}: value has bits set outside its mask", field.name()),
+                ofp: BAD_VALUE,
+            });
+        }
+        FieldMatch::new(field, value, Some(mask))
+    } else {
+        FieldMatch::new(field, value, None)
+    };
+    Ok((rest, MatchField::Field(fm)))
 }
 
 pub(crate) fn put_uint(buf: &mut Writer<'_>, v: u128, width: usize) {

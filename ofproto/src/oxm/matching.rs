@@ -1,7 +1,50 @@
 //! `ofp_match`: builders, validation (duplicates, prerequisites), encode and decode.
 
+use nom::bytes::complete::take;
+use nom::number::complete::be_u16;
+use nom::Parser;
+
 #[allow(unused_imports)]
 use super::*;
+use crate::parse::{fail, many_all, need, In, PResult};
+
+/// OXM TLVs until the input is used up.
+pub(crate) fn fields(i: In<'_>) -> PResult<'_, Match> {
+    many_all(match_field, 8)
+        .map(|fields| Match { fields })
+        .parse(i)
+}
+
+/// An `ofp_match` of type OXM and its padding to 8 bytes.
+pub(crate) fn ofp_match(i: In<'_>) -> PResult<'_, Match> {
+    let (_, (typ, len)) = need("ofp_match", 4, BAD_LEN, (be_u16, be_u16)).parse(i)?;
+    let len = len as usize;
+    if typ != OFPMT_OXM {
+        return fail(DecodeError::Invalid {
+            what: "ofp_match",
+            why: format!("match type {typ} is not OXM (1), the only type of OpenFlow 1.3"),
+            ofp: BAD_TYPE,
+        });
+    }
+    if len < 4 {
+        return fail(DecodeError::BadLength {
+            what: "ofp_match",
+            len,
+            why: "shorter than its 4-byte header",
+            ofp: BAD_LEN,
+        });
+    }
+    let padded = len.div_ceil(8) * 8;
+    let (rest, (_, body, _)) = need(
+        "ofp_match",
+        padded,
+        BAD_LEN,
+        (take(4usize), take(len - 4), take(padded - len)),
+    )
+    .parse(i)?;
+    let (_, m) = fields(body)?;
+    Ok((rest, m))
+}
 
 /// `ofp_match` of type OFPMT_OXM: a list of OXM TLVs.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Hash)]
@@ -153,60 +196,14 @@ impl Match {
     /// Decodes an `ofp_match` at the start of `input`; returns it and the bytes it took,
     /// padding to a multiple of 8 included.
     pub fn decode(input: &[u8]) -> Result<(Match, usize), DecodeError> {
-        if input.len() < 4 {
-            return Err(DecodeError::Truncated {
-                what: "ofp_match",
-                need: 4,
-                have: input.len(),
-                ofp: BAD_LEN,
-            });
-        }
-        let typ = u16::from_be_bytes([input[0], input[1]]);
-        let len = u16::from_be_bytes([input[2], input[3]]) as usize;
-        if typ != OFPMT_OXM {
-            return Err(DecodeError::Invalid {
-                what: "ofp_match",
-                why: format!("match type {typ} is not OXM (1), the only type of OpenFlow 1.3"),
-                ofp: BAD_TYPE,
-            });
-        }
-        if len < 4 {
-            return Err(DecodeError::BadLength {
-                what: "ofp_match",
-                len,
-                why: "shorter than its 4-byte header",
-                ofp: BAD_LEN,
-            });
-        }
-        let padded = len.div_ceil(8) * 8;
-        if input.len() < padded {
-            return Err(DecodeError::Truncated {
-                what: "ofp_match",
-                need: padded,
-                have: input.len(),
-                ofp: BAD_LEN,
-            });
-        }
-        let mut rest = &input[4..len];
-        let mut fields = Vec::with_capacity(rest.len() / 8);
-        while !rest.is_empty() {
-            let (f, n) = MatchField::decode(rest)?;
-            fields.push(f);
-            rest = &rest[n..];
-        }
-        Ok((Match { fields }, padded))
+        let (rest, m) = crate::parse::finish(ofp_match(input))?;
+        Ok((m, input.len() - rest.len()))
     }
 
     /// Decodes bare OXM/NXM entries, all of `input`, without an `ofp_match` header (as in
     /// NXT_PACKET_IN2's metadata property).
-    pub fn decode_fields(mut input: &[u8]) -> Result<Match, DecodeError> {
-        let mut fields = Vec::with_capacity(input.len() / 8);
-        while !input.is_empty() {
-            let (f, n) = MatchField::decode(input)?;
-            fields.push(f);
-            input = &input[n..];
-        }
-        Ok(Match { fields })
+    pub fn decode_fields(input: &[u8]) -> Result<Match, DecodeError> {
+        crate::parse::all(input, fields)
     }
 
     /// Length of the `ofp_match` without padding (its `length` field).
