@@ -1,9 +1,13 @@
 //! Instructions: goto_table, write_metadata, write/apply/clear actions, meter.
 
 use bytes::BytesMut;
+use nom::bytes::complete::take;
+use nom::number::complete::{be_u16, be_u32, be_u64};
+use nom::Parser;
 
 use crate::action::Action;
 use crate::error::{DecodeError, ErrorCode};
+use crate::parse::{all, bytes, fail, lift, many_all, need, In, PResult};
 use crate::writer::Writer;
 
 pub use crate::print::instruction::InstructionList;
@@ -44,6 +48,61 @@ pub enum Instruction {
     },
 }
 
+/// One instruction, its length taken from its header (a multiple of 8, at least 8).
+fn instruction(i: In<'_>) -> PResult<'_, Instruction> {
+    let (_, (typ, len)) = need("instruction header", 4, BAD_LEN, (be_u16, be_u16)).parse(i)?;
+    let len = len as usize;
+    if len < 8 || !len.is_multiple_of(8) {
+        return fail(bad_len(
+            "instruction",
+            len,
+            "must be a multiple of 8, at least 8",
+        ));
+    }
+    let (rest, b) = bytes("instruction", len, BAD_LEN).parse(i)?;
+    let fixed = |n: usize, what: &'static str| {
+        if len == n {
+            Ok(())
+        } else {
+            lift(Err(bad_len(what, len, "not the size of this instruction")))
+        }
+    };
+    // Every instruction has 4 bytes after its header; the actions follow 4 bytes of padding.
+    let (body, _) = take(4usize).parse(b)?;
+    let (after, word) = be_u32.parse(body)?;
+    let actions = |after| crate::action::action_list(after).map(|(_, a)| a);
+    let ins = match typ {
+        it::GOTO_TABLE => {
+            fixed(8, "ofp_instruction_goto_table")?;
+            Instruction::GotoTable((word >> 24) as u8)
+        }
+        it::WRITE_METADATA => {
+            fixed(24, "ofp_instruction_write_metadata")?;
+            let (_, (value, mask)) = (be_u64, be_u64).parse(after)?;
+            Instruction::WriteMetadata { value, mask }
+        }
+        it::WRITE_ACTIONS => Instruction::WriteActions(actions(after)?),
+        it::APPLY_ACTIONS => Instruction::ApplyActions(actions(after)?),
+        it::CLEAR_ACTIONS => {
+            fixed(8, "ofp_instruction_actions")?;
+            Instruction::ClearActions
+        }
+        it::METER => {
+            fixed(8, "ofp_instruction_meter")?;
+            Instruction::Meter(word)
+        }
+        it::EXPERIMENTER => Instruction::Experimenter {
+            experimenter: word,
+            body: after.to_vec(),
+        },
+        other => Instruction::Unknown {
+            typ: other,
+            body: body.to_vec(),
+        },
+    };
+    Ok((rest, ins))
+}
+
 fn bad_len(what: &'static str, len: usize, why: &'static str) -> DecodeError {
     DecodeError::BadLength {
         what,
@@ -56,76 +115,7 @@ fn bad_len(what: &'static str, len: usize, why: &'static str) -> DecodeError {
 impl Instruction {
     /// Decodes a whole instruction list: all of `input` is instructions.
     pub fn decode_list(input: &[u8]) -> Result<Vec<Instruction>, DecodeError> {
-        let mut out = Vec::with_capacity(2);
-        let mut rest = input;
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err(DecodeError::Truncated {
-                    what: "instruction header",
-                    need: 4,
-                    have: rest.len(),
-                    ofp: BAD_LEN,
-                });
-            }
-            let typ = u16::from_be_bytes([rest[0], rest[1]]);
-            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
-            if len < 8 || !len.is_multiple_of(8) {
-                return Err(bad_len(
-                    "instruction",
-                    len,
-                    "must be a multiple of 8, at least 8",
-                ));
-            }
-            if len > rest.len() {
-                return Err(DecodeError::Truncated {
-                    what: "instruction",
-                    need: len,
-                    have: rest.len(),
-                    ofp: BAD_LEN,
-                });
-            }
-            let b = &rest[..len];
-            let fixed = |n: usize, what: &'static str| {
-                if len == n {
-                    Ok(())
-                } else {
-                    Err(bad_len(what, len, "not the size of this instruction"))
-                }
-            };
-            out.push(match typ {
-                it::GOTO_TABLE => {
-                    fixed(8, "ofp_instruction_goto_table")?;
-                    Instruction::GotoTable(b[4])
-                }
-                it::WRITE_METADATA => {
-                    fixed(24, "ofp_instruction_write_metadata")?;
-                    Instruction::WriteMetadata {
-                        value: u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")),
-                        mask: u64::from_be_bytes(b[16..24].try_into().expect("8 bytes")),
-                    }
-                }
-                it::WRITE_ACTIONS => Instruction::WriteActions(Action::decode_list(&b[8..])?),
-                it::APPLY_ACTIONS => Instruction::ApplyActions(Action::decode_list(&b[8..])?),
-                it::CLEAR_ACTIONS => {
-                    fixed(8, "ofp_instruction_actions")?;
-                    Instruction::ClearActions
-                }
-                it::METER => {
-                    fixed(8, "ofp_instruction_meter")?;
-                    Instruction::Meter(u32::from_be_bytes([b[4], b[5], b[6], b[7]]))
-                }
-                it::EXPERIMENTER => Instruction::Experimenter {
-                    experimenter: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-                    body: b[8..].to_vec(),
-                },
-                other => Instruction::Unknown {
-                    typ: other,
-                    body: b[4..].to_vec(),
-                },
-            });
-            rest = &rest[len..];
-        }
-        Ok(out)
+        all(input, many_all(instruction, 16))
     }
 
     pub fn encode(&self, buf: &mut BytesMut) {

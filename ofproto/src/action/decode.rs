@@ -23,6 +23,11 @@ impl Action {
     }
 }
 
+/// Actions until the input is used up.
+pub(crate) fn action_list(i: In<'_>) -> PResult<'_, Vec<Action>> {
+    many_all(action, 16).parse(i)
+}
+
 /// One action, its length taken from its header (a multiple of 8, at least 8).
 pub(crate) fn action(i: In<'_>) -> PResult<'_, Action> {
     let (_, (typ, len)) = need("action header", 4, BAD_LEN, (be_u16, be_u16)).parse(i)?;

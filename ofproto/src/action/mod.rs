@@ -150,4 +150,5 @@ pub use crate::print::action::{packet_in_reason, ActionList};
 pub(crate) use codec::*;
 pub use controller::*;
 pub use ct::*;
+pub(crate) use decode::action_list;
 pub use field_range::*;
