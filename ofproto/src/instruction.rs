@@ -48,6 +48,11 @@ pub enum Instruction {
     },
 }
 
+/// Instructions until the input is used up.
+pub(crate) fn instruction_list(i: In<'_>) -> PResult<'_, Vec<Instruction>> {
+    many_all(instruction, 16).parse(i)
+}
+
 /// One instruction, its length taken from its header (a multiple of 8, at least 8).
 fn instruction(i: In<'_>) -> PResult<'_, Instruction> {
     let (_, (typ, len)) = need("instruction header", 4, BAD_LEN, (be_u16, be_u16)).parse(i)?;

@@ -237,8 +237,8 @@ impl Message {
                     Message::GetConfigReply(c)
                 }
             }
-            MsgType::PacketIn => Message::PacketIn(PacketIn::decode(r)?),
-            MsgType::FlowRemoved => Message::FlowRemoved(FlowRemoved::decode(r)?),
+            MsgType::PacketIn => Message::PacketIn(PacketIn::decode(r.rest())?),
+            MsgType::FlowRemoved => Message::FlowRemoved(FlowRemoved::decode(r.rest())?),
             MsgType::PortStatus => {
                 let reason = r.u8()?;
                 r.skip(7)?;
@@ -247,8 +247,8 @@ impl Message {
                     port: Port::decode(r)?,
                 })
             }
-            MsgType::PacketOut => Message::PacketOut(PacketOut::decode(r)?),
-            MsgType::FlowMod => Message::FlowMod(FlowMod::decode(r)?),
+            MsgType::PacketOut => Message::PacketOut(PacketOut::decode(r.rest())?),
+            MsgType::FlowMod => Message::FlowMod(FlowMod::decode(r.rest())?),
             MsgType::GroupMod => Message::GroupMod(GroupMod::decode(r)?),
             MsgType::PortMod => Message::PortMod(PortMod::decode(r)?),
             MsgType::TableMod => {

@@ -38,4 +38,5 @@ mod tests;
 pub use crate::print::oxm::{port_name, CHex};
 pub use codec::*;
 pub use field::*;
+pub(crate) use matching::ofp_match;
 pub use matching::*;
