@@ -1,13 +1,12 @@
 //! Instructions: goto_table, write_metadata, write/apply/clear actions, meter.
 
 use bytes::BytesMut;
-use nom::bytes::complete::take;
-use nom::number::complete::{be_u16, be_u32, be_u64};
+
 use nom::Parser;
 
 use crate::action::Action;
 use crate::error::{DecodeError, ErrorCode};
-use crate::parse::{all, bytes, fail, lift, many_all, need, In, PResult};
+use crate::parse::{all, be_u16, be_u32, be_u64, check, fail, lift, many_all, take, In, PResult};
 use crate::writer::Writer;
 
 pub use crate::print::instruction::InstructionList;
@@ -50,12 +49,15 @@ pub enum Instruction {
 
 /// Instructions until the input is used up.
 pub(crate) fn instruction_list(i: In<'_>) -> PResult<'_, Vec<Instruction>> {
-    many_all(instruction, 16).parse(i)
+    many_all(instruction, 16)(i)
 }
 
 /// One instruction, its length taken from its header (a multiple of 8, at least 8).
+#[inline]
 fn instruction(i: In<'_>) -> PResult<'_, Instruction> {
-    let (_, (typ, len)) = need("instruction header", 4, BAD_LEN, (be_u16, be_u16)).parse(i)?;
+    check("instruction header", 4, BAD_LEN, i)?;
+    let (h, typ) = be_u16(i)?;
+    let (_, len) = be_u16(h)?;
     let len = len as usize;
     if len < 8 || !len.is_multiple_of(8) {
         return fail(bad_len(
@@ -64,7 +66,8 @@ fn instruction(i: In<'_>) -> PResult<'_, Instruction> {
             "must be a multiple of 8, at least 8",
         ));
     }
-    let (rest, b) = bytes("instruction", len, BAD_LEN).parse(i)?;
+    check("instruction", len, BAD_LEN, i)?;
+    let (rest, b) = take(len)(i)?;
     let fixed = |n: usize, what: &'static str| {
         if len == n {
             Ok(())
@@ -73,8 +76,8 @@ fn instruction(i: In<'_>) -> PResult<'_, Instruction> {
         }
     };
     // Every instruction has 4 bytes after its header; the actions follow 4 bytes of padding.
-    let (body, _) = take(4usize).parse(b)?;
-    let (after, word) = be_u32.parse(body)?;
+    let (body, _) = take(4)(b)?;
+    let (after, word) = be_u32(body)?;
     let actions = |after| crate::action::action_list(after).map(|(_, a)| a);
     let ins = match typ {
         it::GOTO_TABLE => {

@@ -77,7 +77,7 @@ pub(crate) fn bytes<'a>(
     n: usize,
     ofp: ErrorCode,
 ) -> impl Parser<In<'a>, Output = In<'a>, Error = PError> {
-    need(what, n, ofp, nom::bytes::complete::take(n))
+    need(what, n, ofp, take(n))
 }
 
 /// The decoded value, or the error, out of a parser's result.
@@ -101,18 +101,66 @@ pub(crate) fn all<'a, T>(
     finish(parser.parse(input)).map(|(_, v)| v)
 }
 
-/// Applies `item` until the input is used up.
+/// Applies `item` until the input is used up. A plain closure (called directly, not through
+/// nom's `Parser::process`), since it is the inner loop of every list.
 pub(crate) fn many_all<'a, T>(
-    mut item: impl Parser<In<'a>, Output = T, Error = PError>,
+    item: impl Fn(In<'a>) -> PResult<'a, T>,
     size_hint: usize,
-) -> impl Parser<In<'a>, Output = Vec<T>, Error = PError> {
+) -> impl Fn(In<'a>) -> PResult<'a, Vec<T>> {
     move |mut i: In<'a>| {
         let mut out = Vec::with_capacity(i.len() / size_hint.max(1));
         while !i.is_empty() {
-            let (rest, v) = item.parse(i)?;
+            let (rest, v) = item(i)?;
             out.push(v);
             i = rest;
         }
         Ok((i, out))
+    }
+}
+
+/// Big-endian integers, as nom parsers (plain functions of nom's `IResult`): nom's own `be_u*`
+/// assemble the value byte by byte through its generic input trait, and calling them through
+/// `Parser::parse` goes through `Parser::process`, which the compiler did not inline; these read
+/// a fixed-size chunk and are called directly on the hot paths (profiled with
+/// `examples/decode-loop.rs`).
+macro_rules! be_uint {
+    ($($name:ident: $t:ty),*) => {$(
+        #[inline]
+        pub(crate) fn $name(i: In<'_>) -> PResult<'_, $t> {
+            match i.split_first_chunk() {
+                Some((b, rest)) => Ok((rest, <$t>::from_be_bytes(*b))),
+                None => Err(nom::Err::Error(PError::from_error_kind(i, ErrorKind::Eof))),
+            }
+        }
+    )*};
+}
+be_uint!(be_u8: u8, be_u16: u16, be_u32: u32, be_u64: u64);
+
+/// Fails with `what` truncated unless `i` holds at least `n` bytes; the plain-function form of
+/// [`need`] for hot paths.
+#[inline]
+pub(crate) fn check(
+    what: &'static str,
+    n: usize,
+    ofp: ErrorCode,
+    i: In<'_>,
+) -> Result<(), nom::Err<PError>> {
+    if i.len() < n {
+        return Err(nom::Err::Failure(PError(DecodeError::Truncated {
+            what,
+            need: n,
+            have: i.len(),
+            ofp,
+        })));
+    }
+    Ok(())
+}
+
+/// The first `n` bytes, as a parser (nom's `take` without the generic input plumbing).
+#[inline]
+pub(crate) fn take<'a>(n: usize) -> impl Fn(In<'a>) -> PResult<'a, In<'a>> {
+    move |i: In<'a>| match i.split_at_checked(n) {
+        Some((first, rest)) => Ok((rest, first)),
+        None => Err(nom::Err::Error(PError::from_error_kind(i, ErrorKind::Eof))),
     }
 }

@@ -1,14 +1,15 @@
 //! Decoding actions: nom parsers over each action's bytes, one per layout. An action list is
 //! cut on each header's length first, so a parser only ever sees one whole action.
 
-use nom::bytes::complete::take;
-use nom::number::complete::{be_u16, be_u32, be_u64, be_u8};
 use nom::sequence::preceded;
 use nom::Parser;
 
 #[allow(unused_imports)]
 use super::*;
-use crate::parse::{all, bytes, fail, lift, many_all, need, In, PError, PResult};
+use crate::parse::{
+    all, be_u16, be_u32, be_u64, be_u8, check, fail, lift, many_all, need, take, In, PError,
+    PResult,
+};
 
 type R<T> = Result<T, nom::Err<PError>>;
 
@@ -25,12 +26,15 @@ impl Action {
 
 /// Actions until the input is used up.
 pub(crate) fn action_list(i: In<'_>) -> PResult<'_, Vec<Action>> {
-    many_all(action, 16).parse(i)
+    many_all(action, 16)(i)
 }
 
 /// One action, its length taken from its header (a multiple of 8, at least 8).
+#[inline]
 pub(crate) fn action(i: In<'_>) -> PResult<'_, Action> {
-    let (_, (typ, len)) = need("action header", 4, BAD_LEN, (be_u16, be_u16)).parse(i)?;
+    check("action header", 4, BAD_LEN, i)?;
+    let (h, typ) = be_u16(i)?;
+    let (_, len) = be_u16(h)?;
     let len = len as usize;
     if len < 8 || !len.is_multiple_of(8) {
         return fail(DecodeError::BadLength {
@@ -40,7 +44,8 @@ pub(crate) fn action(i: In<'_>) -> PResult<'_, Action> {
             ofp: BAD_LEN,
         });
     }
-    let (rest, a) = bytes("action", len, BAD_LEN).parse(i)?;
+    check("action", len, BAD_LEN, i)?;
+    let (rest, a) = take(len)(i)?;
     Ok((rest, body(typ, a)?))
 }
 
@@ -71,11 +76,12 @@ fn padded(what: &'static str, a: In<'_>, rest: In<'_>) -> R<()> {
 }
 
 /// `a` is one whole action (at least 8 bytes).
+#[inline]
 fn body(typ: u16, a: In<'_>) -> R<Action> {
-    let (b, _) = take(4usize).parse(a)?;
-    let u8_ = |b| be_u8.parse(b).map(|(_, v)| v);
-    let u16_ = |b| be_u16.parse(b).map(|(_, v)| v);
-    let u32_ = |b| be_u32.parse(b).map(|(_, v)| v);
+    let (b, _) = take(4)(a)?;
+    let u8_ = |b| be_u8(b).map(|(_, v)| v);
+    let u16_ = |b| be_u16(b).map(|(_, v)| v);
+    let u32_ = |b| be_u32(b).map(|(_, v)| v);
     Ok(match typ {
         at::OUTPUT => {
             exact("ofp_action_output", a, 16)?;
@@ -111,7 +117,7 @@ fn body(typ: u16, a: In<'_>) -> R<Action> {
             Action::SetField(f)
         }
         at::EXPERIMENTER => {
-            let (rest, experimenter) = be_u32.parse(b)?;
+            let (rest, experimenter) = be_u32(b)?;
             if experimenter == NX_VENDOR_ID {
                 nicira(a)?
             } else {
@@ -138,12 +144,23 @@ fn nx<'a, O>(
     need(what, n, BAD_LEN, preceded(take(10usize), fields))
 }
 
+/// What follows the 10-byte `nx_action_header` of a Nicira action of at least `n` bytes.
+#[inline]
+fn nx_body<'a>(what: &'static str, n: usize, a: In<'a>) -> R<In<'a>> {
+    check(what, n, BAD_LEN, a)?;
+    Ok(take(10)(a)?.0)
+}
+
 /// `a` is one whole Nicira action (at least 16 bytes, vendor NX_VENDOR_ID).
+#[inline]
 fn nicira(a: In<'_>) -> R<Action> {
-    let (b, sub) = preceded(take(8usize), be_u16).parse(a)?;
+    let (b, _) = take(8)(a)?;
+    let (b, sub) = be_u16(b)?;
     Ok(match sub {
         nxast::RESUBMIT | nxast::RESUBMIT_TABLE => {
-            let (_, (in_port, table)) = nx("nx_action_resubmit", 16, (be_u16, be_u8)).parse(a)?;
+            let b = nx_body("nx_action_resubmit", 16, a)?;
+            let (b, in_port) = be_u16(b)?;
+            let (_, table) = be_u8(b)?;
             Action::Resubmit {
                 in_port,
                 table: (sub == nxast::RESUBMIT_TABLE).then_some(table),
@@ -162,8 +179,10 @@ fn nicira(a: In<'_>) -> R<Action> {
             }
         }
         nxast::REG_LOAD => {
-            let (_, (ofs_nbits, dst, value)) =
-                nx("nx_action_reg_load", 24, (be_u16, be_u32, be_u64)).parse(a)?;
+            let b = nx_body("nx_action_reg_load", 24, a)?;
+            let (b, ofs_nbits) = be_u16(b)?;
+            let (b, dst) = be_u32(b)?;
+            let (_, value) = be_u64(b)?;
             let dst = lift(FieldRange::from_ofs_nbits(dst, ofs_nbits))?;
             if dst.n_bits < 64 && value >> dst.n_bits != 0 {
                 return err(DecodeError::Invalid {
@@ -251,12 +270,13 @@ fn nicira(a: In<'_>) -> R<Action> {
 
 fn ct(a: In<'_>) -> R<Ct> {
     const WHAT: &str = "nx_action_conntrack";
-    let (nested, (flags, zone_src, zone_ofs_nbits, table, _pad, alg)) = nx(
-        WHAT,
-        24,
-        (be_u16, be_u32, be_u16, be_u8, take(3usize), be_u16),
-    )
-    .parse(a)?;
+    let b = nx_body(WHAT, 24, a)?;
+    let (b, flags) = be_u16(b)?;
+    let (b, zone_src) = be_u32(b)?;
+    let (b, zone_ofs_nbits) = be_u16(b)?;
+    let (b, table) = be_u8(b)?;
+    let (b, _pad) = take(3)(b)?;
+    let (nested, alg) = be_u16(b)?;
     if flags & !0x3 != 0 {
         return err(DecodeError::Invalid {
             what: WHAT,
@@ -269,7 +289,7 @@ fn ct(a: In<'_>) -> R<Ct> {
     } else {
         CtZone::Field(lift(FieldRange::from_ofs_nbits(zone_src, zone_ofs_nbits))?)
     };
-    let (_, actions) = many_all(action, 16).parse(nested)?;
+    let (_, actions) = many_all(action, 16)(nested)?;
     if let Some(bad) = actions.iter().find(|x| !allowed_in_ct(x)) {
         return err(DecodeError::Invalid {
             what: WHAT,
@@ -326,7 +346,7 @@ fn nat(a: In<'_>) -> R<Nat> {
         rest = r;
         Ok(v)
     };
-    let v4 = |b: In<'_>| -> R<Ipv4Addr> { Ok(Ipv4Addr::from(be_u32.parse(b)?.1)) };
+    let v4 = |b: In<'_>| -> R<Ipv4Addr> { Ok(Ipv4Addr::from(be_u32(b)?.1)) };
     let v6 = |b: In<'_>| -> R<Ipv6Addr> {
         let (_, (hi, lo)) = (be_u64, be_u64).parse(b)?;
         Ok(Ipv6Addr::from((u128::from(hi) << 64) | u128::from(lo)))
@@ -355,7 +375,7 @@ fn nat(a: In<'_>) -> R<Nat> {
     } else {
         NatAddrs::None
     };
-    let port = |b: In<'_>| -> R<u16> { Ok(be_u16.parse(b)?.1) };
+    let port = |b: In<'_>| -> R<u16> { Ok(be_u16(b)?.1) };
     let ports = if has(nat_range::PROTO_MIN) {
         let min = port(range(2)?)?;
         let max = if has(nat_range::PROTO_MAX) {

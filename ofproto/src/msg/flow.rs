@@ -2,9 +2,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use nom::bytes::complete::take;
 use nom::combinator::rest;
-use nom::number::complete::{be_u16, be_u32, be_u64, be_u8};
 use nom::Parser;
 
 use super::wire::{bad_len, BAD_REQUEST_LEN};
@@ -13,7 +11,9 @@ use crate::error::{DecodeError, ErrorCode};
 use crate::header::code_table;
 use crate::instruction::Instruction;
 use crate::oxm::Match;
-use crate::parse::{all, bytes, fail, lift, need, In, PResult};
+use crate::parse::{
+    all, be_u16, be_u32, be_u64, be_u8, bytes, check, fail, lift, need, take, In, PResult,
+};
 
 /// `OFP_NO_BUFFER`.
 pub const NO_BUFFER: u32 = 0xffff_ffff;
@@ -231,13 +231,12 @@ impl PacketOut {
 }
 
 fn flow_mod(i: In<'_>) -> PResult<'_, FlowMod> {
-    let (i, (cookie, cookie_mask, table_id, command)) = need(
-        "ofp_flow_mod",
-        40,
-        BAD_REQUEST_LEN,
-        (be_u64, be_u64, be_u8, be_u8.map(FlowModCommand::from)),
-    )
-    .parse(i)?;
+    check("ofp_flow_mod", 40, BAD_REQUEST_LEN, i)?;
+    let (i, cookie) = be_u64(i)?;
+    let (i, cookie_mask) = be_u64(i)?;
+    let (i, table_id) = be_u8(i)?;
+    let (i, command) = be_u8(i)?;
+    let command = FlowModCommand::from(command);
     if let FlowModCommand::Unknown(c) = command {
         return fail(DecodeError::Invalid {
             what: "ofp_flow_mod",
@@ -245,17 +244,14 @@ fn flow_mod(i: In<'_>) -> PResult<'_, FlowMod> {
             ofp: ErrorCode::new(5, 6), // OFPFMFC_BAD_COMMAND
         });
     }
-    let (i, (idle_timeout, hard_timeout, priority, buffer_id, out_port, out_group, flags, _)) = (
-        be_u16,
-        be_u16,
-        be_u16,
-        be_u32,
-        be_u32,
-        be_u32,
-        be_u16,
-        take(2usize),
-    )
-        .parse(i)?;
+    let (i, idle_timeout) = be_u16(i)?;
+    let (i, hard_timeout) = be_u16(i)?;
+    let (i, priority) = be_u16(i)?;
+    let (i, buffer_id) = be_u32(i)?;
+    let (i, out_port) = be_u32(i)?;
+    let (i, out_group) = be_u32(i)?;
+    let (i, flags) = be_u16(i)?;
+    let (i, _) = take(2)(i)?;
     let (i, match_) = crate::oxm::ofp_match(i)?;
     let (i, instructions) = crate::instruction::instruction_list(i)?;
     Ok((

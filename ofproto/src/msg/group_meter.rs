@@ -3,16 +3,16 @@
 
 use bytes::{BufMut, BytesMut};
 
-use nom::bytes::complete::take;
 use nom::combinator::rest;
-use nom::number::complete::{be_u16, be_u32, be_u8};
 use nom::Parser;
 
 use super::wire::{bad_len, Reader, BAD_REQUEST_LEN};
 use crate::action::Action;
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::code_table;
-use crate::parse::{all, bytes, fail, lift, many_all, need, In, PResult};
+use crate::parse::{
+    all, be_u16, be_u32, be_u8, bytes, fail, lift, many_all, need, take, In, PResult,
+};
 
 code_table! {
     /// `ofp_group_mod_command`.
@@ -304,7 +304,7 @@ fn group_mod(i: In<'_>) -> PResult<'_, GroupMod> {
             ofp: ErrorCode::new(6, 10), // OFPGMFC_BAD_TYPE
         });
     }
-    let (i, buckets) = many_all(bucket, 32).parse(i)?;
+    let (i, buckets) = many_all(bucket, 32)(i)?;
     Ok((
         i,
         GroupMod {
@@ -335,10 +335,10 @@ fn meter_band(i: In<'_>) -> PResult<'_, MeterBand> {
         2 => MeterBand::DscpRemark {
             rate,
             burst_size,
-            prec_level: be_u8.parse(b)?.1,
+            prec_level: be_u8(b)?.1,
         },
         0xffff => {
-            let (data, experimenter) = be_u32.parse(b)?;
+            let (data, experimenter) = be_u32(b)?;
             let (_, data) = rest(data)?;
             MeterBand::Experimenter {
                 rate,
@@ -374,7 +374,7 @@ fn meter_mod(i: In<'_>) -> PResult<'_, MeterMod> {
         });
     }
     lift(check_meter_flags(flags))?;
-    let (i, bands) = many_all(meter_band, 16).parse(i)?;
+    let (i, bands) = many_all(meter_band, 16)(i)?;
     Ok((
         i,
         MeterMod {

@@ -1,12 +1,8 @@
 //! One OXM/NXM TLV: its header, typed value and mask, encode and decode.
 
-use nom::bytes::complete::take;
-use nom::number::complete::be_u32;
-use nom::Parser;
-
 #[allow(unused_imports)]
 use super::*;
-use crate::parse::{fail, need, In, PResult};
+use crate::parse::{be_u32, check, fail, take, In, PResult};
 
 /// The header of one OXM TLV: class, field number, has-mask bit, payload length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -177,17 +173,15 @@ impl MatchField {
 }
 
 /// One OXM/NXM TLV: header, value, and mask if the header says so.
+#[inline]
 pub(crate) fn match_field(i: In<'_>) -> PResult<'_, MatchField> {
-    let (_, header) = need("OXM header", 4, BAD_LEN, be_u32).parse(i)?;
+    check("OXM header", 4, BAD_LEN, i)?;
+    let (_, header) = be_u32(i)?;
     let header = OxmHeader::from_u32(header);
     let total = 4 + header.length as usize;
-    let (rest, (_, payload)) = need(
-        "OXM field",
-        total,
-        BAD_LEN,
-        (take(4usize), take(header.length as usize)),
-    )
-    .parse(i)?;
+    check("OXM field", total, BAD_LEN, i)?;
+    let (rest, tlv) = take(total)(i)?;
+    let (payload, _) = take(4)(tlv)?;
     let Some(field) = Field::from_code(header.class, header.field) else {
         if header.class == class::EXPERIMENTER && header.length < 4 {
             return fail(DecodeError::BadLength {
@@ -218,7 +212,7 @@ pub(crate) fn match_field(i: In<'_>) -> PResult<'_, MatchField> {
             ofp: BAD_LEN,
         });
     }
-    let (mask, value) = take(w).parse(payload)?;
+    let (mask, value) = take(w)(payload)?;
     let value = get_uint(value);
     let fm = if header.has_mask {
         let mask = get_uint(mask);

@@ -1,23 +1,22 @@
 //! `ofp_match`: builders, validation (duplicates, prerequisites), encode and decode.
 
-use nom::bytes::complete::take;
-use nom::number::complete::be_u16;
-use nom::Parser;
-
 #[allow(unused_imports)]
 use super::*;
-use crate::parse::{fail, many_all, need, In, PResult};
+use crate::parse::{be_u16, check, fail, many_all, take, In, PResult};
 
 /// OXM TLVs until the input is used up.
+#[inline]
 pub(crate) fn fields(i: In<'_>) -> PResult<'_, Match> {
-    many_all(match_field, 8)
-        .map(|fields| Match { fields })
-        .parse(i)
+    let (i, fields) = many_all(match_field, 8)(i)?;
+    Ok((i, Match { fields }))
 }
 
 /// An `ofp_match` of type OXM and its padding to 8 bytes.
+#[inline]
 pub(crate) fn ofp_match(i: In<'_>) -> PResult<'_, Match> {
-    let (_, (typ, len)) = need("ofp_match", 4, BAD_LEN, (be_u16, be_u16)).parse(i)?;
+    check("ofp_match", 4, BAD_LEN, i)?;
+    let (h, typ) = be_u16(i)?;
+    let (_, len) = be_u16(h)?;
     let len = len as usize;
     if typ != OFPMT_OXM {
         return fail(DecodeError::Invalid {
@@ -35,13 +34,10 @@ pub(crate) fn ofp_match(i: In<'_>) -> PResult<'_, Match> {
         });
     }
     let padded = len.div_ceil(8) * 8;
-    let (rest, (_, body, _)) = need(
-        "ofp_match",
-        padded,
-        BAD_LEN,
-        (take(4usize), take(len - 4), take(padded - len)),
-    )
-    .parse(i)?;
+    check("ofp_match", padded, BAD_LEN, i)?;
+    let (rest, whole) = take(padded)(i)?;
+    let (pad, body) = take(len)(whole)?;
+    let (_, body) = take(4)(body).map(|(b, _)| (pad, b))?;
     let (_, m) = fields(body)?;
     Ok((rest, m))
 }
