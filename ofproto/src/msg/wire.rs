@@ -49,9 +49,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.bytes(n).map(|_| ())
     }
-    pub(crate) fn mac(&mut self) -> Result<[u8; 6], DecodeError> {
-        Ok(self.bytes(6)?.try_into().expect("6 bytes"))
-    }
     /// Everything not read yet.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         let s = &self.buf[self.pos..];
