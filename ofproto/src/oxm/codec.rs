@@ -91,6 +91,7 @@ impl FieldMatch {
         Ok(FieldMatch::new(field, value & mask, Some(mask)))
     }
 
+    #[inline]
     pub(crate) fn new(field: Field, value: u128, mask: Option<u128>) -> Self {
         FieldMatch {
             field,
