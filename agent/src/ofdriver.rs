@@ -339,7 +339,7 @@ impl Waiting {
                             .map(|e| format!("message xid {}: {}", e.xid, e.error))
                             .collect();
                         if let Some(e) = &outcome.error {
-                            why.push(format!("bundle: {e:?}"));
+                            why.push(format!("bundle: {e}"));
                         }
                         Err(OfError::Refused(why.join("; ")))
                     };
