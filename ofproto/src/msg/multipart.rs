@@ -4,11 +4,12 @@ use bytes::{BufMut, BytesMut};
 
 use super::basic::{Port, PORT_LEN};
 use super::group_meter::{entry_len, Bucket, GroupType, MeterBand};
-use super::wire::{bad_len, fixed_str, put_fixed_str, Reader};
+use super::wire::{bad_len, fixed_str, put_fixed_str, Reader, BAD_REQUEST_LEN};
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::code_table;
 use crate::instruction::Instruction;
 use crate::oxm::Match;
+use crate::parse::{all, be_u16, be_u32, be_u64, be_u8, check, fail, many_all, take, In, PResult};
 
 code_table! {
     /// `ofp_multipart_type`.
@@ -427,43 +428,7 @@ impl MultipartReply {
                 serial_num: fixed_str(r.bytes(32)?),
                 dp_desc: fixed_str(r.bytes(256)?),
             }),
-            T::Flow => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = entry_len(r, "ofp_flow_stats", 56)?;
-                    let mut e = r.sub(len, "ofp_flow_stats")?;
-                    e.skip(2)?;
-                    let table_id = e.u8()?;
-                    e.skip(1)?;
-                    let duration_sec = e.u32()?;
-                    let duration_nsec = e.u32()?;
-                    let priority = e.u16()?;
-                    let idle_timeout = e.u16()?;
-                    let hard_timeout = e.u16()?;
-                    let flags = e.u16()?;
-                    e.skip(4)?;
-                    let cookie = e.u64()?;
-                    let packet_count = e.u64()?;
-                    let byte_count = e.u64()?;
-                    let rest = e.rest();
-                    let (match_, n) = Match::decode(rest)?;
-                    v.push(FlowStats {
-                        table_id,
-                        duration_sec,
-                        duration_nsec,
-                        priority,
-                        idle_timeout,
-                        hard_timeout,
-                        flags,
-                        cookie,
-                        packet_count,
-                        byte_count,
-                        match_,
-                        instructions: Instruction::decode_list(&rest[n..])?,
-                    });
-                }
-                MultipartReply::Flow(v)
-            }
+            T::Flow => MultipartReply::Flow(all(r.rest(), many_all(flow_stats, 128))?),
             T::Aggregate => {
                 let a = AggregateStats {
                     packet_count: r.u64()?,
@@ -827,4 +792,53 @@ impl MultipartReply {
             MultipartReply::Raw { body, .. } => buf.put_slice(body),
         }
     }
+}
+
+/// One `ofp_flow_stats`: its length (at least the 56-byte fixed part), the fixed part, the
+/// match, the instructions.
+fn flow_stats(i: In<'_>) -> PResult<'_, FlowStats> {
+    check("ofp_flow_stats", 2, BAD_REQUEST_LEN, i)?;
+    let (_, len) = be_u16(i)?;
+    let len = len as usize;
+    if len < 56 {
+        return fail(bad_len(
+            "ofp_flow_stats",
+            len,
+            "shorter than the fixed part",
+        ));
+    }
+    check("ofp_flow_stats", len, BAD_REQUEST_LEN, i)?;
+    let (rest, e) = take(len)(i)?;
+    let (e, _) = take(2)(e)?;
+    let (e, table_id) = be_u8(e)?;
+    let (e, _) = take(1)(e)?;
+    let (e, duration_sec) = be_u32(e)?;
+    let (e, duration_nsec) = be_u32(e)?;
+    let (e, priority) = be_u16(e)?;
+    let (e, idle_timeout) = be_u16(e)?;
+    let (e, hard_timeout) = be_u16(e)?;
+    let (e, flags) = be_u16(e)?;
+    let (e, _) = take(4)(e)?;
+    let (e, cookie) = be_u64(e)?;
+    let (e, packet_count) = be_u64(e)?;
+    let (e, byte_count) = be_u64(e)?;
+    let (e, match_) = crate::oxm::ofp_match(e)?;
+    let (_, instructions) = crate::instruction::instruction_list(e)?;
+    Ok((
+        rest,
+        FlowStats {
+            table_id,
+            duration_sec,
+            duration_nsec,
+            priority,
+            idle_timeout,
+            hard_timeout,
+            flags,
+            cookie,
+            packet_count,
+            byte_count,
+            match_,
+            instructions,
+        },
+    ))
 }
