@@ -56,11 +56,6 @@ impl Bucket {
         }
     }
 
-    /// Buckets until the reader is used up.
-    pub(crate) fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Bucket>, DecodeError> {
-        all(r.rest(), many_all(bucket, 32))
-    }
-
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16((16 + Action::list_len(&self.actions)) as u16);
         buf.put_u16(self.weight);
@@ -149,11 +144,6 @@ pub enum MeterBand {
 const METER_MOD_FAILED: u16 = 12;
 
 impl MeterBand {
-    /// Bands until the reader is used up.
-    pub(crate) fn decode_list(r: &mut Reader<'_>) -> Result<Vec<MeterBand>, DecodeError> {
-        all(r.rest(), many_all(meter_band, 16))
-    }
-
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         match self {
             MeterBand::Drop { rate, burst_size } => {
@@ -251,7 +241,7 @@ pub(crate) fn entry_len(
 }
 
 /// One `ofp_bucket`: its length (a multiple of 8, at least 16), then its actions.
-fn bucket(i: In<'_>) -> PResult<'_, Bucket> {
+pub(crate) fn bucket(i: In<'_>) -> PResult<'_, Bucket> {
     let (_, len) = need("ofp_bucket", 2, BAD_REQUEST_LEN, be_u16).parse(i)?;
     let len = len as usize;
     if len < 16 || !len.is_multiple_of(8) {
@@ -317,7 +307,7 @@ fn group_mod(i: In<'_>) -> PResult<'_, GroupMod> {
 }
 
 /// One `ofp_meter_band`: type and length (a multiple of 8, at least 16), rate, burst.
-fn meter_band(i: In<'_>) -> PResult<'_, MeterBand> {
+pub(crate) fn meter_band(i: In<'_>) -> PResult<'_, MeterBand> {
     let (_, (typ, len)) = need("ofp_meter_band", 4, BAD_REQUEST_LEN, (be_u16, be_u16)).parse(i)?;
     let len = len as usize;
     if len < 16 || !len.is_multiple_of(8) {

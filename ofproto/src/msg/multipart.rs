@@ -525,23 +525,7 @@ impl MultipartReply {
                 }
                 MultipartReply::Group(v)
             }
-            T::GroupDesc => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = entry_len(r, "ofp_group_desc", 8)?;
-                    let mut e = r.sub(len, "ofp_group_desc")?;
-                    e.skip(2)?;
-                    let group_type = GroupType::from(e.u8()?);
-                    e.skip(1)?;
-                    let group_id = e.u32()?;
-                    v.push(GroupDesc {
-                        group_type,
-                        group_id,
-                        buckets: Bucket::decode_list(&mut e)?,
-                    });
-                }
-                MultipartReply::GroupDesc(v)
-            }
+            T::GroupDesc => MultipartReply::GroupDesc(all(r.rest(), many_all(group_desc, 64))?),
             T::GroupFeatures => MultipartReply::GroupFeatures(GroupFeatures {
                 types: r.u32()?,
                 capabilities: r.u32()?,
@@ -584,20 +568,7 @@ impl MultipartReply {
                 MultipartReply::Meter(v)
             }
             T::MeterConfig => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = entry_len(r, "ofp_meter_config", 8)?;
-                    let mut e = r.sub(len, "ofp_meter_config")?;
-                    e.skip(2)?;
-                    let flags = e.u16()?;
-                    let meter_id = e.u32()?;
-                    v.push(MeterConfig {
-                        flags,
-                        meter_id,
-                        bands: MeterBand::decode_list(&mut e)?,
-                    });
-                }
-                MultipartReply::MeterConfig(v)
+                MultipartReply::MeterConfig(all(r.rest(), many_all(meter_config, 32))?)
             }
             T::MeterFeatures => {
                 let f = MeterFeatures {
@@ -839,6 +810,54 @@ fn flow_stats(i: In<'_>) -> PResult<'_, FlowStats> {
             byte_count,
             match_,
             instructions,
+        },
+    ))
+}
+
+/// A length-prefixed entry (length in its first two bytes, at least `min`): the entry and
+/// what follows it.
+fn entry<'a>(what: &'static str, min: usize, i: In<'a>) -> PResult<'a, In<'a>> {
+    check(what, 2, BAD_REQUEST_LEN, i)?;
+    let (_, len) = be_u16(i)?;
+    let len = len as usize;
+    if len < min {
+        return fail(bad_len(what, len, "shorter than the fixed part"));
+    }
+    check(what, len, BAD_REQUEST_LEN, i)?;
+    take(len)(i)
+}
+
+/// One `ofp_group_desc`: length, type, group id, buckets.
+fn group_desc(i: In<'_>) -> PResult<'_, GroupDesc> {
+    let (rest, e) = entry("ofp_group_desc", 8, i)?;
+    let (e, _) = take(2)(e)?;
+    let (e, group_type) = be_u8(e)?;
+    let (e, _) = take(1)(e)?;
+    let (e, group_id) = be_u32(e)?;
+    let (_, buckets) = many_all(super::group_meter::bucket, 32)(e)?;
+    Ok((
+        rest,
+        GroupDesc {
+            group_type: GroupType::from(group_type),
+            group_id,
+            buckets,
+        },
+    ))
+}
+
+/// One `ofp_meter_config`: length, flags, meter id, bands.
+fn meter_config(i: In<'_>) -> PResult<'_, MeterConfig> {
+    let (rest, e) = entry("ofp_meter_config", 8, i)?;
+    let (e, _) = take(2)(e)?;
+    let (e, flags) = be_u16(e)?;
+    let (e, meter_id) = be_u32(e)?;
+    let (_, bands) = many_all(super::group_meter::meter_band, 16)(e)?;
+    Ok((
+        rest,
+        MeterConfig {
+            flags,
+            meter_id,
+            bands,
         },
     ))
 }
