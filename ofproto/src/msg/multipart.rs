@@ -59,26 +59,6 @@ impl FlowStatsRequest {
         }
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let table_id = r.u8()?;
-        r.skip(3)?;
-        let out_port = r.u32()?;
-        let out_group = r.u32()?;
-        r.skip(4)?;
-        let cookie = r.u64()?;
-        let cookie_mask = r.u64()?;
-        let rest = r.rest();
-        let (match_, _) = Match::decode(rest)?;
-        Ok(FlowStatsRequest {
-            table_id,
-            out_port,
-            out_group,
-            cookie,
-            cookie_mask,
-            match_,
-        })
-    }
-
     fn encode(&self, buf: &mut BytesMut) {
         buf.put_u8(self.table_id);
         buf.put_bytes(0, 3);
@@ -273,18 +253,6 @@ pub enum MultipartReply {
 
 const BAD_MULTIPART: ErrorCode = ErrorCode::new(1, 2);
 
-fn expect_empty(r: &Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
-    if r.is_empty() {
-        Ok(())
-    } else {
-        Err(bad_len(
-            what,
-            r.remaining(),
-            "this multipart type has no body",
-        ))
-    }
-}
-
 impl MultipartRequest {
     pub fn multipart_type(&self) -> MultipartType {
         match self {
@@ -306,46 +274,7 @@ impl MultipartRequest {
     }
 
     pub(crate) fn decode(typ: MultipartType, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        use MultipartType as T;
-        let req = match typ {
-            T::Desc => MultipartRequest::Desc,
-            T::Flow => MultipartRequest::Flow(FlowStatsRequest::decode(r)?),
-            T::Aggregate => MultipartRequest::Aggregate(FlowStatsRequest::decode(r)?),
-            T::Table => MultipartRequest::Table,
-            T::PortStats => {
-                let port_no = r.u32()?;
-                r.skip(4)?;
-                MultipartRequest::PortStats { port_no }
-            }
-            T::Queue => MultipartRequest::Queue {
-                port_no: r.u32()?,
-                queue_id: r.u32()?,
-            },
-            T::Group => {
-                let group_id = r.u32()?;
-                r.skip(4)?;
-                MultipartRequest::Group { group_id }
-            }
-            T::GroupDesc => MultipartRequest::GroupDesc,
-            T::GroupFeatures => MultipartRequest::GroupFeatures,
-            T::Meter | T::MeterConfig => {
-                let meter_id = r.u32()?;
-                r.skip(4)?;
-                if typ == T::Meter {
-                    MultipartRequest::Meter { meter_id }
-                } else {
-                    MultipartRequest::MeterConfig { meter_id }
-                }
-            }
-            T::MeterFeatures => MultipartRequest::MeterFeatures,
-            T::PortDesc => MultipartRequest::PortDesc,
-            T::TableFeatures | T::Experimenter | T::Unknown(_) => MultipartRequest::Raw {
-                typ,
-                body: r.rest().to_vec(),
-            },
-        };
-        expect_empty(r, "ofp_multipart_request")?;
-        Ok(req)
+        all(r.rest(), |i| multipart_request(typ, i))
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -860,4 +789,90 @@ fn meter_config(i: In<'_>) -> PResult<'_, MeterConfig> {
             bands,
         },
     ))
+}
+
+/// `ofp_flow_stats_request` (FLOW and AGGREGATE): bytes after the match are ignored, as before.
+fn flow_stats_request(i: In<'_>) -> PResult<'_, FlowStatsRequest> {
+    check("ofp_flow_stats_request", 32, BAD_REQUEST_LEN, i)?;
+    let (i, table_id) = be_u8(i)?;
+    let (i, _) = take(3)(i)?;
+    let (i, out_port) = be_u32(i)?;
+    let (i, out_group) = be_u32(i)?;
+    let (i, _) = take(4)(i)?;
+    let (i, cookie) = be_u64(i)?;
+    let (i, cookie_mask) = be_u64(i)?;
+    let (i, match_) = crate::oxm::ofp_match(i)?;
+    Ok((
+        &i[i.len()..],
+        FlowStatsRequest {
+            table_id,
+            out_port,
+            out_group,
+            cookie,
+            cookie_mask,
+            match_,
+        },
+    ))
+}
+
+/// A multipart request's body by its type; the body must be used up.
+fn multipart_request(typ: MultipartType, i: In<'_>) -> PResult<'_, MultipartRequest> {
+    use MultipartType as T;
+    const WHAT: &str = "ofp_multipart_request";
+    // An id and 4 bytes of padding (port stats, group, meter).
+    let id_pad = |i| -> PResult<'_, u32> {
+        check(WHAT, 8, BAD_REQUEST_LEN, i)?;
+        let (i, id) = be_u32(i)?;
+        let (i, _) = take(4)(i)?;
+        Ok((i, id))
+    };
+    let (i, req) = match typ {
+        T::Desc => (i, MultipartRequest::Desc),
+        T::Flow => {
+            let (i, f) = flow_stats_request(i)?;
+            (i, MultipartRequest::Flow(f))
+        }
+        T::Aggregate => {
+            let (i, f) = flow_stats_request(i)?;
+            (i, MultipartRequest::Aggregate(f))
+        }
+        T::Table => (i, MultipartRequest::Table),
+        T::PortStats => {
+            let (i, port_no) = id_pad(i)?;
+            (i, MultipartRequest::PortStats { port_no })
+        }
+        T::Queue => {
+            check(WHAT, 8, BAD_REQUEST_LEN, i)?;
+            let (i, port_no) = be_u32(i)?;
+            let (i, queue_id) = be_u32(i)?;
+            (i, MultipartRequest::Queue { port_no, queue_id })
+        }
+        T::Group => {
+            let (i, group_id) = id_pad(i)?;
+            (i, MultipartRequest::Group { group_id })
+        }
+        T::GroupDesc => (i, MultipartRequest::GroupDesc),
+        T::GroupFeatures => (i, MultipartRequest::GroupFeatures),
+        T::Meter => {
+            let (i, meter_id) = id_pad(i)?;
+            (i, MultipartRequest::Meter { meter_id })
+        }
+        T::MeterConfig => {
+            let (i, meter_id) = id_pad(i)?;
+            (i, MultipartRequest::MeterConfig { meter_id })
+        }
+        T::MeterFeatures => (i, MultipartRequest::MeterFeatures),
+        T::PortDesc => (i, MultipartRequest::PortDesc),
+        T::TableFeatures | T::Experimenter | T::Unknown(_) => (
+            &i[i.len()..],
+            MultipartRequest::Raw {
+                typ,
+                body: i.to_vec(),
+            },
+        ),
+    };
+    if !i.is_empty() {
+        return fail(bad_len(WHAT, i.len(), "this multipart type has no body"));
+    }
+    Ok((i, req))
 }
