@@ -433,7 +433,7 @@ fn mac(i: In<'_>) -> PResult<'_, [u8; 6]> {
 }
 
 /// `ofp_port` (64 bytes).
-fn port(i: In<'_>) -> PResult<'_, Port> {
+pub(crate) fn port(i: In<'_>) -> PResult<'_, Port> {
     let (i, (port_no, _, hw_addr, _, name)) =
         (be_u32, take(4), mac, take(2), take(16).map(fixed_str)).parse(i)?;
     let (i, (config, state, curr, advertised, supported, peer, curr_speed, max_speed)) = (

@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 use nom::combinator::rest;
 use nom::Parser;
 
-use super::wire::{bad_len, Reader, BAD_REQUEST_LEN};
+use super::wire::{Reader, BAD_REQUEST_LEN};
 use crate::action::Action;
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::code_table;
@@ -225,19 +225,6 @@ impl MeterMod {
             b.encode(buf);
         }
     }
-}
-
-/// The entry length at `r`'s position must cover at least `min` bytes.
-pub(crate) fn entry_len(
-    r: &Reader<'_>,
-    what: &'static str,
-    min: usize,
-) -> Result<usize, DecodeError> {
-    let len = r.peek_u16(0)? as usize;
-    if len < min {
-        return Err(bad_len(what, len, "shorter than the fixed part"));
-    }
-    Ok(len)
 }
 
 /// One `ofp_bucket`: its length (a multiple of 8, at least 16), then its actions.

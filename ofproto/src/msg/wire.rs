@@ -31,9 +31,6 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.bytes(1)?[0])
-    }
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
         let b = self.bytes(2)?;
         Ok(u16::from_be_bytes([b[0], b[1]]))
@@ -41,10 +38,6 @@ impl<'a> Reader<'a> {
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         let b = self.bytes(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.bytes(8)?;
-        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
     }
     pub(crate) fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
         self.bytes(n).map(|_| ())
