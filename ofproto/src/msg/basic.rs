@@ -5,9 +5,11 @@ use bytes::{BufMut, BytesMut};
 
 use nom::Parser;
 
-use super::wire::{bad_len, fixed_str, put_fixed_str, Reader};
+use super::wire::{bad_len, fixed_str, put_fixed_str, Reader, BAD_REQUEST_LEN};
 use crate::error::DecodeError;
-use crate::parse::{all, be_u16, be_u32, be_u64, be_u8, fail, take, In, PResult};
+use crate::parse::{
+    all, be_u16, be_u32, be_u64, be_u8, check, fail, many_all, need, take, In, PResult,
+};
 
 /// A HELLO element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -286,59 +288,7 @@ pub struct QueueGetConfigReply {
 
 impl QueueGetConfigReply {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let port = r.u32()?;
-        r.skip(4)?;
-        let mut queues = Vec::new();
-        while !r.is_empty() {
-            let len = r.peek_u16(8)? as usize;
-            if len < 16 {
-                return Err(bad_len(
-                    "ofp_packet_queue",
-                    len,
-                    "shorter than its 16-byte header",
-                ));
-            }
-            let mut q = r.sub(len, "ofp_packet_queue")?;
-            let queue_id = q.u32()?;
-            let qport = q.u32()?;
-            q.skip(8)?;
-            let mut properties = Vec::new();
-            while !q.is_empty() {
-                let plen = q.peek_u16(2)? as usize;
-                if plen < 8 {
-                    return Err(bad_len(
-                        "ofp_queue_prop_header",
-                        plen,
-                        "shorter than 8 bytes",
-                    ));
-                }
-                let mut p = q.sub(plen, "ofp_queue_prop")?;
-                let property = p.u16()?;
-                p.skip(6)?;
-                properties.push(match (property, plen) {
-                    (1, 16) => {
-                        let rate = p.u16()?;
-                        p.skip(6)?;
-                        QueueProp::MinRate(rate)
-                    }
-                    (2, 16) => {
-                        let rate = p.u16()?;
-                        p.skip(6)?;
-                        QueueProp::MaxRate(rate)
-                    }
-                    _ => QueueProp::Unknown {
-                        property,
-                        body: p.rest().to_vec(),
-                    },
-                });
-            }
-            queues.push(PacketQueue {
-                queue_id,
-                port: qport,
-                properties,
-            });
-        }
-        Ok(QueueGetConfigReply { port, queues })
+        all(r.rest(), queue_get_config_reply)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -481,4 +431,65 @@ fn port_mod(i: In<'_>) -> PResult<'_, PortMod> {
             advertise,
         },
     ))
+}
+
+fn queue_get_config_reply(i: In<'_>) -> PResult<'_, QueueGetConfigReply> {
+    let (i, (port, _)) = need(
+        "ofp_queue_get_config_reply",
+        8,
+        BAD_REQUEST_LEN,
+        (be_u32, take(4)),
+    )
+    .parse(i)?;
+    let (i, queues) = many_all(packet_queue, 16)(i)?;
+    Ok((i, QueueGetConfigReply { port, queues }))
+}
+
+/// One `ofp_packet_queue`: its length sits after the queue id and port; then properties.
+fn packet_queue(i: In<'_>) -> PResult<'_, PacketQueue> {
+    const WHAT: &str = "ofp_packet_queue";
+    check(WHAT, 10, BAD_REQUEST_LEN, i)?;
+    let (_, (_, len)) = (take(8), be_u16).parse(i)?;
+    let len = len as usize;
+    if len < 16 {
+        return fail(bad_len(WHAT, len, "shorter than its 16-byte header"));
+    }
+    check(WHAT, len, BAD_REQUEST_LEN, i)?;
+    let (rest, q) = take(len)(i)?;
+    let (q, (queue_id, port, _)) = (be_u32, be_u32, take(8)).parse(q)?;
+    let (_, properties) = many_all(queue_prop, 16)(q)?;
+    Ok((
+        rest,
+        PacketQueue {
+            queue_id,
+            port,
+            properties,
+        },
+    ))
+}
+
+/// One `ofp_queue_prop`: min/max rate (16 bytes) or kept raw.
+fn queue_prop(i: In<'_>) -> PResult<'_, QueueProp> {
+    check("ofp_queue_prop_header", 4, BAD_REQUEST_LEN, i)?;
+    let (_, (property, len)) = (be_u16, be_u16).parse(i)?;
+    let len = len as usize;
+    if len < 8 {
+        return fail(bad_len(
+            "ofp_queue_prop_header",
+            len,
+            "shorter than 8 bytes",
+        ));
+    }
+    check("ofp_queue_prop", len, BAD_REQUEST_LEN, i)?;
+    let (rest, p) = take(len)(i)?;
+    let (body, _) = take(8)(p)?;
+    let prop = match (property, len) {
+        (1, 16) => QueueProp::MinRate(be_u16(body)?.1),
+        (2, 16) => QueueProp::MaxRate(be_u16(body)?.1),
+        _ => QueueProp::Unknown {
+            property,
+            body: body.to_vec(),
+        },
+    };
+    Ok((rest, prop))
 }
