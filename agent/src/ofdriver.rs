@@ -2,6 +2,11 @@
 //! `ofproto`'s sans-IO session with real time and real bytes. It reconnects with backoff when
 //! Open vSwitch goes away; every connection gets a new generation number so that the reconciler
 //! knows to read the switch again.
+//!
+//! As quinn's `ConnectionDriver` over quinn-proto's `Connection`: the session does the protocol
+//! and ties every answer to its request (bundles, batches, dumps, each one event); the driver
+//! moves bytes and time and hands each outcome to the caller that waits for it. Its writer
+//! queue is bounded: while bytes wait for the socket, no new command is taken.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,13 +14,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use ofproto::msg::group_meter::METER_ALL;
-use ofproto::msg::multipart::{FlowStats, FlowStatsRequest, GroupDesc, MeterConfig};
 use ofproto::msg::{
-    set_packet_in_format, AsyncConfig, Message, MultipartReply, MultipartRequest, PacketIn2,
-    PacketOut, SwitchConfig,
+    set_packet_in_format, AsyncConfig, Message, PacketIn2, PacketOut, SwitchConfig,
 };
-use ofproto::session::{Config, Event, Session};
+use ofproto::session::{BatchId, BundleId, Config, DumpError, DumpId, Event, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -34,12 +36,7 @@ pub enum OfError {
 }
 
 /// What the switch holds: every flow, group and meter.
-#[derive(Debug, Clone, Default)]
-pub struct Dump {
-    pub flows: Vec<FlowStats>,
-    pub groups: Vec<GroupDesc>,
-    pub meters: Vec<MeterConfig>,
-}
+pub use ofproto::session::Dump;
 
 enum Cmd {
     Bundle {
@@ -215,30 +212,19 @@ fn refuse(cmd: Cmd, where_: &str) {
     }
 }
 
-/// Plain messages waiting for their barrier.
-struct SendInProgress {
-    xids: Vec<u32>,
-    barrier: u32,
-    errors: Vec<String>,
-    reply: oneshot::Sender<Result<(), OfError>>,
-}
-
 enum Ended {
     Cancelled,
     NoMoreCommands,
     Lost(String),
 }
 
-/// A dump waits for three replies: flows, groups and meters.
-struct DumpInProgress {
-    flows_xid: u32,
-    groups_xid: u32,
-    meters_xid: u32,
-    dump: Dump,
-    got: u8,
-    reply: oneshot::Sender<Result<Dump, OfError>>,
-}
+/// Chunks of bytes the writer may hold before the driver stops taking commands: the switch
+/// reading slowly slows the callers down instead of growing a queue without bound.
+const WRITER_QUEUE: usize = 16;
 
+/// One connection: the session (`ofproto::session`) does all the protocol and bookkeeping; this
+/// moves bytes between it and the socket, gives it the time, and hands each outcome to the
+/// caller that waits for it.
 async fn connection(
     stream: UnixStream,
     cmds: &mut mpsc::Receiver<Cmd>,
@@ -250,7 +236,7 @@ async fn connection(
 ) -> Ended {
     let (mut rd, mut wr) = stream.into_split();
     // The writer runs apart so that a large bundle being written never stops us reading.
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Bytes>();
+    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(WRITER_QUEUE);
     let writer = tokio::spawn(async move {
         while let Some(b) = out_rx.recv().await {
             if let Err(e) = wr.write_all(&b).await {
@@ -260,16 +246,10 @@ async fn connection(
         Ok(())
     });
     let mut session = Session::new(Instant::now(), Config::default());
-    let mut bundles: HashMap<u32, oneshot::Sender<Result<(), OfError>>> = HashMap::new();
-    let mut dumps: Vec<DumpInProgress> = Vec::new();
-    let mut sends: Vec<SendInProgress> = Vec::new();
+    let mut waiting = Waiting::default();
+    let mut outbox: Option<Bytes> = None;
     let mut buf = BytesMut::with_capacity(64 * 1024);
     let why = loop {
-        while let Some(b) = session.poll_transmit() {
-            if out_tx.send(b).is_err() {
-                break;
-            }
-        }
         if writer.is_finished() {
             break Ended::Lost("writing to the switch failed".into());
         }
@@ -284,88 +264,22 @@ async fn connection(
                     // Nobody listening is fine: the packet is dropped.
                     let _ = packet_ins.send(Arc::new(p));
                 }
-                Event::Bundle(outcome) => {
-                    if let Some(reply) = bundles.remove(&outcome.bundle_id) {
-                        let r = if outcome.is_ok() {
-                            Ok(())
-                        } else {
-                            let mut why: Vec<String> = outcome
-                                .message_errors
-                                .iter()
-                                .map(|e| format!("message xid {}: {}", e.xid, e.error))
-                                .collect();
-                            if let Some(e) = &outcome.error {
-                                why.push(format!("bundle: {e:?}"));
-                            }
-                            Err(OfError::Refused(why.join("; ")))
-                        };
-                        let _ = reply.send(r);
-                    }
-                }
-                Event::Reply { xid, message } => {
-                    if let Some(i) = dumps.iter().position(|d| {
-                        d.flows_xid == xid || d.groups_xid == xid || d.meters_xid == xid
-                    }) {
-                        let d = &mut dumps[i];
-                        match message {
-                            Message::MultipartReply {
-                                body: MultipartReply::Flow(f),
-                                ..
-                            } => d.dump.flows = f,
-                            Message::MultipartReply {
-                                body: MultipartReply::GroupDesc(g),
-                                ..
-                            } => d.dump.groups = g,
-                            Message::MultipartReply {
-                                body: MultipartReply::MeterConfig(m),
-                                ..
-                            } => d.dump.meters = m,
-                            other => {
-                                let d = dumps.remove(i);
-                                let _ =
-                                    d.reply.send(Err(OfError::Unexpected(format!("{other:?}"))));
-                                continue;
-                            }
-                        }
-                        d.got += 1;
-                        if d.got == 3 {
-                            let d = dumps.remove(i);
-                            let _ = d.reply.send(Ok(d.dump));
-                        }
-                    }
-                }
-                Event::Error(e) => {
-                    if let Some(s) = sends.iter_mut().find(|s| s.xids.contains(&e.xid)) {
-                        s.errors.push(format!("message xid {}: {}", e.xid, e.error));
-                    } else if let Some(i) = dumps.iter().position(|d| {
-                        d.flows_xid == e.xid || d.groups_xid == e.xid || d.meters_xid == e.xid
-                    }) {
-                        let d = dumps.remove(i);
-                        let _ = d.reply.send(Err(OfError::Refused(e.error.to_string())));
-                    } else {
-                        warn!(xid = e.xid, error = %e.error, "the switch refused a request");
-                    }
-                }
-                Event::Closed(why) => closed = Some(format!("{why:?}")),
+                Event::Closed(why) => closed = Some(why.to_string()),
                 Event::Undecodable { xid, error } => {
                     warn!(xid, %error, "undecodable message from the switch")
                 }
-                Event::Barrier { xid } => {
-                    if let Some(i) = sends.iter().position(|s| s.barrier == xid) {
-                        let s = sends.remove(i);
-                        let r = if s.errors.is_empty() {
-                            Ok(())
-                        } else {
-                            Err(OfError::Refused(s.errors.join("; ")))
-                        };
-                        let _ = s.reply.send(r);
-                    }
+                Event::Error(e) => {
+                    warn!(xid = e.xid, error = %e.error, "the switch refused a request")
                 }
-                Event::Async { .. } => {}
+                ev => waiting.done(ev),
             }
         }
         if let Some(why) = closed {
             break Ended::Lost(why);
+        }
+        // After the events: handling them may have queued messages.
+        if outbox.is_none() {
+            outbox = session.poll_transmit();
         }
         let deadline = session.poll_timeout();
         tokio::select! {
@@ -378,48 +292,100 @@ async fn connection(
                 }
                 Err(e) => break Ended::Lost(e.to_string()),
             },
-            cmd = cmds.recv() => match cmd {
+            permit = out_tx.reserve(), if outbox.is_some() => match permit {
+                Ok(permit) => permit.send(outbox.take().expect("checked")),
+                Err(_) => break Ended::Lost("writing to the switch failed".into()),
+            },
+            // Backpressure: no new work while bytes wait for the writer.
+            cmd = cmds.recv(), if outbox.is_none() => match cmd {
                 None => break Ended::NoMoreCommands,
                 Some(Cmd::Bundle { messages, reply }) => {
-                    let id = session.send_bundle(messages);
-                    bundles.insert(id, reply);
+                    waiting.bundles.insert(session.send_bundle(messages), reply);
                 }
                 Some(Cmd::Dump { reply }) => {
-                    let flows_xid = session.send_request(Message::MultipartRequest {
-                        flags: 0,
-                        body: MultipartRequest::Flow(FlowStatsRequest::all()),
-                    });
-                    let groups_xid = session.send_request(Message::MultipartRequest {
-                        flags: 0,
-                        body: MultipartRequest::GroupDesc,
-                    });
-                    let meters_xid = session.send_request(Message::MultipartRequest {
-                        flags: 0,
-                        body: MultipartRequest::MeterConfig { meter_id: METER_ALL },
-                    });
-                    dumps.push(DumpInProgress { flows_xid, groups_xid, meters_xid, dump: Dump::default(), got: 0, reply });
+                    waiting.dumps.insert(session.send_dump(), reply);
                 }
                 Some(Cmd::Send { messages, reply }) => {
-                    let xids = messages.into_iter().map(|m| session.send(m)).collect();
-                    let barrier = session.send_barrier();
-                    sends.push(SendInProgress { xids, barrier, errors: vec![], reply });
+                    waiting.batches.insert(session.send_batch(messages), reply);
                 }
             },
             _ = sleep_until(deadline) => session.handle_timeout(Instant::now()),
         }
     };
     writer.abort();
-    let e = OfError::Disconnected(where_.to_string());
-    for (_, reply) in bundles {
-        let _ = reply.send(Err(e.clone()));
-    }
-    for d in dumps {
-        let _ = d.reply.send(Err(e.clone()));
-    }
-    for s in sends {
-        let _ = s.reply.send(Err(e.clone()));
-    }
+    waiting.disconnected(where_);
     why
+}
+
+/// Callers waiting for an outcome, by the session's id for it.
+#[derive(Default)]
+struct Waiting {
+    bundles: HashMap<BundleId, oneshot::Sender<Result<(), OfError>>>,
+    batches: HashMap<BatchId, oneshot::Sender<Result<(), OfError>>>,
+    dumps: HashMap<DumpId, oneshot::Sender<Result<Dump, OfError>>>,
+}
+
+impl Waiting {
+    fn done(&mut self, ev: Event) {
+        match ev {
+            Event::Bundle(outcome) => {
+                if let Some(reply) = self.bundles.remove(&outcome.bundle_id) {
+                    let r = if outcome.is_ok() {
+                        Ok(())
+                    } else {
+                        let mut why: Vec<String> = outcome
+                            .message_errors
+                            .iter()
+                            .map(|e| format!("message xid {}: {}", e.xid, e.error))
+                            .collect();
+                        if let Some(e) = &outcome.error {
+                            why.push(format!("bundle: {e}"));
+                        }
+                        Err(OfError::Refused(why.join("; ")))
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+            Event::Batch(outcome) => {
+                if let Some(reply) = self.batches.remove(&outcome.batch_id) {
+                    let r = if outcome.is_ok() {
+                        Ok(())
+                    } else {
+                        let why: Vec<String> = outcome
+                            .errors
+                            .iter()
+                            .map(|e| format!("message xid {}: {}", e.xid, e.error))
+                            .collect();
+                        Err(OfError::Refused(why.join("; ")))
+                    };
+                    let _ = reply.send(r);
+                }
+            }
+            Event::Dump { dump_id, result } => {
+                if let Some(reply) = self.dumps.remove(&dump_id) {
+                    let _ = reply.send(result.map_err(|e| match e {
+                        DumpError::Refused(e) => OfError::Refused(e.error.to_string()),
+                        DumpError::Unexpected(m) => OfError::Unexpected(format!("{m:?}")),
+                    }));
+                }
+            }
+            // Replies to requests nobody made through the driver, async messages, barriers.
+            _ => {}
+        }
+    }
+
+    fn disconnected(self, where_: &str) {
+        let e = OfError::Disconnected(where_.to_string());
+        for (_, reply) in self.bundles {
+            let _ = reply.send(Err(e.clone()));
+        }
+        for (_, reply) in self.batches {
+            let _ = reply.send(Err(e.clone()));
+        }
+        for (_, reply) in self.dumps {
+            let _ = reply.send(Err(e.clone()));
+        }
+    }
 }
 
 /// The management socket is a service connection: Open vSwitch sends it no asynchronous

@@ -1,13 +1,15 @@
 //! Instructions: goto_table, write_metadata, write/apply/clear actions, meter.
 
-use std::fmt;
-
 use bytes::BytesMut;
 
-use crate::action::{Action, ActionList};
+use nom::Parser;
+
+use crate::action::Action;
 use crate::error::{DecodeError, ErrorCode};
-use crate::oxm::CHex;
+use crate::parse::{all, be_u16, be_u32, be_u64, check, fail, lift, many_all, take, In, PResult};
 use crate::writer::Writer;
+
+pub use crate::print::instruction::InstructionList;
 
 const OFPET_BAD_INSTRUCTION: u16 = 3;
 const BAD_LEN: ErrorCode = ErrorCode::new(OFPET_BAD_INSTRUCTION, 7);
@@ -45,6 +47,70 @@ pub enum Instruction {
     },
 }
 
+/// Instructions until the input is used up.
+pub(crate) fn instruction_list(i: In<'_>) -> PResult<'_, Vec<Instruction>> {
+    many_all(instruction, 16)(i)
+}
+
+/// One instruction, its length taken from its header (a multiple of 8, at least 8).
+#[inline]
+fn instruction(i: In<'_>) -> PResult<'_, Instruction> {
+    check("instruction header", 4, BAD_LEN, i)?;
+    let (h, typ) = be_u16(i)?;
+    let (_, len) = be_u16(h)?;
+    let len = len as usize;
+    if len < 8 || !len.is_multiple_of(8) {
+        return fail(bad_len(
+            "instruction",
+            len,
+            "must be a multiple of 8, at least 8",
+        ));
+    }
+    check("instruction", len, BAD_LEN, i)?;
+    let (rest, b) = take(len)(i)?;
+    let fixed = |n: usize, what: &'static str| {
+        if len == n {
+            Ok(())
+        } else {
+            lift(Err(bad_len(what, len, "not the size of this instruction")))
+        }
+    };
+    // Every instruction has 4 bytes after its header; the actions follow 4 bytes of padding.
+    let (body, _) = take(4)(b)?;
+    let (after, word) = be_u32(body)?;
+    let actions = |after| crate::action::action_list(after).map(|(_, a)| a);
+    let ins = match typ {
+        it::GOTO_TABLE => {
+            fixed(8, "ofp_instruction_goto_table")?;
+            Instruction::GotoTable((word >> 24) as u8)
+        }
+        it::WRITE_METADATA => {
+            fixed(24, "ofp_instruction_write_metadata")?;
+            let (_, (value, mask)) = (be_u64, be_u64).parse(after)?;
+            Instruction::WriteMetadata { value, mask }
+        }
+        it::WRITE_ACTIONS => Instruction::WriteActions(actions(after)?),
+        it::APPLY_ACTIONS => Instruction::ApplyActions(actions(after)?),
+        it::CLEAR_ACTIONS => {
+            fixed(8, "ofp_instruction_actions")?;
+            Instruction::ClearActions
+        }
+        it::METER => {
+            fixed(8, "ofp_instruction_meter")?;
+            Instruction::Meter(word)
+        }
+        it::EXPERIMENTER => Instruction::Experimenter {
+            experimenter: word,
+            body: after.to_vec(),
+        },
+        other => Instruction::Unknown {
+            typ: other,
+            body: body.to_vec(),
+        },
+    };
+    Ok((rest, ins))
+}
+
 fn bad_len(what: &'static str, len: usize, why: &'static str) -> DecodeError {
     DecodeError::BadLength {
         what,
@@ -57,76 +123,7 @@ fn bad_len(what: &'static str, len: usize, why: &'static str) -> DecodeError {
 impl Instruction {
     /// Decodes a whole instruction list: all of `input` is instructions.
     pub fn decode_list(input: &[u8]) -> Result<Vec<Instruction>, DecodeError> {
-        let mut out = Vec::with_capacity(2);
-        let mut rest = input;
-        while !rest.is_empty() {
-            if rest.len() < 4 {
-                return Err(DecodeError::Truncated {
-                    what: "instruction header",
-                    need: 4,
-                    have: rest.len(),
-                    ofp: BAD_LEN,
-                });
-            }
-            let typ = u16::from_be_bytes([rest[0], rest[1]]);
-            let len = u16::from_be_bytes([rest[2], rest[3]]) as usize;
-            if len < 8 || !len.is_multiple_of(8) {
-                return Err(bad_len(
-                    "instruction",
-                    len,
-                    "must be a multiple of 8, at least 8",
-                ));
-            }
-            if len > rest.len() {
-                return Err(DecodeError::Truncated {
-                    what: "instruction",
-                    need: len,
-                    have: rest.len(),
-                    ofp: BAD_LEN,
-                });
-            }
-            let b = &rest[..len];
-            let fixed = |n: usize, what: &'static str| {
-                if len == n {
-                    Ok(())
-                } else {
-                    Err(bad_len(what, len, "not the size of this instruction"))
-                }
-            };
-            out.push(match typ {
-                it::GOTO_TABLE => {
-                    fixed(8, "ofp_instruction_goto_table")?;
-                    Instruction::GotoTable(b[4])
-                }
-                it::WRITE_METADATA => {
-                    fixed(24, "ofp_instruction_write_metadata")?;
-                    Instruction::WriteMetadata {
-                        value: u64::from_be_bytes(b[8..16].try_into().expect("8 bytes")),
-                        mask: u64::from_be_bytes(b[16..24].try_into().expect("8 bytes")),
-                    }
-                }
-                it::WRITE_ACTIONS => Instruction::WriteActions(Action::decode_list(&b[8..])?),
-                it::APPLY_ACTIONS => Instruction::ApplyActions(Action::decode_list(&b[8..])?),
-                it::CLEAR_ACTIONS => {
-                    fixed(8, "ofp_instruction_actions")?;
-                    Instruction::ClearActions
-                }
-                it::METER => {
-                    fixed(8, "ofp_instruction_meter")?;
-                    Instruction::Meter(u32::from_be_bytes([b[4], b[5], b[6], b[7]]))
-                }
-                it::EXPERIMENTER => Instruction::Experimenter {
-                    experimenter: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
-                    body: b[8..].to_vec(),
-                },
-                other => Instruction::Unknown {
-                    typ: other,
-                    body: b[4..].to_vec(),
-                },
-            });
-            rest = &rest[len..];
-        }
-        Ok(out)
+        all(input, many_all(instruction, 16))
     }
 
     pub fn encode(&self, buf: &mut BytesMut) {
@@ -213,53 +210,6 @@ impl Instruction {
 
     pub fn list_len(instructions: &[Instruction]) -> usize {
         instructions.iter().map(Instruction::encoded_len).sum()
-    }
-}
-
-impl fmt::Display for Instruction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Instruction::GotoTable(t) => write!(f, "goto_table:{t}"),
-            Instruction::WriteMetadata { value, mask } => {
-                write!(f, "write_metadata:{}", CHex((*value).into()))?;
-                if *mask != u64::MAX {
-                    write!(f, "/{}", CHex((*mask).into()))?;
-                }
-                Ok(())
-            }
-            Instruction::WriteActions(a) => write!(f, "write_actions({})", ActionList(a)),
-            Instruction::ApplyActions(a) => write!(f, "{}", ActionList(a)),
-            Instruction::ClearActions => f.write_str("clear_actions"),
-            Instruction::Meter(m) => write!(f, "meter:{m}"),
-            Instruction::Experimenter { experimenter, .. } => {
-                write!(f, "experimenter_instruction({experimenter:#010x})")
-            }
-            Instruction::Unknown { typ, .. } => write!(f, "unknown_instruction({typ})"),
-        }
-    }
-}
-
-/// Writes an instruction list as the part after `actions=` in `ovs-ofctl`: `drop` when nothing
-/// is done.
-pub struct InstructionList<'a>(pub &'a [Instruction]);
-
-impl fmt::Display for InstructionList<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown: Vec<&Instruction> = self
-            .0
-            .iter()
-            .filter(|i| !matches!(i, Instruction::ApplyActions(a) if a.is_empty()))
-            .collect();
-        if shown.is_empty() {
-            return f.write_str("drop");
-        }
-        for (n, i) in shown.iter().enumerate() {
-            if n > 0 {
-                f.write_str(",")?;
-            }
-            write!(f, "{i}")?;
-        }
-        Ok(())
     }
 }
 

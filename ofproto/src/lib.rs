@@ -6,10 +6,13 @@
 //! # Layout
 //! - [`header`]: the 8-byte header, the message-type table, framing.
 //! - [`error`]: decoding errors and the OpenFlow error each maps to.
-//! - [`oxm`]: matches (OXM basic fields and Nicira/OVS NXM fields).
-//! - [`action`], [`instruction`]: what a flow does.
-//! - [`msg`]: every message, one file per family, and the [`msg::Message`] enum; [`msg::print`]
-//!   prints them as `ovs-ofctl ofp-print` does.
+//! - [`oxm`]: matches (OXM basic fields and Nicira/OVS NXM fields): `field` (the table),
+//!   `codec` (one TLV), `matching` (`ofp_match`: builders, validation).
+//! - [`action`], [`instruction`]: what a flow does; `action/` has the codec, the Nicira
+//!   extensions, conntrack and NAT, the controller action with properties, field ranges.
+//! - [`msg`]: every message, one file per family, and the [`msg::Message`] enum.
+//! - [`print`]: everything as `ovs-ofctl` prints it (messages, matches, actions, instructions);
+//!   [`msg::print`] is [`print::msg`].
 //! - [`session`]: the connection state machine (hello, features, echo, xids, barriers, bundles).
 
 pub mod action;
@@ -18,6 +21,8 @@ pub mod header;
 pub mod instruction;
 pub mod msg;
 pub mod oxm;
+mod parse;
+pub mod print;
 mod prop;
 pub mod session;
 mod writer;

@@ -1,7 +1,10 @@
 //! `ofp_prop_header` lists (OpenFlow 1.4-style properties, which Nicira extensions use in
 //! OpenFlow 1.3 too): type, length without padding, value, padding to 8 bytes.
 
+use nom::Parser;
+
 use crate::error::{DecodeError, ErrorCode};
+use crate::parse::{all, be_u16, check, fail, many_all, take, In, PResult};
 
 /// One property: its type and value (padding excluded).
 pub(crate) struct Prop<'a> {
@@ -11,38 +14,29 @@ pub(crate) struct Prop<'a> {
 
 /// Splits `input` into properties. `ofp` is the error a malformed length maps to.
 pub(crate) fn props<'a>(
-    mut input: &'a [u8],
+    input: &'a [u8],
     what: &'static str,
     ofp: ErrorCode,
 ) -> Result<Vec<Prop<'a>>, DecodeError> {
-    let mut out = Vec::new();
-    while !input.is_empty() {
-        if input.len() < 4 {
-            return Err(DecodeError::Truncated {
-                what,
-                need: 4,
-                have: input.len(),
-                ofp,
-            });
-        }
-        let typ = u16::from_be_bytes([input[0], input[1]]);
-        let len = u16::from_be_bytes([input[2], input[3]]) as usize;
-        let padded = len.div_ceil(8) * 8;
-        if len < 4 || padded > input.len() {
-            return Err(DecodeError::BadLength {
-                what,
-                len,
-                why: "a property's length must be at least 4 and lie within its list",
-                ofp,
-            });
-        }
-        out.push(Prop {
-            typ,
-            value: &input[4..len],
+    all(input, many_all(|i| prop(what, ofp, i), 8))
+}
+
+/// One property: type, length (header included, padding not), value, padding to 8.
+fn prop<'a>(what: &'static str, ofp: ErrorCode, i: In<'a>) -> PResult<'a, Prop<'a>> {
+    check(what, 4, ofp, i)?;
+    let (_, (typ, len)) = (be_u16, be_u16).parse(i)?;
+    let len = len as usize;
+    let padded = len.div_ceil(8) * 8;
+    if len < 4 || padded > i.len() {
+        return fail(DecodeError::BadLength {
+            what,
+            len,
+            why: "a property's length must be at least 4 and lie within its list",
+            ofp,
         });
-        input = &input[padded..];
     }
-    Ok(out)
+    let (rest, (_, value, _)) = (take(4), take(len - 4), take(padded - len)).parse(i)?;
+    Ok((rest, Prop { typ, value }))
 }
 
 fn exact<const N: usize>(

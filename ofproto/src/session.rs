@@ -14,10 +14,11 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::{frame_len, Header, MsgType, HEADER_LEN, OFP13_VERSION};
-use crate::msg::multipart::MORE;
+use crate::msg::group_meter::METER_ALL;
+use crate::msg::multipart::{FlowStats, FlowStatsRequest, GroupDesc, MeterConfig, MORE};
 use crate::msg::{
     bundle_flags, BundleAdd, BundleCtrl, BundleCtrlType, ErrorMsg, FeaturesReply, Hello, Message,
-    MultipartReply, PacketIn2,
+    MultipartReply, MultipartRequest, PacketIn2,
 };
 
 /// Timers of a session.
@@ -109,6 +110,55 @@ impl BundleOutcome {
     }
 }
 
+/// A batch's id: the xid of the barrier that ends it.
+pub type BatchId = u32;
+
+/// How a batch ([`Session::send_batch`]) ended: the switch processed every message (the barrier
+/// after them was answered); the ones it refused are listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub batch_id: BatchId,
+    /// The xid of every message, in the order given.
+    pub xids: Vec<u32>,
+    /// Errors for the batch's messages, in arrival order.
+    pub errors: Vec<RequestError>,
+}
+
+impl BatchOutcome {
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// A dump's id: the xid of its first request.
+pub type DumpId = u32;
+
+/// What a switch holds: every flow, group and meter ([`Session::send_dump`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Dump {
+    pub flows: Vec<FlowStats>,
+    pub groups: Vec<GroupDesc>,
+    pub meters: Vec<MeterConfig>,
+}
+
+/// Why a dump failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DumpError {
+    /// The switch refused one of the requests.
+    Refused(RequestError),
+    /// The switch answered a request with something else than its reply.
+    Unexpected(Box<Message>),
+}
+
+impl std::fmt::Display for DumpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DumpError::Refused(e) => write!(f, "request xid {}: {}", e.xid, e.error),
+            DumpError::Unexpected(m) => write!(f, "unexpected answer {:?}", m.msg_type()),
+        }
+    }
+}
+
 /// What the session reports to its owner.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
@@ -123,6 +173,13 @@ pub enum Event {
     Barrier { xid: u32 },
     /// A bundle was committed or discarded (or failed).
     Bundle(BundleOutcome),
+    /// A batch's barrier was answered: every message of it was processed.
+    Batch(BatchOutcome),
+    /// A dump is complete, or failed.
+    Dump {
+        dump_id: DumpId,
+        result: Result<Dump, DumpError>,
+    },
     /// A packet the switch sent to the controller: an OFPT_PACKET_IN or Nicira's
     /// NXT_PACKET_IN2 (which carries the controller action's userdata), as one type.
     PacketIn(PacketIn2),
@@ -139,7 +196,13 @@ pub enum Event {
 enum Pending {
     Request {
         multipart: Option<MultipartReply>,
+        /// The dump this request is part of: its reply goes there, not out as an event.
+        dump: Option<DumpId>,
     },
+    /// A message of a batch: its errors go to the batch.
+    BatchMsg(BatchId),
+    /// The barrier that ends a batch.
+    BatchEnd(BatchId),
     Barrier,
     BundleAdd(BundleId),
     BundleOpen(BundleId),
@@ -148,6 +211,19 @@ enum Pending {
     /// The barrier after a bundle's adds: commit if every add was accepted, else discard.
     BundleCheck(BundleId, u16),
     Echo,
+}
+
+#[derive(Debug)]
+struct BatchState {
+    xids: Vec<u32>,
+    errors: Vec<RequestError>,
+}
+
+#[derive(Debug, Default)]
+struct DumpState {
+    dump: Dump,
+    /// Replies still awaited.
+    missing: u8,
 }
 
 #[derive(Debug, Default)]
@@ -170,6 +246,8 @@ pub struct Session {
     events: VecDeque<Event>,
     pending: HashMap<u32, Pending>,
     bundles: HashMap<BundleId, BundleState>,
+    batches: HashMap<BatchId, BatchState>,
+    dumps: HashMap<DumpId, DumpState>,
     last_rx: Instant,
     echo_sent: Option<Instant>,
     features: Option<FeaturesReply>,
@@ -189,6 +267,8 @@ impl Session {
             events: VecDeque::new(),
             pending: HashMap::new(),
             bundles: HashMap::new(),
+            batches: HashMap::new(),
+            dumps: HashMap::new(),
             last_rx: now,
             echo_sent: None,
             features: None,
@@ -245,10 +325,123 @@ impl Session {
     /// Sends a request whose reply comes back as [`Event::Reply`] with the returned xid.
     pub fn send_request(&mut self, msg: impl Into<Message>) -> u32 {
         let xid = self.xid();
-        self.pending
-            .insert(xid, Pending::Request { multipart: None });
+        self.pending.insert(
+            xid,
+            Pending::Request {
+                multipart: None,
+                dump: None,
+            },
+        );
         self.queue(xid, msg.into());
         xid
+    }
+
+    /// Sends `messages` one by one (not in a bundle: what a bundle cannot carry, such as meter
+    /// changes, or a packet-out), then a barrier. One [`Event::Batch`] with the returned id
+    /// reports, once the switch processed them all, the errors it sent for any of them (the
+    /// others stay applied).
+    pub fn send_batch(&mut self, messages: impl IntoIterator<Item = Message>) -> BatchId {
+        let xids: Vec<u32> = messages
+            .into_iter()
+            .map(|m| {
+                let xid = self.xid();
+                self.queue(xid, m);
+                xid
+            })
+            .collect();
+        let id = self.xid();
+        for x in &xids {
+            self.pending.insert(*x, Pending::BatchMsg(id));
+        }
+        self.pending.insert(id, Pending::BatchEnd(id));
+        self.queue(id, Message::BarrierRequest);
+        self.batches.insert(
+            id,
+            BatchState {
+                xids,
+                errors: Vec::new(),
+            },
+        );
+        id
+    }
+
+    /// Reads every flow (all tables), group and meter; one [`Event::Dump`] with the returned id
+    /// has them, or the first error.
+    pub fn send_dump(&mut self) -> DumpId {
+        let requests = [
+            MultipartRequest::Flow(FlowStatsRequest::all()),
+            MultipartRequest::GroupDesc,
+            MultipartRequest::MeterConfig {
+                meter_id: METER_ALL,
+            },
+        ];
+        let mut id = None;
+        for body in requests {
+            let xid = self.xid();
+            let dump_id = *id.get_or_insert(xid);
+            self.pending.insert(
+                xid,
+                Pending::Request {
+                    multipart: None,
+                    dump: Some(dump_id),
+                },
+            );
+            self.queue(xid, Message::MultipartRequest { flags: 0, body });
+        }
+        let id = id.expect("three requests");
+        self.dumps.insert(
+            id,
+            DumpState {
+                dump: Dump::default(),
+                missing: 3,
+            },
+        );
+        id
+    }
+
+    /// A reply (or error) for a request of dump `id`.
+    fn dump_answer(&mut self, id: DumpId, xid: u32, msg: Message) {
+        // A dump that already failed ignores its other replies.
+        let Some(state) = self.dumps.get_mut(&id) else {
+            return;
+        };
+        let failed = match msg {
+            Message::MultipartReply { body, .. } => match body {
+                MultipartReply::Flow(f) => {
+                    state.dump.flows = f;
+                    None
+                }
+                MultipartReply::GroupDesc(g) => {
+                    state.dump.groups = g;
+                    None
+                }
+                MultipartReply::MeterConfig(m) => {
+                    state.dump.meters = m;
+                    None
+                }
+                body => Some(DumpError::Unexpected(Box::new(Message::MultipartReply {
+                    flags: 0,
+                    body,
+                }))),
+            },
+            Message::Error(error) => Some(DumpError::Refused(RequestError { xid, error })),
+            other => Some(DumpError::Unexpected(Box::new(other))),
+        };
+        let result = match failed {
+            Some(e) => Err(e),
+            None => {
+                state.missing -= 1;
+                if state.missing > 0 {
+                    return;
+                }
+                Ok(())
+            }
+        };
+        let state = self.dumps.remove(&id).expect("present");
+        self.events.push_back(Event::Dump {
+            dump_id: id,
+            result: result.map(|()| state.dump),
+        });
     }
 
     /// Sends a barrier; [`Event::Barrier`] says when everything before it was processed.
@@ -532,7 +725,33 @@ impl Session {
                     self.bundle_discard(id, flags);
                 }
             }
-            (Pending::Request { multipart }, Message::MultipartReply { flags, body }) => {
+            (Pending::BatchMsg(id), Message::Error(error)) => {
+                if let Some(b) = self.batches.get_mut(&id) {
+                    b.errors.push(RequestError { xid, error });
+                }
+            }
+            (Pending::BatchEnd(id), reply) => {
+                if let (Some(b), Message::Error(error)) = (self.batches.get_mut(&id), reply) {
+                    b.errors.push(RequestError { xid, error });
+                }
+                // Messages the switch never answered are done with too.
+                self.pending
+                    .retain(|_, p| !matches!(p, Pending::BatchMsg(b) if *b == id));
+                if let Some(b) = self.batches.remove(&id) {
+                    self.events.push_back(Event::Batch(BatchOutcome {
+                        batch_id: id,
+                        xids: b.xids,
+                        errors: b.errors,
+                    }));
+                }
+            }
+            (
+                Pending::Request {
+                    multipart,
+                    dump: owner,
+                },
+                Message::MultipartReply { flags, body },
+            ) => {
                 let joined = match multipart {
                     None => body,
                     Some(mut acc) => {
@@ -548,6 +767,16 @@ impl Session {
                         xid,
                         Pending::Request {
                             multipart: Some(joined),
+                            dump: owner,
+                        },
+                    );
+                } else if let Some(id) = owner {
+                    self.dump_answer(
+                        id,
+                        xid,
+                        Message::MultipartReply {
+                            flags,
+                            body: joined,
                         },
                     );
                 } else {
@@ -590,6 +819,7 @@ impl Session {
                     committed,
                 }));
             }
+            (Pending::Request { dump: Some(id), .. }, msg) => self.dump_answer(id, xid, msg),
             (_, Message::Error(error)) => self
                 .events
                 .push_back(Event::Error(RequestError { xid, error })),
@@ -815,6 +1045,135 @@ mod tests {
             }))
         );
         assert_eq!(s.outstanding(), 0);
+    }
+
+    #[test]
+    fn a_batch_reports_the_errors_of_its_messages_at_its_barrier() {
+        let now = Instant::now();
+        let mut s = connected(now);
+        s.poll_transmit();
+        let fm = |p| Message::FlowMod(FlowMod::add(0, p, Match::new(), vec![]));
+        let id = s.send_batch([fm(1), fm(2), fm(3)]);
+        let sent = decode_all(&s.poll_transmit().unwrap());
+        assert_eq!(sent.len(), 4);
+        assert_eq!(sent[3].1, Message::BarrierRequest);
+        assert_eq!(sent[3].0.xid, id);
+        let err = ErrorMsg::new(ErrorCode::new(5, 1), vec![]);
+        s.handle_input(&Message::Error(err.clone()).to_bytes(sent[1].0.xid), now);
+        // Nothing until the barrier: the error belongs to the batch, not out on its own.
+        assert_eq!(s.poll_event(), None);
+        s.handle_input(&Message::BarrierReply.to_bytes(id), now);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Batch(BatchOutcome {
+                batch_id: id,
+                xids: sent[..3].iter().map(|(h, _)| h.xid).collect(),
+                errors: vec![RequestError {
+                    xid: sent[1].0.xid,
+                    error: err
+                }],
+            }))
+        );
+        assert_eq!(s.outstanding(), 0);
+        // An empty batch is a barrier.
+        let id = s.send_batch([]);
+        s.handle_input(&Message::BarrierReply.to_bytes(id), now);
+        assert!(matches!(s.poll_event(), Some(Event::Batch(b)) if b.is_ok() && b.batch_id == id));
+    }
+
+    #[test]
+    fn a_dump_joins_its_three_replies_or_reports_the_first_error() {
+        let now = Instant::now();
+        let mut s = connected(now);
+        s.poll_transmit();
+        let id = s.send_dump();
+        let sent = decode_all(&s.poll_transmit().unwrap());
+        assert_eq!(sent.len(), 3);
+        assert_eq!(sent[0].0.xid, id);
+        let reply = |flags, body| Message::MultipartReply { flags, body };
+        // Meters first, then groups, then the flows in two parts: order does not matter.
+        s.handle_input(
+            &reply(0, MultipartReply::MeterConfig(vec![])).to_bytes(sent[2].0.xid),
+            now,
+        );
+        s.handle_input(
+            &reply(0, MultipartReply::GroupDesc(vec![])).to_bytes(sent[1].0.xid),
+            now,
+        );
+        s.handle_input(
+            &reply(MORE, MultipartReply::Flow(vec![])).to_bytes(sent[0].0.xid),
+            now,
+        );
+        assert_eq!(s.poll_event(), None);
+        s.handle_input(
+            &reply(0, MultipartReply::Flow(vec![])).to_bytes(sent[0].0.xid),
+            now,
+        );
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Dump {
+                dump_id: id,
+                result: Ok(Dump::default())
+            })
+        );
+        assert_eq!(s.outstanding(), 0);
+
+        // The switch refuses the meters: the dump fails once, the rest is ignored.
+        let id = s.send_dump();
+        let sent = decode_all(&s.poll_transmit().unwrap());
+        let err = ErrorMsg::new(ErrorCode::new(1, 1), vec![]);
+        s.handle_input(&Message::Error(err.clone()).to_bytes(sent[2].0.xid), now);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Dump {
+                dump_id: id,
+                result: Err(DumpError::Refused(RequestError {
+                    xid: sent[2].0.xid,
+                    error: err
+                }))
+            })
+        );
+        s.handle_input(
+            &reply(0, MultipartReply::Flow(vec![])).to_bytes(sent[0].0.xid),
+            now,
+        );
+        assert_eq!(s.poll_event(), None);
+    }
+
+    #[test]
+    fn packet_ins_of_both_formats_are_one_event() {
+        let now = Instant::now();
+        let mut s = connected(now);
+        let p = crate::msg::PacketIn2 {
+            reason: 1,
+            table_id: 3,
+            cookie: 9,
+            match_: Match::new().in_port(4),
+            userdata: Some(vec![7]),
+            total_len: 14,
+            buffer_id: crate::msg::NO_BUFFER,
+            data: vec![1; 14],
+            continuation: None,
+        };
+        s.handle_input(&p.to_message().to_bytes(0), now);
+        assert_eq!(s.poll_event(), Some(Event::PacketIn(p.clone())));
+        let plain = crate::msg::PacketIn {
+            buffer_id: p.buffer_id,
+            total_len: 14,
+            reason: 1,
+            table_id: 3,
+            cookie: 9,
+            match_: p.match_.clone(),
+            data: p.data.clone(),
+        };
+        s.handle_input(&Message::PacketIn(plain).to_bytes(0), now);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::PacketIn(crate::msg::PacketIn2 {
+                userdata: None,
+                ..p
+            }))
+        );
     }
 
     #[test]

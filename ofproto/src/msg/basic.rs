@@ -3,8 +3,13 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::wire::{bad_len, fixed_str, put_fixed_str, Reader};
+use nom::Parser;
+
+use super::wire::{bad_len, fixed_str, put_fixed_str, Reader, BAD_REQUEST_LEN};
 use crate::error::DecodeError;
+use crate::parse::{
+    all, be_u16, be_u32, be_u64, be_u8, check, fail, many_all, need, take, In, PResult,
+};
 
 /// A HELLO element.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,38 +49,7 @@ impl Hello {
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let mut elements = Vec::new();
-        // Elements are padded to 8 bytes; OVS ignores trailing bytes too short for an element.
-        while r.remaining() >= 4 {
-            let typ = r.peek_u16(0)?;
-            let len = r.peek_u16(2)? as usize;
-            if len < 4 || len > r.remaining() {
-                return Err(bad_len(
-                    "ofp_hello_elem_header",
-                    len,
-                    "overruns the message",
-                ));
-            }
-            let mut e = r.sub(len, "ofp_hello_elem")?;
-            e.skip(4)?;
-            let body = e.rest();
-            elements.push(if typ == 1 {
-                HelloElement::VersionBitmap(
-                    body.chunks_exact(4)
-                        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-                        .collect(),
-                )
-            } else {
-                HelloElement::Unknown {
-                    typ,
-                    body: body.to_vec(),
-                }
-            });
-            let pad = len.div_ceil(8) * 8 - len;
-            r.skip(pad.min(r.remaining()))?;
-        }
-        r.rest();
-        Ok(Hello { elements })
+        all(r.rest(), hello)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -116,19 +90,7 @@ pub struct FeaturesReply {
 
 impl FeaturesReply {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let datapath_id = r.u64()?;
-        let n_buffers = r.u32()?;
-        let n_tables = r.u8()?;
-        let auxiliary_id = r.u8()?;
-        r.skip(2)?;
-        Ok(FeaturesReply {
-            datapath_id,
-            n_buffers,
-            n_tables,
-            auxiliary_id,
-            capabilities: r.u32()?,
-            reserved: r.u32()?,
-        })
+        all(r.bytes(24)?, features_reply)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -190,11 +152,7 @@ pub struct AsyncConfig {
 
 impl AsyncConfig {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(AsyncConfig {
-            packet_in_mask: [r.u32()?, r.u32()?],
-            port_status_mask: [r.u32()?, r.u32()?],
-            flow_removed_mask: [r.u32()?, r.u32()?],
-        })
+        all(r.bytes(24)?, async_config)
     }
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         for m in [
@@ -228,24 +186,7 @@ pub(crate) const PORT_LEN: usize = 64;
 
 impl Port {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let port_no = r.u32()?;
-        r.skip(4)?;
-        let hw_addr = r.mac()?;
-        r.skip(2)?;
-        let name = fixed_str(r.bytes(16)?);
-        Ok(Port {
-            port_no,
-            hw_addr,
-            name,
-            config: r.u32()?,
-            state: r.u32()?,
-            curr: r.u32()?,
-            advertised: r.u32()?,
-            supported: r.u32()?,
-            peer: r.u32()?,
-            curr_speed: r.u32()?,
-            max_speed: r.u32()?,
-        })
+        all(r.bytes(PORT_LEN)?, port)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -289,19 +230,7 @@ pub struct PortMod {
 
 impl PortMod {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let port_no = r.u32()?;
-        r.skip(4)?;
-        let hw_addr = r.mac()?;
-        r.skip(2)?;
-        let m = PortMod {
-            port_no,
-            hw_addr,
-            config: r.u32()?,
-            mask: r.u32()?,
-            advertise: r.u32()?,
-        };
-        r.skip(4)?;
-        Ok(m)
+        all(r.bytes(32)?, port_mod)
     }
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         buf.put_u32(self.port_no);
@@ -359,59 +288,7 @@ pub struct QueueGetConfigReply {
 
 impl QueueGetConfigReply {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let port = r.u32()?;
-        r.skip(4)?;
-        let mut queues = Vec::new();
-        while !r.is_empty() {
-            let len = r.peek_u16(8)? as usize;
-            if len < 16 {
-                return Err(bad_len(
-                    "ofp_packet_queue",
-                    len,
-                    "shorter than its 16-byte header",
-                ));
-            }
-            let mut q = r.sub(len, "ofp_packet_queue")?;
-            let queue_id = q.u32()?;
-            let qport = q.u32()?;
-            q.skip(8)?;
-            let mut properties = Vec::new();
-            while !q.is_empty() {
-                let plen = q.peek_u16(2)? as usize;
-                if plen < 8 {
-                    return Err(bad_len(
-                        "ofp_queue_prop_header",
-                        plen,
-                        "shorter than 8 bytes",
-                    ));
-                }
-                let mut p = q.sub(plen, "ofp_queue_prop")?;
-                let property = p.u16()?;
-                p.skip(6)?;
-                properties.push(match (property, plen) {
-                    (1, 16) => {
-                        let rate = p.u16()?;
-                        p.skip(6)?;
-                        QueueProp::MinRate(rate)
-                    }
-                    (2, 16) => {
-                        let rate = p.u16()?;
-                        p.skip(6)?;
-                        QueueProp::MaxRate(rate)
-                    }
-                    _ => QueueProp::Unknown {
-                        property,
-                        body: p.rest().to_vec(),
-                    },
-                });
-            }
-            queues.push(PacketQueue {
-                queue_id,
-                port: qport,
-                properties,
-            });
-        }
-        Ok(QueueGetConfigReply { port, queues })
+        all(r.rest(), queue_get_config_reply)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -438,4 +315,181 @@ impl QueueGetConfigReply {
             buf[start + 8..start + 10].copy_from_slice(&len.to_be_bytes());
         }
     }
+}
+
+/// HELLO: elements padded to 8 bytes; like OVS, trailing bytes too short for an element are
+/// ignored.
+fn hello(mut i: In<'_>) -> PResult<'_, Hello> {
+    let mut elements = Vec::new();
+    while i.len() >= 4 {
+        let (_, (typ, len)) = (be_u16, be_u16).parse(i)?;
+        let len = len as usize;
+        if len < 4 || len > i.len() {
+            return fail(bad_len(
+                "ofp_hello_elem_header",
+                len,
+                "overruns the message",
+            ));
+        }
+        let (rest, elem) = take(len)(i)?;
+        let (body, _) = take(4)(elem)?;
+        elements.push(if typ == 1 {
+            let (_, words) = nom::multi::many0(be_u32).parse(body)?;
+            HelloElement::VersionBitmap(words)
+        } else {
+            HelloElement::Unknown {
+                typ,
+                body: body.to_vec(),
+            }
+        });
+        let pad = (len.div_ceil(8) * 8 - len).min(rest.len());
+        i = take(pad)(rest)?.0;
+    }
+    Ok((&[], Hello { elements }))
+}
+
+fn features_reply(i: In<'_>) -> PResult<'_, FeaturesReply> {
+    let (i, (datapath_id, n_buffers, n_tables, auxiliary_id, _, capabilities, reserved)) =
+        (be_u64, be_u32, be_u8, be_u8, take(2), be_u32, be_u32).parse(i)?;
+    Ok((
+        i,
+        FeaturesReply {
+            datapath_id,
+            n_buffers,
+            n_tables,
+            auxiliary_id,
+            capabilities,
+            reserved,
+        },
+    ))
+}
+
+fn async_config(i: In<'_>) -> PResult<'_, AsyncConfig> {
+    let pair = |i| (be_u32, be_u32).map(|(a, b)| [a, b]).parse(i);
+    let (i, (packet_in_mask, port_status_mask, flow_removed_mask)) = (pair, pair, pair).parse(i)?;
+    Ok((
+        i,
+        AsyncConfig {
+            packet_in_mask,
+            port_status_mask,
+            flow_removed_mask,
+        },
+    ))
+}
+
+fn mac(i: In<'_>) -> PResult<'_, [u8; 6]> {
+    let (i, m) = take(6)(i)?;
+    Ok((i, m.try_into().unwrap_or_default()))
+}
+
+/// `ofp_port` (64 bytes).
+pub(crate) fn port(i: In<'_>) -> PResult<'_, Port> {
+    let (i, (port_no, _, hw_addr, _, name)) =
+        (be_u32, take(4), mac, take(2), take(16).map(fixed_str)).parse(i)?;
+    let (i, (config, state, curr, advertised, supported, peer, curr_speed, max_speed)) = (
+        be_u32, be_u32, be_u32, be_u32, be_u32, be_u32, be_u32, be_u32,
+    )
+        .parse(i)?;
+    Ok((
+        i,
+        Port {
+            port_no,
+            hw_addr,
+            name,
+            config,
+            state,
+            curr,
+            advertised,
+            supported,
+            peer,
+            curr_speed,
+            max_speed,
+        },
+    ))
+}
+
+/// OFPT_PORT_MOD's body (32 bytes).
+fn port_mod(i: In<'_>) -> PResult<'_, PortMod> {
+    let (i, (port_no, _, hw_addr, _, config, mask, advertise, _)) = (
+        be_u32,
+        take(4),
+        mac,
+        take(2),
+        be_u32,
+        be_u32,
+        be_u32,
+        take(4),
+    )
+        .parse(i)?;
+    Ok((
+        i,
+        PortMod {
+            port_no,
+            hw_addr,
+            config,
+            mask,
+            advertise,
+        },
+    ))
+}
+
+fn queue_get_config_reply(i: In<'_>) -> PResult<'_, QueueGetConfigReply> {
+    let (i, (port, _)) = need(
+        "ofp_queue_get_config_reply",
+        8,
+        BAD_REQUEST_LEN,
+        (be_u32, take(4)),
+    )
+    .parse(i)?;
+    let (i, queues) = many_all(packet_queue, 16)(i)?;
+    Ok((i, QueueGetConfigReply { port, queues }))
+}
+
+/// One `ofp_packet_queue`: its length sits after the queue id and port; then properties.
+fn packet_queue(i: In<'_>) -> PResult<'_, PacketQueue> {
+    const WHAT: &str = "ofp_packet_queue";
+    check(WHAT, 10, BAD_REQUEST_LEN, i)?;
+    let (_, (_, len)) = (take(8), be_u16).parse(i)?;
+    let len = len as usize;
+    if len < 16 {
+        return fail(bad_len(WHAT, len, "shorter than its 16-byte header"));
+    }
+    check(WHAT, len, BAD_REQUEST_LEN, i)?;
+    let (rest, q) = take(len)(i)?;
+    let (q, (queue_id, port, _)) = (be_u32, be_u32, take(8)).parse(q)?;
+    let (_, properties) = many_all(queue_prop, 16)(q)?;
+    Ok((
+        rest,
+        PacketQueue {
+            queue_id,
+            port,
+            properties,
+        },
+    ))
+}
+
+/// One `ofp_queue_prop`: min/max rate (16 bytes) or kept raw.
+fn queue_prop(i: In<'_>) -> PResult<'_, QueueProp> {
+    check("ofp_queue_prop_header", 4, BAD_REQUEST_LEN, i)?;
+    let (_, (property, len)) = (be_u16, be_u16).parse(i)?;
+    let len = len as usize;
+    if len < 8 {
+        return fail(bad_len(
+            "ofp_queue_prop_header",
+            len,
+            "shorter than 8 bytes",
+        ));
+    }
+    check("ofp_queue_prop", len, BAD_REQUEST_LEN, i)?;
+    let (rest, p) = take(len)(i)?;
+    let (body, _) = take(8)(p)?;
+    let prop = match (property, len) {
+        (1, 16) => QueueProp::MinRate(be_u16(body)?.1),
+        (2, 16) => QueueProp::MaxRate(be_u16(body)?.1),
+        _ => QueueProp::Unknown {
+            property,
+            body: body.to_vec(),
+        },
+    };
+    Ok((rest, prop))
 }

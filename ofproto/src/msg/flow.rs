@@ -2,12 +2,18 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::wire::{bad_len, Reader};
+use nom::combinator::rest;
+use nom::Parser;
+
+use super::wire::{bad_len, BAD_REQUEST_LEN};
 use crate::action::Action;
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::code_table;
 use crate::instruction::Instruction;
 use crate::oxm::Match;
+use crate::parse::{
+    all, be_u16, be_u32, be_u64, be_u8, bytes, check, fail, lift, need, take, In, PResult,
+};
 
 /// `OFP_NO_BUFFER`.
 pub const NO_BUFFER: u32 = 0xffff_ffff;
@@ -91,44 +97,8 @@ impl FlowMod {
         }
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let cookie = r.u64()?;
-        let cookie_mask = r.u64()?;
-        let table_id = r.u8()?;
-        let command = FlowModCommand::from(r.u8()?);
-        if let FlowModCommand::Unknown(c) = command {
-            return Err(DecodeError::Invalid {
-                what: "ofp_flow_mod",
-                why: format!("unknown command {c}"),
-                ofp: ErrorCode::new(5, 6), // OFPFMFC_BAD_COMMAND
-            });
-        }
-        let idle_timeout = r.u16()?;
-        let hard_timeout = r.u16()?;
-        let priority = r.u16()?;
-        let buffer_id = r.u32()?;
-        let out_port = r.u32()?;
-        let out_group = r.u32()?;
-        let flags = r.u16()?;
-        r.skip(2)?;
-        let rest = r.rest();
-        let (match_, n) = Match::decode(rest)?;
-        let instructions = Instruction::decode_list(&rest[n..])?;
-        Ok(FlowMod {
-            cookie,
-            cookie_mask,
-            table_id,
-            command,
-            idle_timeout,
-            hard_timeout,
-            priority,
-            buffer_id,
-            out_port,
-            out_group,
-            flags,
-            match_,
-            instructions,
-        })
+    pub(crate) fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        all(body, flow_mod)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -175,39 +145,8 @@ pub struct FlowRemoved {
 }
 
 impl FlowRemoved {
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let cookie = r.u64()?;
-        let priority = r.u16()?;
-        let reason = r.u8()?;
-        let table_id = r.u8()?;
-        let duration_sec = r.u32()?;
-        let duration_nsec = r.u32()?;
-        let idle_timeout = r.u16()?;
-        let hard_timeout = r.u16()?;
-        let packet_count = r.u64()?;
-        let byte_count = r.u64()?;
-        let rest = r.rest();
-        let (match_, n) = Match::decode(rest)?;
-        if n != rest.len() {
-            return Err(bad_len(
-                "ofp_flow_removed",
-                rest.len(),
-                "bytes after the match",
-            ));
-        }
-        Ok(FlowRemoved {
-            cookie,
-            priority,
-            reason,
-            table_id,
-            duration_sec,
-            duration_nsec,
-            idle_timeout,
-            hard_timeout,
-            packet_count,
-            byte_count,
-            match_,
-        })
+    pub(crate) fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        all(body, flow_removed)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -239,25 +178,8 @@ pub struct PacketIn {
 }
 
 impl PacketIn {
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let buffer_id = r.u32()?;
-        let total_len = r.u16()?;
-        let reason = r.u8()?;
-        let table_id = r.u8()?;
-        let cookie = r.u64()?;
-        let rest = r.rest();
-        let (match_, n) = Match::decode(rest)?;
-        let mut r2 = Reader::new(&rest[n..], "ofp_packet_in");
-        r2.skip(2)?;
-        Ok(PacketIn {
-            buffer_id,
-            total_len,
-            reason,
-            table_id,
-            cookie,
-            match_,
-            data: r2.rest().to_vec(),
-        })
+    pub(crate) fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        all(body, packet_in)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -294,25 +216,8 @@ impl PacketOut {
         }
     }
 
-    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let buffer_id = r.u32()?;
-        let in_port = r.u32()?;
-        let actions_len = r.u16()? as usize;
-        r.skip(6)?;
-        if actions_len > r.remaining() {
-            return Err(bad_len(
-                "ofp_packet_out",
-                actions_len,
-                "actions_len overruns the message",
-            ));
-        }
-        let actions = Action::decode_list(r.bytes(actions_len)?)?;
-        Ok(PacketOut {
-            buffer_id,
-            in_port,
-            actions,
-            data: r.rest().to_vec(),
-        })
+    pub(crate) fn decode(body: &[u8]) -> Result<Self, DecodeError> {
+        all(body, packet_out)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -323,4 +228,139 @@ impl PacketOut {
         Action::encode_list(&self.actions, buf);
         buf.put_slice(&self.data);
     }
+}
+
+fn flow_mod(i: In<'_>) -> PResult<'_, FlowMod> {
+    check("ofp_flow_mod", 40, BAD_REQUEST_LEN, i)?;
+    let (i, cookie) = be_u64(i)?;
+    let (i, cookie_mask) = be_u64(i)?;
+    let (i, table_id) = be_u8(i)?;
+    let (i, command) = be_u8(i)?;
+    let command = FlowModCommand::from(command);
+    if let FlowModCommand::Unknown(c) = command {
+        return fail(DecodeError::Invalid {
+            what: "ofp_flow_mod",
+            why: format!("unknown command {c}"),
+            ofp: ErrorCode::new(5, 6), // OFPFMFC_BAD_COMMAND
+        });
+    }
+    let (i, idle_timeout) = be_u16(i)?;
+    let (i, hard_timeout) = be_u16(i)?;
+    let (i, priority) = be_u16(i)?;
+    let (i, buffer_id) = be_u32(i)?;
+    let (i, out_port) = be_u32(i)?;
+    let (i, out_group) = be_u32(i)?;
+    let (i, flags) = be_u16(i)?;
+    let (i, _) = take(2)(i)?;
+    let (i, match_) = crate::oxm::ofp_match(i)?;
+    let (i, instructions) = crate::instruction::instruction_list(i)?;
+    Ok((
+        i,
+        FlowMod {
+            cookie,
+            cookie_mask,
+            table_id,
+            command,
+            idle_timeout,
+            hard_timeout,
+            priority,
+            buffer_id,
+            out_port,
+            out_group,
+            flags,
+            match_,
+            instructions,
+        },
+    ))
+}
+
+fn flow_removed(i: In<'_>) -> PResult<'_, FlowRemoved> {
+    let (i, (cookie, priority, reason, table_id, duration_sec, duration_nsec)) = need(
+        "ofp_flow_removed",
+        40,
+        BAD_REQUEST_LEN,
+        (be_u64, be_u16, be_u8, be_u8, be_u32, be_u32),
+    )
+    .parse(i)?;
+    let (i, (idle_timeout, hard_timeout, packet_count, byte_count)) =
+        (be_u16, be_u16, be_u64, be_u64).parse(i)?;
+    let (rest, match_) = crate::oxm::ofp_match(i)?;
+    if !rest.is_empty() {
+        return fail(bad_len(
+            "ofp_flow_removed",
+            i.len(),
+            "bytes after the match",
+        ));
+    }
+    Ok((
+        rest,
+        FlowRemoved {
+            cookie,
+            priority,
+            reason,
+            table_id,
+            duration_sec,
+            duration_nsec,
+            idle_timeout,
+            hard_timeout,
+            packet_count,
+            byte_count,
+            match_,
+        },
+    ))
+}
+
+fn packet_in(i: In<'_>) -> PResult<'_, PacketIn> {
+    let (i, (buffer_id, total_len, reason, table_id, cookie)) = need(
+        "ofp_packet_in",
+        16,
+        BAD_REQUEST_LEN,
+        (be_u32, be_u16, be_u8, be_u8, be_u64),
+    )
+    .parse(i)?;
+    let (i, match_) = crate::oxm::ofp_match(i)?;
+    let (i, _) = bytes("ofp_packet_in", 2, BAD_REQUEST_LEN).parse(i)?;
+    let (i, data) = rest(i)?;
+    Ok((
+        i,
+        PacketIn {
+            buffer_id,
+            total_len,
+            reason,
+            table_id,
+            cookie,
+            match_,
+            data: data.to_vec(),
+        },
+    ))
+}
+
+fn packet_out(i: In<'_>) -> PResult<'_, PacketOut> {
+    let (i, (buffer_id, in_port, actions_len, _)) = need(
+        "ofp_packet_out",
+        16,
+        BAD_REQUEST_LEN,
+        (be_u32, be_u32, be_u16, take(6usize)),
+    )
+    .parse(i)?;
+    let actions_len = actions_len as usize;
+    if actions_len > i.len() {
+        return fail(bad_len(
+            "ofp_packet_out",
+            actions_len,
+            "actions_len overruns the message",
+        ));
+    }
+    let (i, actions) = take(actions_len).parse(i)?;
+    let actions = lift(Action::decode_list(actions))?;
+    let (i, data) = rest(i)?;
+    Ok((
+        i,
+        PacketOut {
+            buffer_id,
+            in_port,
+            actions,
+            data: data.to_vec(),
+        },
+    ))
 }

@@ -3,10 +3,16 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::wire::{bad_len, Reader};
+use nom::combinator::rest;
+use nom::Parser;
+
+use super::wire::{Reader, BAD_REQUEST_LEN};
 use crate::action::Action;
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::code_table;
+use crate::parse::{
+    all, be_u16, be_u32, be_u8, bytes, fail, lift, many_all, need, take, In, PResult,
+};
 
 code_table! {
     /// `ofp_group_mod_command`.
@@ -50,34 +56,6 @@ impl Bucket {
         }
     }
 
-    pub(crate) fn decode_list(r: &mut Reader<'_>) -> Result<Vec<Bucket>, DecodeError> {
-        let mut out = Vec::new();
-        while !r.is_empty() {
-            let len = r.peek_u16(0)? as usize;
-            if len < 16 || !len.is_multiple_of(8) {
-                return Err(DecodeError::BadLength {
-                    what: "ofp_bucket",
-                    len,
-                    why: "must be a multiple of 8, at least 16",
-                    ofp: ErrorCode::new(6, 12), // OFPGMFC_BAD_BUCKET
-                });
-            }
-            let mut b = r.sub(len, "ofp_bucket")?;
-            b.skip(2)?;
-            let weight = b.u16()?;
-            let watch_port = b.u32()?;
-            let watch_group = b.u32()?;
-            b.skip(4)?;
-            out.push(Bucket {
-                weight,
-                watch_port,
-                watch_group,
-                actions: Action::decode_list(b.rest())?,
-            });
-        }
-        Ok(out)
-    }
-
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         buf.put_u16((16 + Action::list_len(&self.actions)) as u16);
         buf.put_u16(self.weight);
@@ -103,30 +81,7 @@ pub struct GroupMod {
 
 impl GroupMod {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let command = GroupModCommand::from(r.u16()?);
-        if let GroupModCommand::Unknown(c) = command {
-            return Err(DecodeError::Invalid {
-                what: "ofp_group_mod",
-                why: format!("unknown command {c}"),
-                ofp: ErrorCode::new(6, 11), // OFPGMFC_BAD_COMMAND
-            });
-        }
-        let group_type = GroupType::from(r.u8()?);
-        if let GroupType::Unknown(t) = group_type {
-            return Err(DecodeError::Invalid {
-                what: "ofp_group_mod",
-                why: format!("unknown group type {t}"),
-                ofp: ErrorCode::new(6, 10), // OFPGMFC_BAD_TYPE
-            });
-        }
-        r.skip(1)?;
-        let group_id = r.u32()?;
-        Ok(GroupMod {
-            command,
-            group_type,
-            group_id,
-            buckets: Bucket::decode_list(r)?,
-        })
+        all(r.rest(), group_mod)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -189,48 +144,6 @@ pub enum MeterBand {
 const METER_MOD_FAILED: u16 = 12;
 
 impl MeterBand {
-    pub(crate) fn decode_list(r: &mut Reader<'_>) -> Result<Vec<MeterBand>, DecodeError> {
-        let mut out = Vec::new();
-        while !r.is_empty() {
-            let typ = r.peek_u16(0)?;
-            let len = r.peek_u16(2)? as usize;
-            if len < 16 || !len.is_multiple_of(8) {
-                return Err(DecodeError::BadLength {
-                    what: "ofp_meter_band",
-                    len,
-                    why: "must be a multiple of 8, at least 16",
-                    ofp: ErrorCode::new(METER_MOD_FAILED, 8), // OFPMMFC_BAD_BAND
-                });
-            }
-            let mut b = r.sub(len, "ofp_meter_band")?;
-            b.skip(4)?;
-            let rate = b.u32()?;
-            let burst_size = b.u32()?;
-            out.push(match typ {
-                1 => MeterBand::Drop { rate, burst_size },
-                2 => MeterBand::DscpRemark {
-                    rate,
-                    burst_size,
-                    prec_level: b.u8()?,
-                },
-                0xffff => MeterBand::Experimenter {
-                    rate,
-                    burst_size,
-                    experimenter: b.u32()?,
-                    data: b.rest().to_vec(),
-                },
-                other => {
-                    return Err(DecodeError::Invalid {
-                        what: "ofp_meter_band",
-                        why: format!("unknown band type {other}"),
-                        ofp: ErrorCode::new(METER_MOD_FAILED, 8), // OFPMMFC_BAD_BAND
-                    });
-                }
-            });
-        }
-        Ok(out)
-    }
-
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
         match self {
             MeterBand::Drop { rate, burst_size } => {
@@ -301,23 +214,7 @@ pub(crate) fn check_meter_flags(flags: u16) -> Result<(), DecodeError> {
 
 impl MeterMod {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let command = MeterModCommand::from(r.u16()?);
-        if let MeterModCommand::Unknown(c) = command {
-            return Err(DecodeError::Invalid {
-                what: "ofp_meter_mod",
-                why: format!("unknown command {c}"),
-                ofp: ErrorCode::new(METER_MOD_FAILED, 4), // OFPMMFC_BAD_COMMAND
-            });
-        }
-        let flags = r.u16()?;
-        check_meter_flags(flags)?;
-        let meter_id = r.u32()?;
-        Ok(MeterMod {
-            command,
-            flags,
-            meter_id,
-            bands: MeterBand::decode_list(r)?,
-        })
+        all(r.rest(), meter_mod)
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -330,15 +227,138 @@ impl MeterMod {
     }
 }
 
-/// The entry length at `r`'s position must cover at least `min` bytes.
-pub(crate) fn entry_len(
-    r: &Reader<'_>,
-    what: &'static str,
-    min: usize,
-) -> Result<usize, DecodeError> {
-    let len = r.peek_u16(0)? as usize;
-    if len < min {
-        return Err(bad_len(what, len, "shorter than the fixed part"));
+/// One `ofp_bucket`: its length (a multiple of 8, at least 16), then its actions.
+pub(crate) fn bucket(i: In<'_>) -> PResult<'_, Bucket> {
+    let (_, len) = need("ofp_bucket", 2, BAD_REQUEST_LEN, be_u16).parse(i)?;
+    let len = len as usize;
+    if len < 16 || !len.is_multiple_of(8) {
+        return fail(DecodeError::BadLength {
+            what: "ofp_bucket",
+            len,
+            why: "must be a multiple of 8, at least 16",
+            ofp: ErrorCode::new(6, 12), // OFPGMFC_BAD_BUCKET
+        });
     }
-    Ok(len)
+    let (rest, b) = bytes("ofp_bucket", len, BAD_REQUEST_LEN).parse(i)?;
+    let (actions, (_, weight, watch_port, watch_group, _)) =
+        (take(2usize), be_u16, be_u32, be_u32, take(4usize)).parse(b)?;
+    let (_, actions) = crate::action::action_list(actions)?;
+    Ok((
+        rest,
+        Bucket {
+            weight,
+            watch_port,
+            watch_group,
+            actions,
+        },
+    ))
+}
+
+fn group_mod(i: In<'_>) -> PResult<'_, GroupMod> {
+    let (i, (command, group_type, _, group_id)) = need(
+        "ofp_group_mod",
+        8,
+        BAD_REQUEST_LEN,
+        (
+            be_u16.map(GroupModCommand::from),
+            be_u8.map(GroupType::from),
+            take(1usize),
+            be_u32,
+        ),
+    )
+    .parse(i)?;
+    if let GroupModCommand::Unknown(c) = command {
+        return fail(DecodeError::Invalid {
+            what: "ofp_group_mod",
+            why: format!("unknown command {c}"),
+            ofp: ErrorCode::new(6, 11), // OFPGMFC_BAD_COMMAND
+        });
+    }
+    if let GroupType::Unknown(t) = group_type {
+        return fail(DecodeError::Invalid {
+            what: "ofp_group_mod",
+            why: format!("unknown group type {t}"),
+            ofp: ErrorCode::new(6, 10), // OFPGMFC_BAD_TYPE
+        });
+    }
+    let (i, buckets) = many_all(bucket, 32)(i)?;
+    Ok((
+        i,
+        GroupMod {
+            command,
+            group_type,
+            group_id,
+            buckets,
+        },
+    ))
+}
+
+/// One `ofp_meter_band`: type and length (a multiple of 8, at least 16), rate, burst.
+pub(crate) fn meter_band(i: In<'_>) -> PResult<'_, MeterBand> {
+    let (_, (typ, len)) = need("ofp_meter_band", 4, BAD_REQUEST_LEN, (be_u16, be_u16)).parse(i)?;
+    let len = len as usize;
+    if len < 16 || !len.is_multiple_of(8) {
+        return fail(DecodeError::BadLength {
+            what: "ofp_meter_band",
+            len,
+            why: "must be a multiple of 8, at least 16",
+            ofp: ErrorCode::new(METER_MOD_FAILED, 8), // OFPMMFC_BAD_BAND
+        });
+    }
+    let (rest_, b) = bytes("ofp_meter_band", len, BAD_REQUEST_LEN).parse(i)?;
+    let (b, (_, rate, burst_size)) = (take(4usize), be_u32, be_u32).parse(b)?;
+    let band = match typ {
+        1 => MeterBand::Drop { rate, burst_size },
+        2 => MeterBand::DscpRemark {
+            rate,
+            burst_size,
+            prec_level: be_u8(b)?.1,
+        },
+        0xffff => {
+            let (data, experimenter) = be_u32(b)?;
+            let (_, data) = rest(data)?;
+            MeterBand::Experimenter {
+                rate,
+                burst_size,
+                experimenter,
+                data: data.to_vec(),
+            }
+        }
+        other => {
+            return fail(DecodeError::Invalid {
+                what: "ofp_meter_band",
+                why: format!("unknown band type {other}"),
+                ofp: ErrorCode::new(METER_MOD_FAILED, 8), // OFPMMFC_BAD_BAND
+            });
+        }
+    };
+    Ok((rest_, band))
+}
+
+fn meter_mod(i: In<'_>) -> PResult<'_, MeterMod> {
+    let (i, (command, flags, meter_id)) = need(
+        "ofp_meter_mod",
+        8,
+        BAD_REQUEST_LEN,
+        (be_u16.map(MeterModCommand::from), be_u16, be_u32),
+    )
+    .parse(i)?;
+    if let MeterModCommand::Unknown(c) = command {
+        return fail(DecodeError::Invalid {
+            what: "ofp_meter_mod",
+            why: format!("unknown command {c}"),
+            ofp: ErrorCode::new(METER_MOD_FAILED, 4), // OFPMMFC_BAD_COMMAND
+        });
+    }
+    lift(check_meter_flags(flags))?;
+    let (i, bands) = many_all(meter_band, 16)(i)?;
+    Ok((
+        i,
+        MeterMod {
+            command,
+            flags,
+            meter_id,
+            bands,
+        },
+    ))
 }

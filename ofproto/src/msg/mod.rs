@@ -12,7 +12,8 @@ pub mod flow;
 pub mod group_meter;
 pub mod multipart;
 pub mod packet_in2;
-pub mod print;
+/// Printing as `ovs-ofctl ofp-print` does; lives in [`crate::print`].
+pub use crate::print::msg as print;
 mod wire;
 
 pub use basic::{
@@ -30,7 +31,9 @@ pub use packet_in2::{set_packet_in_format, PacketIn2, NO_BUFFER};
 
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::{Header, MsgType, HEADER_LEN, OFP13_VERSION};
+use crate::parse::{be_u16, be_u32, be_u64, be_u8, fail, lift, need, take, In, PResult};
 use bundle::{ONFT_BUNDLE_ADD_MESSAGE, ONFT_BUNDLE_CONTROL, ONFT_ROLE_STATUS, ONF_EXPERIMENTER};
+use nom::Parser;
 use wire::{bad_len, Reader};
 
 /// Every OpenFlow 1.3 message this crate speaks.
@@ -175,9 +178,9 @@ impl Message {
         if header.msg_type != MsgType::Hello && header.version != OFP13_VERSION {
             return Err(DecodeError::BadVersion(header.version));
         }
-        let mut r = Reader::new(&frame[HEADER_LEN..len], "OpenFlow message body");
-        let msg = Self::decode_body(&header, &mut r)?;
-        if !r.is_empty() {
+        let (_, body) = crate::parse::finish(take(len - HEADER_LEN)(&frame[HEADER_LEN..]))?;
+        let (rest, msg) = crate::parse::finish(Self::body(&header, body))?;
+        if !rest.is_empty() {
             return Err(bad_len(
                 "OpenFlow message",
                 len,
@@ -187,165 +190,208 @@ impl Message {
         Ok((header, msg))
     }
 
-    fn decode_body(header: &Header, r: &mut Reader<'_>) -> Result<Message, DecodeError> {
-        let empty = |r: &Reader<'_>, m: Message| {
-            if r.is_empty() {
-                Ok(m)
-            } else {
-                Err(bad_len(
+    /// A message body (what follows the header), by the header's type.
+    fn body<'a>(header: &Header, i: In<'a>) -> PResult<'a, Message> {
+        // Families still read with the bounds-checked `wire::Reader`: they take the rest.
+        fn reader<'a, T>(
+            i: In<'a>,
+            f: impl FnOnce(&mut Reader<'a>) -> Result<T, DecodeError>,
+        ) -> PResult<'a, T> {
+            let mut r = Reader::new(i, "OpenFlow message body");
+            let v = lift(f(&mut r))?;
+            Ok((r.rest(), v))
+        }
+        fn empty(i: In<'_>, m: Message) -> PResult<'_, Message> {
+            if !i.is_empty() {
+                return fail(bad_len(
                     "OpenFlow message",
-                    r.remaining(),
+                    i.len(),
                     "this message has no body",
-                ))
+                ));
             }
-        };
+            Ok((i, m))
+        }
+        const LEN: ErrorCode = wire::BAD_REQUEST_LEN;
+        let rest = |i: In<'a>| -> In<'a> { &i[i.len()..] };
         Ok(match header.msg_type {
-            MsgType::Hello => Message::Hello(Hello::decode(r)?),
+            MsgType::Hello => reader(i, |r| Hello::decode(r).map(Message::Hello))?,
             MsgType::Error => {
-                let typ = r.u16()?;
+                let (i, typ) = need("ofp_error_msg", 4, LEN, be_u16).parse(i)?;
                 if typ == error::OFPET_EXPERIMENTER {
-                    let exp_code = r.u16()?;
-                    let experimenter = r.u32()?;
-                    Message::Error(ErrorMsg::Experimenter {
-                        exp_code,
-                        experimenter,
-                        data: r.rest().to_vec(),
-                    })
+                    let (i, (exp_code, experimenter)) =
+                        need("ofp_error_experimenter_msg", 6, LEN, (be_u16, be_u32)).parse(i)?;
+                    (
+                        rest(i),
+                        Message::Error(ErrorMsg::Experimenter {
+                            exp_code,
+                            experimenter,
+                            data: i.to_vec(),
+                        }),
+                    )
                 } else {
-                    let code = r.u16()?;
-                    Message::Error(ErrorMsg::Standard {
-                        code: ErrorCode::new(typ, code),
-                        data: r.rest().to_vec(),
-                    })
+                    let (i, code) = be_u16(i)?;
+                    (
+                        rest(i),
+                        Message::Error(ErrorMsg::Standard {
+                            code: ErrorCode::new(typ, code),
+                            data: i.to_vec(),
+                        }),
+                    )
                 }
             }
-            MsgType::EchoRequest => Message::EchoRequest(r.rest().to_vec()),
-            MsgType::EchoReply => Message::EchoReply(r.rest().to_vec()),
-            MsgType::Experimenter => Self::decode_experimenter(header, r)?,
-            MsgType::FeaturesRequest => empty(r, Message::FeaturesRequest)?,
-            MsgType::FeaturesReply => Message::FeaturesReply(FeaturesReply::decode(r)?),
-            MsgType::GetConfigRequest => empty(r, Message::GetConfigRequest)?,
+            MsgType::EchoRequest => (rest(i), Message::EchoRequest(i.to_vec())),
+            MsgType::EchoReply => (rest(i), Message::EchoReply(i.to_vec())),
+            MsgType::Experimenter => Self::experimenter(header, i)?,
+            MsgType::FeaturesRequest => empty(i, Message::FeaturesRequest)?,
+            MsgType::FeaturesReply => {
+                reader(i, |r| FeaturesReply::decode(r).map(Message::FeaturesReply))?
+            }
+            MsgType::GetConfigRequest => empty(i, Message::GetConfigRequest)?,
             MsgType::GetConfigReply | MsgType::SetConfig => {
+                let (i, (flags, miss_send_len)) =
+                    need("ofp_switch_config", 4, LEN, (be_u16, be_u16)).parse(i)?;
                 let c = SwitchConfig {
-                    flags: r.u16()?,
-                    miss_send_len: r.u16()?,
+                    flags,
+                    miss_send_len,
                 };
                 if header.msg_type == MsgType::SetConfig {
-                    Message::SetConfig(c)
+                    (i, Message::SetConfig(c))
                 } else {
-                    Message::GetConfigReply(c)
+                    (i, Message::GetConfigReply(c))
                 }
             }
-            MsgType::PacketIn => Message::PacketIn(PacketIn::decode(r)?),
-            MsgType::FlowRemoved => Message::FlowRemoved(FlowRemoved::decode(r)?),
+            MsgType::PacketIn => (rest(i), Message::PacketIn(lift(PacketIn::decode(i))?)),
+            MsgType::FlowRemoved => (rest(i), Message::FlowRemoved(lift(FlowRemoved::decode(i))?)),
             MsgType::PortStatus => {
-                let reason = r.u8()?;
-                r.skip(7)?;
-                Message::PortStatus(PortStatus {
-                    reason,
-                    port: Port::decode(r)?,
-                })
+                let (i, (reason, _)) =
+                    need("ofp_port_status", 8, LEN, (be_u8, take(7))).parse(i)?;
+                reader(i, |r| {
+                    Ok(Message::PortStatus(PortStatus {
+                        reason,
+                        port: Port::decode(r)?,
+                    }))
+                })?
             }
-            MsgType::PacketOut => Message::PacketOut(PacketOut::decode(r)?),
-            MsgType::FlowMod => Message::FlowMod(FlowMod::decode(r)?),
-            MsgType::GroupMod => Message::GroupMod(GroupMod::decode(r)?),
-            MsgType::PortMod => Message::PortMod(PortMod::decode(r)?),
+            MsgType::PacketOut => (rest(i), Message::PacketOut(lift(PacketOut::decode(i))?)),
+            MsgType::FlowMod => (rest(i), Message::FlowMod(lift(FlowMod::decode(i))?)),
+            MsgType::GroupMod => reader(i, |r| GroupMod::decode(r).map(Message::GroupMod))?,
+            MsgType::PortMod => reader(i, |r| PortMod::decode(r).map(Message::PortMod))?,
             MsgType::TableMod => {
-                let table_id = r.u8()?;
-                r.skip(3)?;
-                Message::TableMod(TableMod {
-                    table_id,
-                    config: r.u32()?,
-                })
+                let (i, (table_id, _, config)) =
+                    need("ofp_table_mod", 8, LEN, (be_u8, take(3), be_u32)).parse(i)?;
+                (i, Message::TableMod(TableMod { table_id, config }))
             }
             MsgType::MultipartRequest | MsgType::MultipartReply => {
-                let typ = MultipartType::from(r.u16()?);
-                let flags = r.u16()?;
-                r.skip(4)?;
+                let (i, (typ, flags, _)) = need(
+                    "ofp_multipart",
+                    8,
+                    LEN,
+                    (be_u16.map(MultipartType::from), be_u16, take(4)),
+                )
+                .parse(i)?;
                 if header.msg_type == MsgType::MultipartRequest {
-                    Message::MultipartRequest {
-                        flags,
-                        body: MultipartRequest::decode(typ, r)?,
-                    }
+                    reader(i, |r| {
+                        Ok(Message::MultipartRequest {
+                            flags,
+                            body: MultipartRequest::decode(typ, r)?,
+                        })
+                    })?
                 } else {
-                    Message::MultipartReply {
-                        flags,
-                        body: MultipartReply::decode(typ, r)?,
-                    }
+                    reader(i, |r| {
+                        Ok(Message::MultipartReply {
+                            flags,
+                            body: MultipartReply::decode(typ, r)?,
+                        })
+                    })?
                 }
             }
-            MsgType::BarrierRequest => empty(r, Message::BarrierRequest)?,
-            MsgType::BarrierReply => empty(r, Message::BarrierReply)?,
+            MsgType::BarrierRequest => empty(i, Message::BarrierRequest)?,
+            MsgType::BarrierReply => empty(i, Message::BarrierReply)?,
             MsgType::QueueGetConfigRequest => {
-                let port = r.u32()?;
-                r.skip(4)?;
-                Message::QueueGetConfigRequest { port }
+                let (i, (port, _)) =
+                    need("ofp_queue_get_config_request", 8, LEN, (be_u32, take(4))).parse(i)?;
+                (i, Message::QueueGetConfigRequest { port })
             }
-            MsgType::QueueGetConfigReply => {
-                Message::QueueGetConfigReply(QueueGetConfigReply::decode(r)?)
-            }
+            MsgType::QueueGetConfigReply => reader(i, |r| {
+                QueueGetConfigReply::decode(r).map(Message::QueueGetConfigReply)
+            })?,
             MsgType::RoleRequest | MsgType::RoleReply => {
-                let role = r.u32()?;
-                r.skip(4)?;
+                let (i, (role, _, generation_id)) =
+                    need("ofp_role_request", 16, LEN, (be_u32, take(4), be_u64)).parse(i)?;
                 let role = Role {
                     role,
-                    generation_id: r.u64()?,
+                    generation_id,
                 };
                 if header.msg_type == MsgType::RoleRequest {
-                    Message::RoleRequest(role)
+                    (i, Message::RoleRequest(role))
                 } else {
-                    Message::RoleReply(role)
+                    (i, Message::RoleReply(role))
                 }
             }
-            MsgType::GetAsyncRequest => empty(r, Message::GetAsyncRequest)?,
-            MsgType::GetAsyncReply => Message::GetAsyncReply(AsyncConfig::decode(r)?),
-            MsgType::SetAsync => Message::SetAsync(AsyncConfig::decode(r)?),
-            MsgType::MeterMod => Message::MeterMod(MeterMod::decode(r)?),
-            MsgType::Unknown(t) => Message::Unknown {
-                msg_type: t,
-                body: r.rest().to_vec(),
-            },
+            MsgType::GetAsyncRequest => empty(i, Message::GetAsyncRequest)?,
+            MsgType::GetAsyncReply => {
+                reader(i, |r| AsyncConfig::decode(r).map(Message::GetAsyncReply))?
+            }
+            MsgType::SetAsync => reader(i, |r| AsyncConfig::decode(r).map(Message::SetAsync))?,
+            MsgType::MeterMod => reader(i, |r| MeterMod::decode(r).map(Message::MeterMod))?,
+            MsgType::Unknown(t) => (
+                rest(i),
+                Message::Unknown {
+                    msg_type: t,
+                    body: i.to_vec(),
+                },
+            ),
         })
     }
 
-    fn decode_experimenter(header: &Header, r: &mut Reader<'_>) -> Result<Message, DecodeError> {
-        let experimenter = r.u32()?;
-        let exp_type = r.u32()?;
-        if experimenter != ONF_EXPERIMENTER {
-            return Ok(Message::Experimenter(Experimenter {
+    fn experimenter<'a>(header: &Header, i: In<'a>) -> PResult<'a, Message> {
+        const LEN: ErrorCode = wire::BAD_REQUEST_LEN;
+        let (i, (experimenter, exp_type)) =
+            need("ofp_experimenter_header", 8, LEN, (be_u32, be_u32)).parse(i)?;
+        let end = &i[i.len()..];
+        let raw = |i: In<'_>| {
+            Message::Experimenter(Experimenter {
                 experimenter,
                 exp_type,
-                data: r.rest().to_vec(),
-            }));
+                data: i.to_vec(),
+            })
+        };
+        if experimenter != ONF_EXPERIMENTER {
+            return Ok((end, raw(i)));
         }
         Ok(match exp_type {
             ONFT_BUNDLE_CONTROL => {
-                let bundle_id = r.u32()?;
-                let ctrl_type = BundleCtrlType::from(r.u16()?);
-                let flags = r.u16()?;
-                Message::BundleControl(BundleCtrl {
-                    bundle_id,
-                    ctrl_type,
-                    flags,
-                    properties: r.rest().to_vec(),
-                })
+                let (i, (bundle_id, ctrl_type, flags)) = need(
+                    "ofp_bundle_ctrl_msg",
+                    8,
+                    LEN,
+                    (be_u32, be_u16.map(BundleCtrlType::from), be_u16),
+                )
+                .parse(i)?;
+                (
+                    end,
+                    Message::BundleControl(BundleCtrl {
+                        bundle_id,
+                        ctrl_type,
+                        flags,
+                        properties: i.to_vec(),
+                    }),
+                )
             }
             ONFT_BUNDLE_ADD_MESSAGE => {
-                let bundle_id = r.u32()?;
-                r.skip(2)?;
-                let flags = r.u16()?;
-                let rest = r.rest();
-                let inner = Header::parse(rest)?;
+                let (i, (bundle_id, _, flags)) =
+                    need("ofp_bundle_add_msg", 8, LEN, (be_u32, take(2), be_u16)).parse(i)?;
+                let inner = lift(Header::parse(i))?;
                 let inner_len = inner.length as usize;
-                if inner_len < HEADER_LEN || inner_len > rest.len() {
-                    return Err(bad_len(
+                if inner_len < HEADER_LEN || inner_len > i.len() {
+                    return fail(bad_len(
                         "bundled message",
                         inner_len,
                         "overruns the bundle add message",
                     ));
                 }
                 if inner.xid != header.xid {
-                    return Err(DecodeError::Invalid {
+                    return fail(DecodeError::Invalid {
                         what: "ONFT_BUNDLE_ADD_MESSAGE",
                         why: format!(
                             "inner xid {:#x} differs from the outer xid {:#x}",
@@ -355,29 +401,31 @@ impl Message {
                     });
                 }
                 // Bytes after the inner message are padding or properties; OVS defines none.
-                let (_, message) = Message::decode(&rest[..inner_len])?;
-                Message::BundleAdd(BundleAdd {
-                    bundle_id,
-                    flags,
-                    message: Box::new(message),
-                })
+                let (_, inner) = take(inner_len)(i)?;
+                let (_, message) = lift(Message::decode(inner))?;
+                (
+                    end,
+                    Message::BundleAdd(BundleAdd {
+                        bundle_id,
+                        flags,
+                        message: Box::new(message),
+                    }),
+                )
             }
             ONFT_ROLE_STATUS => {
-                let role = r.u32()?;
-                let reason = r.u8()?;
-                r.skip(3)?;
-                Message::RoleStatus(RoleStatus {
-                    role,
-                    reason,
-                    generation_id: r.u64()?,
-                    properties: r.rest().to_vec(),
-                })
+                let (i, (role, reason, _, generation_id)) =
+                    need("ofp_role_status", 16, LEN, (be_u32, be_u8, take(3), be_u64)).parse(i)?;
+                (
+                    end,
+                    Message::RoleStatus(RoleStatus {
+                        role,
+                        reason,
+                        generation_id,
+                        properties: i.to_vec(),
+                    }),
+                )
             }
-            _ => Message::Experimenter(Experimenter {
-                experimenter,
-                exp_type,
-                data: r.rest().to_vec(),
-            }),
+            _ => (end, raw(i)),
         })
     }
 

@@ -3,12 +3,16 @@
 use bytes::{BufMut, BytesMut};
 
 use super::basic::{Port, PORT_LEN};
-use super::group_meter::{entry_len, Bucket, GroupType, MeterBand};
-use super::wire::{bad_len, fixed_str, put_fixed_str, Reader};
+use super::group_meter::{Bucket, GroupType, MeterBand};
+use super::wire::{bad_len, fixed_str, put_fixed_str, Reader, BAD_REQUEST_LEN};
 use crate::error::{DecodeError, ErrorCode};
 use crate::header::code_table;
 use crate::instruction::Instruction;
 use crate::oxm::Match;
+use crate::parse::{
+    all, be_u16, be_u32, be_u64, be_u8, check, fail, many_all, need, take, In, PResult,
+};
+use nom::Parser;
 
 code_table! {
     /// `ofp_multipart_type`.
@@ -56,26 +60,6 @@ impl FlowStatsRequest {
             cookie_mask: 0,
             match_: Match::default(),
         }
-    }
-
-    fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        let table_id = r.u8()?;
-        r.skip(3)?;
-        let out_port = r.u32()?;
-        let out_group = r.u32()?;
-        r.skip(4)?;
-        let cookie = r.u64()?;
-        let cookie_mask = r.u64()?;
-        let rest = r.rest();
-        let (match_, _) = Match::decode(rest)?;
-        Ok(FlowStatsRequest {
-            table_id,
-            out_port,
-            out_group,
-            cookie,
-            cookie_mask,
-            match_,
-        })
     }
 
     fn encode(&self, buf: &mut BytesMut) {
@@ -272,18 +256,6 @@ pub enum MultipartReply {
 
 const BAD_MULTIPART: ErrorCode = ErrorCode::new(1, 2);
 
-fn expect_empty(r: &Reader<'_>, what: &'static str) -> Result<(), DecodeError> {
-    if r.is_empty() {
-        Ok(())
-    } else {
-        Err(bad_len(
-            what,
-            r.remaining(),
-            "this multipart type has no body",
-        ))
-    }
-}
-
 impl MultipartRequest {
     pub fn multipart_type(&self) -> MultipartType {
         match self {
@@ -305,46 +277,7 @@ impl MultipartRequest {
     }
 
     pub(crate) fn decode(typ: MultipartType, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        use MultipartType as T;
-        let req = match typ {
-            T::Desc => MultipartRequest::Desc,
-            T::Flow => MultipartRequest::Flow(FlowStatsRequest::decode(r)?),
-            T::Aggregate => MultipartRequest::Aggregate(FlowStatsRequest::decode(r)?),
-            T::Table => MultipartRequest::Table,
-            T::PortStats => {
-                let port_no = r.u32()?;
-                r.skip(4)?;
-                MultipartRequest::PortStats { port_no }
-            }
-            T::Queue => MultipartRequest::Queue {
-                port_no: r.u32()?,
-                queue_id: r.u32()?,
-            },
-            T::Group => {
-                let group_id = r.u32()?;
-                r.skip(4)?;
-                MultipartRequest::Group { group_id }
-            }
-            T::GroupDesc => MultipartRequest::GroupDesc,
-            T::GroupFeatures => MultipartRequest::GroupFeatures,
-            T::Meter | T::MeterConfig => {
-                let meter_id = r.u32()?;
-                r.skip(4)?;
-                if typ == T::Meter {
-                    MultipartRequest::Meter { meter_id }
-                } else {
-                    MultipartRequest::MeterConfig { meter_id }
-                }
-            }
-            T::MeterFeatures => MultipartRequest::MeterFeatures,
-            T::PortDesc => MultipartRequest::PortDesc,
-            T::TableFeatures | T::Experimenter | T::Unknown(_) => MultipartRequest::Raw {
-                typ,
-                body: r.rest().to_vec(),
-            },
-        };
-        expect_empty(r, "ofp_multipart_request")?;
-        Ok(req)
+        all(r.rest(), |i| multipart_request(typ, i))
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -418,255 +351,7 @@ impl MultipartReply {
     }
 
     pub(crate) fn decode(typ: MultipartType, r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        use MultipartType as T;
-        let reply = match typ {
-            T::Desc => MultipartReply::Desc(Desc {
-                mfr_desc: fixed_str(r.bytes(256)?),
-                hw_desc: fixed_str(r.bytes(256)?),
-                sw_desc: fixed_str(r.bytes(256)?),
-                serial_num: fixed_str(r.bytes(32)?),
-                dp_desc: fixed_str(r.bytes(256)?),
-            }),
-            T::Flow => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = entry_len(r, "ofp_flow_stats", 56)?;
-                    let mut e = r.sub(len, "ofp_flow_stats")?;
-                    e.skip(2)?;
-                    let table_id = e.u8()?;
-                    e.skip(1)?;
-                    let duration_sec = e.u32()?;
-                    let duration_nsec = e.u32()?;
-                    let priority = e.u16()?;
-                    let idle_timeout = e.u16()?;
-                    let hard_timeout = e.u16()?;
-                    let flags = e.u16()?;
-                    e.skip(4)?;
-                    let cookie = e.u64()?;
-                    let packet_count = e.u64()?;
-                    let byte_count = e.u64()?;
-                    let rest = e.rest();
-                    let (match_, n) = Match::decode(rest)?;
-                    v.push(FlowStats {
-                        table_id,
-                        duration_sec,
-                        duration_nsec,
-                        priority,
-                        idle_timeout,
-                        hard_timeout,
-                        flags,
-                        cookie,
-                        packet_count,
-                        byte_count,
-                        match_,
-                        instructions: Instruction::decode_list(&rest[n..])?,
-                    });
-                }
-                MultipartReply::Flow(v)
-            }
-            T::Aggregate => {
-                let a = AggregateStats {
-                    packet_count: r.u64()?,
-                    byte_count: r.u64()?,
-                    flow_count: r.u32()?,
-                };
-                r.skip(4)?;
-                MultipartReply::Aggregate(a)
-            }
-            T::Table => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let table_id = r.u8()?;
-                    r.skip(3)?;
-                    v.push(TableStats {
-                        table_id,
-                        active_count: r.u32()?,
-                        lookup_count: r.u64()?,
-                        matched_count: r.u64()?,
-                    });
-                }
-                MultipartReply::Table(v)
-            }
-            T::PortStats => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let port_no = r.u32()?;
-                    r.skip(4)?;
-                    let mut c = [0u64; 12];
-                    for x in &mut c {
-                        *x = r.u64()?;
-                    }
-                    v.push(PortStats {
-                        port_no,
-                        rx_packets: c[0],
-                        tx_packets: c[1],
-                        rx_bytes: c[2],
-                        tx_bytes: c[3],
-                        rx_dropped: c[4],
-                        tx_dropped: c[5],
-                        rx_errors: c[6],
-                        tx_errors: c[7],
-                        rx_frame_err: c[8],
-                        rx_over_err: c[9],
-                        rx_crc_err: c[10],
-                        collisions: c[11],
-                        duration_sec: r.u32()?,
-                        duration_nsec: r.u32()?,
-                    });
-                }
-                MultipartReply::PortStats(v)
-            }
-            T::Queue => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    v.push(QueueStats {
-                        port_no: r.u32()?,
-                        queue_id: r.u32()?,
-                        tx_bytes: r.u64()?,
-                        tx_packets: r.u64()?,
-                        tx_errors: r.u64()?,
-                        duration_sec: r.u32()?,
-                        duration_nsec: r.u32()?,
-                    });
-                }
-                MultipartReply::Queue(v)
-            }
-            T::Group => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = entry_len(r, "ofp_group_stats", 40)?;
-                    let mut e = r.sub(len, "ofp_group_stats")?;
-                    e.skip(4)?;
-                    let group_id = e.u32()?;
-                    let ref_count = e.u32()?;
-                    e.skip(4)?;
-                    let packet_count = e.u64()?;
-                    let byte_count = e.u64()?;
-                    let duration_sec = e.u32()?;
-                    let duration_nsec = e.u32()?;
-                    let mut buckets = Vec::new();
-                    while !e.is_empty() {
-                        buckets.push((e.u64()?, e.u64()?));
-                    }
-                    v.push(GroupStats {
-                        group_id,
-                        ref_count,
-                        packet_count,
-                        byte_count,
-                        duration_sec,
-                        duration_nsec,
-                        buckets,
-                    });
-                }
-                MultipartReply::Group(v)
-            }
-            T::GroupDesc => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = entry_len(r, "ofp_group_desc", 8)?;
-                    let mut e = r.sub(len, "ofp_group_desc")?;
-                    e.skip(2)?;
-                    let group_type = GroupType::from(e.u8()?);
-                    e.skip(1)?;
-                    let group_id = e.u32()?;
-                    v.push(GroupDesc {
-                        group_type,
-                        group_id,
-                        buckets: Bucket::decode_list(&mut e)?,
-                    });
-                }
-                MultipartReply::GroupDesc(v)
-            }
-            T::GroupFeatures => MultipartReply::GroupFeatures(GroupFeatures {
-                types: r.u32()?,
-                capabilities: r.u32()?,
-                max_groups: [r.u32()?, r.u32()?, r.u32()?, r.u32()?],
-                actions: [r.u32()?, r.u32()?, r.u32()?, r.u32()?],
-            }),
-            T::Meter => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = r.peek_u16(4)? as usize;
-                    if len < 40 {
-                        return Err(bad_len(
-                            "ofp_meter_stats",
-                            len,
-                            "shorter than the fixed part",
-                        ));
-                    }
-                    let mut e = r.sub(len, "ofp_meter_stats")?;
-                    let meter_id = e.u32()?;
-                    e.skip(8)?;
-                    let flow_count = e.u32()?;
-                    let packet_in_count = e.u64()?;
-                    let byte_in_count = e.u64()?;
-                    let duration_sec = e.u32()?;
-                    let duration_nsec = e.u32()?;
-                    let mut bands = Vec::new();
-                    while !e.is_empty() {
-                        bands.push((e.u64()?, e.u64()?));
-                    }
-                    v.push(MeterStats {
-                        meter_id,
-                        flow_count,
-                        packet_in_count,
-                        byte_in_count,
-                        duration_sec,
-                        duration_nsec,
-                        bands,
-                    });
-                }
-                MultipartReply::Meter(v)
-            }
-            T::MeterConfig => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let len = entry_len(r, "ofp_meter_config", 8)?;
-                    let mut e = r.sub(len, "ofp_meter_config")?;
-                    e.skip(2)?;
-                    let flags = e.u16()?;
-                    let meter_id = e.u32()?;
-                    v.push(MeterConfig {
-                        flags,
-                        meter_id,
-                        bands: MeterBand::decode_list(&mut e)?,
-                    });
-                }
-                MultipartReply::MeterConfig(v)
-            }
-            T::MeterFeatures => {
-                let f = MeterFeatures {
-                    max_meter: r.u32()?,
-                    band_types: r.u32()?,
-                    capabilities: r.u32()?,
-                    max_bands: r.u8()?,
-                    max_color: r.u8()?,
-                };
-                r.skip(2)?;
-                MultipartReply::MeterFeatures(f)
-            }
-            T::PortDesc => {
-                let mut v = Vec::new();
-                while !r.is_empty() {
-                    let mut e = r.sub(PORT_LEN, "ofp_port")?;
-                    v.push(Port::decode(&mut e)?);
-                }
-                MultipartReply::PortDesc(v)
-            }
-            T::TableFeatures | T::Experimenter | T::Unknown(_) => MultipartReply::Raw {
-                typ,
-                body: r.rest().to_vec(),
-            },
-        };
-        if !r.is_empty() {
-            return Err(DecodeError::BadLength {
-                what: "ofp_multipart_reply",
-                len: r.remaining(),
-                why: "bytes left after the body",
-                ofp: BAD_MULTIPART,
-            });
-        }
-        Ok(reply)
+        all(r.rest(), |i| multipart_reply(typ, i))
     }
 
     pub(crate) fn encode(&self, buf: &mut BytesMut) {
@@ -827,4 +512,462 @@ impl MultipartReply {
             MultipartReply::Raw { body, .. } => buf.put_slice(body),
         }
     }
+}
+
+/// One `ofp_flow_stats`: its length (at least the 56-byte fixed part), the fixed part, the
+/// match, the instructions.
+fn flow_stats(i: In<'_>) -> PResult<'_, FlowStats> {
+    check("ofp_flow_stats", 2, BAD_REQUEST_LEN, i)?;
+    let (_, len) = be_u16(i)?;
+    let len = len as usize;
+    if len < 56 {
+        return fail(bad_len(
+            "ofp_flow_stats",
+            len,
+            "shorter than the fixed part",
+        ));
+    }
+    check("ofp_flow_stats", len, BAD_REQUEST_LEN, i)?;
+    let (rest, e) = take(len)(i)?;
+    let (e, _) = take(2)(e)?;
+    let (e, table_id) = be_u8(e)?;
+    let (e, _) = take(1)(e)?;
+    let (e, duration_sec) = be_u32(e)?;
+    let (e, duration_nsec) = be_u32(e)?;
+    let (e, priority) = be_u16(e)?;
+    let (e, idle_timeout) = be_u16(e)?;
+    let (e, hard_timeout) = be_u16(e)?;
+    let (e, flags) = be_u16(e)?;
+    let (e, _) = take(4)(e)?;
+    let (e, cookie) = be_u64(e)?;
+    let (e, packet_count) = be_u64(e)?;
+    let (e, byte_count) = be_u64(e)?;
+    let (e, match_) = crate::oxm::ofp_match(e)?;
+    let (_, instructions) = crate::instruction::instruction_list(e)?;
+    Ok((
+        rest,
+        FlowStats {
+            table_id,
+            duration_sec,
+            duration_nsec,
+            priority,
+            idle_timeout,
+            hard_timeout,
+            flags,
+            cookie,
+            packet_count,
+            byte_count,
+            match_,
+            instructions,
+        },
+    ))
+}
+
+/// A length-prefixed entry (length in its first two bytes, at least `min`): the entry and
+/// what follows it.
+fn entry<'a>(what: &'static str, min: usize, i: In<'a>) -> PResult<'a, In<'a>> {
+    check(what, 2, BAD_REQUEST_LEN, i)?;
+    let (_, len) = be_u16(i)?;
+    let len = len as usize;
+    if len < min {
+        return fail(bad_len(what, len, "shorter than the fixed part"));
+    }
+    check(what, len, BAD_REQUEST_LEN, i)?;
+    take(len)(i)
+}
+
+/// One `ofp_group_desc`: length, type, group id, buckets.
+fn group_desc(i: In<'_>) -> PResult<'_, GroupDesc> {
+    let (rest, e) = entry("ofp_group_desc", 8, i)?;
+    let (e, _) = take(2)(e)?;
+    let (e, group_type) = be_u8(e)?;
+    let (e, _) = take(1)(e)?;
+    let (e, group_id) = be_u32(e)?;
+    let (_, buckets) = many_all(super::group_meter::bucket, 32)(e)?;
+    Ok((
+        rest,
+        GroupDesc {
+            group_type: GroupType::from(group_type),
+            group_id,
+            buckets,
+        },
+    ))
+}
+
+/// One `ofp_meter_config`: length, flags, meter id, bands.
+fn meter_config(i: In<'_>) -> PResult<'_, MeterConfig> {
+    let (rest, e) = entry("ofp_meter_config", 8, i)?;
+    let (e, _) = take(2)(e)?;
+    let (e, flags) = be_u16(e)?;
+    let (e, meter_id) = be_u32(e)?;
+    let (_, bands) = many_all(super::group_meter::meter_band, 16)(e)?;
+    Ok((
+        rest,
+        MeterConfig {
+            flags,
+            meter_id,
+            bands,
+        },
+    ))
+}
+
+/// `ofp_flow_stats_request` (FLOW and AGGREGATE): bytes after the match are ignored, as before.
+fn flow_stats_request(i: In<'_>) -> PResult<'_, FlowStatsRequest> {
+    check("ofp_flow_stats_request", 32, BAD_REQUEST_LEN, i)?;
+    let (i, table_id) = be_u8(i)?;
+    let (i, _) = take(3)(i)?;
+    let (i, out_port) = be_u32(i)?;
+    let (i, out_group) = be_u32(i)?;
+    let (i, _) = take(4)(i)?;
+    let (i, cookie) = be_u64(i)?;
+    let (i, cookie_mask) = be_u64(i)?;
+    let (i, match_) = crate::oxm::ofp_match(i)?;
+    Ok((
+        &i[i.len()..],
+        FlowStatsRequest {
+            table_id,
+            out_port,
+            out_group,
+            cookie,
+            cookie_mask,
+            match_,
+        },
+    ))
+}
+
+/// A multipart request's body by its type; the body must be used up.
+fn multipart_request(typ: MultipartType, i: In<'_>) -> PResult<'_, MultipartRequest> {
+    use MultipartType as T;
+    const WHAT: &str = "ofp_multipart_request";
+    // An id and 4 bytes of padding (port stats, group, meter).
+    let id_pad = |i| -> PResult<'_, u32> {
+        check(WHAT, 8, BAD_REQUEST_LEN, i)?;
+        let (i, id) = be_u32(i)?;
+        let (i, _) = take(4)(i)?;
+        Ok((i, id))
+    };
+    let (i, req) = match typ {
+        T::Desc => (i, MultipartRequest::Desc),
+        T::Flow => {
+            let (i, f) = flow_stats_request(i)?;
+            (i, MultipartRequest::Flow(f))
+        }
+        T::Aggregate => {
+            let (i, f) = flow_stats_request(i)?;
+            (i, MultipartRequest::Aggregate(f))
+        }
+        T::Table => (i, MultipartRequest::Table),
+        T::PortStats => {
+            let (i, port_no) = id_pad(i)?;
+            (i, MultipartRequest::PortStats { port_no })
+        }
+        T::Queue => {
+            check(WHAT, 8, BAD_REQUEST_LEN, i)?;
+            let (i, port_no) = be_u32(i)?;
+            let (i, queue_id) = be_u32(i)?;
+            (i, MultipartRequest::Queue { port_no, queue_id })
+        }
+        T::Group => {
+            let (i, group_id) = id_pad(i)?;
+            (i, MultipartRequest::Group { group_id })
+        }
+        T::GroupDesc => (i, MultipartRequest::GroupDesc),
+        T::GroupFeatures => (i, MultipartRequest::GroupFeatures),
+        T::Meter => {
+            let (i, meter_id) = id_pad(i)?;
+            (i, MultipartRequest::Meter { meter_id })
+        }
+        T::MeterConfig => {
+            let (i, meter_id) = id_pad(i)?;
+            (i, MultipartRequest::MeterConfig { meter_id })
+        }
+        T::MeterFeatures => (i, MultipartRequest::MeterFeatures),
+        T::PortDesc => (i, MultipartRequest::PortDesc),
+        T::TableFeatures | T::Experimenter | T::Unknown(_) => (
+            &i[i.len()..],
+            MultipartRequest::Raw {
+                typ,
+                body: i.to_vec(),
+            },
+        ),
+    };
+    if !i.is_empty() {
+        return fail(bad_len(WHAT, i.len(), "this multipart type has no body"));
+    }
+    Ok((i, req))
+}
+
+/// Fixed-size entries, back to back, until the input is used up.
+fn fixed_entries<'a, T>(
+    what: &'static str,
+    size: usize,
+    item: impl Fn(In<'a>) -> PResult<'a, T>,
+) -> impl Fn(In<'a>) -> PResult<'a, Vec<T>> {
+    many_all(
+        move |i| {
+            check(what, size, BAD_REQUEST_LEN, i)?;
+            item(i)
+        },
+        size,
+    )
+}
+
+/// Pairs of 64-bit counters until the input is used up (group buckets, meter bands).
+fn counter_pairs(i: In<'_>) -> PResult<'_, Vec<(u64, u64)>> {
+    many_all(|i| (be_u64, be_u64).parse(i), 16)(i)
+}
+
+fn table_stats(i: In<'_>) -> PResult<'_, TableStats> {
+    let (i, (table_id, _, active_count, lookup_count, matched_count)) =
+        (be_u8, take(3), be_u32, be_u64, be_u64).parse(i)?;
+    Ok((
+        i,
+        TableStats {
+            table_id,
+            active_count,
+            lookup_count,
+            matched_count,
+        },
+    ))
+}
+
+fn port_stats(i: In<'_>) -> PResult<'_, PortStats> {
+    let (i, (port_no, _)) = (be_u32, take(4)).parse(i)?;
+    let (i, c) = nom::multi::count(be_u64, 12).parse(i)?;
+    let (i, (duration_sec, duration_nsec)) = (be_u32, be_u32).parse(i)?;
+    Ok((
+        i,
+        PortStats {
+            port_no,
+            rx_packets: c[0],
+            tx_packets: c[1],
+            rx_bytes: c[2],
+            tx_bytes: c[3],
+            rx_dropped: c[4],
+            tx_dropped: c[5],
+            rx_errors: c[6],
+            tx_errors: c[7],
+            rx_frame_err: c[8],
+            rx_over_err: c[9],
+            rx_crc_err: c[10],
+            collisions: c[11],
+            duration_sec,
+            duration_nsec,
+        },
+    ))
+}
+
+fn queue_stats(i: In<'_>) -> PResult<'_, QueueStats> {
+    let (i, (port_no, queue_id, tx_bytes, tx_packets, tx_errors, duration_sec, duration_nsec)) =
+        (be_u32, be_u32, be_u64, be_u64, be_u64, be_u32, be_u32).parse(i)?;
+    Ok((
+        i,
+        QueueStats {
+            port_no,
+            queue_id,
+            tx_bytes,
+            tx_packets,
+            tx_errors,
+            duration_sec,
+            duration_nsec,
+        },
+    ))
+}
+
+/// One `ofp_group_stats`: length-prefixed, then a counter pair per bucket.
+fn group_stats(i: In<'_>) -> PResult<'_, GroupStats> {
+    let (rest, e) = entry("ofp_group_stats", 40, i)?;
+    let (e, (_, group_id, ref_count, _, packet_count, byte_count, duration_sec, duration_nsec)) = (
+        take(4),
+        be_u32,
+        be_u32,
+        take(4),
+        be_u64,
+        be_u64,
+        be_u32,
+        be_u32,
+    )
+        .parse(e)?;
+    let (_, buckets) = counter_pairs(e)?;
+    Ok((
+        rest,
+        GroupStats {
+            group_id,
+            ref_count,
+            packet_count,
+            byte_count,
+            duration_sec,
+            duration_nsec,
+            buckets,
+        },
+    ))
+}
+
+/// One `ofp_meter_stats`: its length sits after the meter id; then a counter pair per band.
+fn meter_stats(i: In<'_>) -> PResult<'_, MeterStats> {
+    const WHAT: &str = "ofp_meter_stats";
+    check(WHAT, 6, BAD_REQUEST_LEN, i)?;
+    let (_, (_, len)) = (take(4), be_u16).parse(i)?;
+    let len = len as usize;
+    if len < 40 {
+        return fail(bad_len(WHAT, len, "shorter than the fixed part"));
+    }
+    check(WHAT, len, BAD_REQUEST_LEN, i)?;
+    let (rest, e) = take(len)(i)?;
+    let (e, (meter_id, _, flow_count, packet_in_count, byte_in_count, duration_sec, duration_nsec)) =
+        (be_u32, take(8), be_u32, be_u64, be_u64, be_u32, be_u32).parse(e)?;
+    let (_, bands) = counter_pairs(e)?;
+    Ok((
+        rest,
+        MeterStats {
+            meter_id,
+            flow_count,
+            packet_in_count,
+            byte_in_count,
+            duration_sec,
+            duration_nsec,
+            bands,
+        },
+    ))
+}
+
+/// A multipart reply's body by its type; bytes left after it are refused.
+fn multipart_reply(typ: MultipartType, i: In<'_>) -> PResult<'_, MultipartReply> {
+    use MultipartType as T;
+    let len = BAD_REQUEST_LEN;
+    let string = |n: usize| take(n).map(fixed_str);
+    let (i, reply) = match typ {
+        T::Desc => {
+            let (i, (mfr_desc, hw_desc, sw_desc, serial_num, dp_desc)) = need(
+                "ofp_desc",
+                1056,
+                len,
+                (
+                    string(256),
+                    string(256),
+                    string(256),
+                    string(32),
+                    string(256),
+                ),
+            )
+            .parse(i)?;
+            (
+                i,
+                MultipartReply::Desc(Desc {
+                    mfr_desc,
+                    hw_desc,
+                    sw_desc,
+                    serial_num,
+                    dp_desc,
+                }),
+            )
+        }
+        T::Flow => {
+            let (i, v) = many_all(flow_stats, 128)(i)?;
+            (i, MultipartReply::Flow(v))
+        }
+        T::Aggregate => {
+            let (i, (packet_count, byte_count, flow_count, _)) = need(
+                "ofp_aggregate_stats_reply",
+                24,
+                len,
+                (be_u64, be_u64, be_u32, take(4)),
+            )
+            .parse(i)?;
+            (
+                i,
+                MultipartReply::Aggregate(AggregateStats {
+                    packet_count,
+                    byte_count,
+                    flow_count,
+                }),
+            )
+        }
+        T::Table => {
+            let (i, v) = fixed_entries("ofp_table_stats", 24, table_stats)(i)?;
+            (i, MultipartReply::Table(v))
+        }
+        T::PortStats => {
+            let (i, v) = fixed_entries("ofp_port_stats", 112, port_stats)(i)?;
+            (i, MultipartReply::PortStats(v))
+        }
+        T::Queue => {
+            let (i, v) = fixed_entries("ofp_queue_stats", 40, queue_stats)(i)?;
+            (i, MultipartReply::Queue(v))
+        }
+        T::Group => {
+            let (i, v) = many_all(group_stats, 40)(i)?;
+            (i, MultipartReply::Group(v))
+        }
+        T::GroupDesc => {
+            let (i, v) = many_all(group_desc, 64)(i)?;
+            (i, MultipartReply::GroupDesc(v))
+        }
+        T::GroupFeatures => {
+            let word4 = || nom::multi::count(be_u32, 4).map(|v| [v[0], v[1], v[2], v[3]]);
+            let (i, (types, capabilities, max_groups, actions)) = need(
+                "ofp_group_features",
+                40,
+                len,
+                (be_u32, be_u32, word4(), word4()),
+            )
+            .parse(i)?;
+            (
+                i,
+                MultipartReply::GroupFeatures(GroupFeatures {
+                    types,
+                    capabilities,
+                    max_groups,
+                    actions,
+                }),
+            )
+        }
+        T::Meter => {
+            let (i, v) = many_all(meter_stats, 40)(i)?;
+            (i, MultipartReply::Meter(v))
+        }
+        T::MeterConfig => {
+            let (i, v) = many_all(meter_config, 32)(i)?;
+            (i, MultipartReply::MeterConfig(v))
+        }
+        T::MeterFeatures => {
+            let (i, (max_meter, band_types, capabilities, max_bands, max_color, _)) = need(
+                "ofp_meter_features",
+                16,
+                len,
+                (be_u32, be_u32, be_u32, be_u8, be_u8, take(2)),
+            )
+            .parse(i)?;
+            (
+                i,
+                MultipartReply::MeterFeatures(MeterFeatures {
+                    max_meter,
+                    band_types,
+                    capabilities,
+                    max_bands,
+                    max_color,
+                }),
+            )
+        }
+        T::PortDesc => {
+            let (i, v) = fixed_entries("ofp_port", PORT_LEN, super::basic::port)(i)?;
+            (i, MultipartReply::PortDesc(v))
+        }
+        T::TableFeatures | T::Experimenter | T::Unknown(_) => (
+            &i[i.len()..],
+            MultipartReply::Raw {
+                typ,
+                body: i.to_vec(),
+            },
+        ),
+    };
+    if !i.is_empty() {
+        return fail(DecodeError::BadLength {
+            what: "ofp_multipart_reply",
+            len: i.len(),
+            why: "bytes left after the body",
+            ofp: BAD_MULTIPART,
+        });
+    }
+    Ok((i, reply))
 }

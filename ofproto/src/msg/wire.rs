@@ -1,5 +1,6 @@
-//! A bounds-checked reader over one message body, so that every decoder reports truncation with
-//! the structure's name instead of panicking.
+//! What the nom decoders share: the length error, fixed strings, and `Reader`, a cut of one
+//! message body that the family decoders' `decode(&mut Reader)` entry points take (they hand
+//! its bytes to their nom parser).
 
 use crate::error::{DecodeError, ErrorCode};
 
@@ -31,55 +32,11 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
 
-    pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(self.bytes(1)?[0])
-    }
-    pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
-        let b = self.bytes(2)?;
-        Ok(u16::from_be_bytes([b[0], b[1]]))
-    }
-    pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
-        let b = self.bytes(4)?;
-        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    pub(crate) fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.bytes(8)?;
-        Ok(u64::from_be_bytes(b.try_into().expect("8 bytes")))
-    }
-    pub(crate) fn skip(&mut self, n: usize) -> Result<(), DecodeError> {
-        self.bytes(n).map(|_| ())
-    }
-    pub(crate) fn mac(&mut self) -> Result<[u8; 6], DecodeError> {
-        Ok(self.bytes(6)?.try_into().expect("6 bytes"))
-    }
     /// Everything not read yet.
     pub(crate) fn rest(&mut self) -> &'a [u8] {
         let s = &self.buf[self.pos..];
         self.pos = self.buf.len();
         s
-    }
-    pub(crate) fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-    pub(crate) fn is_empty(&self) -> bool {
-        self.remaining() == 0
-    }
-    /// A sub-reader over the next `n` bytes (a length-prefixed entry).
-    pub(crate) fn sub(&mut self, n: usize, what: &'static str) -> Result<Reader<'a>, DecodeError> {
-        Ok(Reader::new(self.bytes(n)?, what))
-    }
-    /// Peeks a big-endian u16 at `offset` from the current position.
-    pub(crate) fn peek_u16(&self, offset: usize) -> Result<u16, DecodeError> {
-        let at = self.pos + offset;
-        if self.buf.len() < at + 2 {
-            return Err(DecodeError::Truncated {
-                what: self.what,
-                need: at + 2,
-                have: self.buf.len(),
-                ofp: BAD_REQUEST_LEN,
-            });
-        }
-        Ok(u16::from_be_bytes([self.buf[at], self.buf[at + 1]]))
     }
 }
 

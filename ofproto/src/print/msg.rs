@@ -3,15 +3,15 @@
 
 use std::fmt::Write;
 
-use super::basic::{CAPABILITIES, PORT_CONFIG};
-use super::flow::{flow_flags, FlowModCommand, NO_BUFFER};
-use super::group_meter::{meter_flags, Bucket, GroupType, MeterBand, MeterModCommand};
-use super::multipart::{MultipartReply, MultipartRequest, MultipartType, MORE};
-use super::{ErrorMsg, Message};
 use crate::action::{packet_in_reason, ActionList};
 use crate::error::DecodeError;
 use crate::header::{frame_len, Header, MsgType};
 use crate::instruction::InstructionList;
+use crate::msg::basic::{CAPABILITIES, PORT_CONFIG};
+use crate::msg::flow::{flow_flags, FlowModCommand, NO_BUFFER};
+use crate::msg::group_meter::{meter_flags, Bucket, GroupType, MeterBand, MeterModCommand};
+use crate::msg::multipart::{MultipartReply, MultipartRequest, MultipartType, MORE};
+use crate::msg::{ErrorMsg, Message};
 use crate::oxm::{port_name, Match};
 
 /// OVS's default flow priority; not printed.
@@ -141,7 +141,7 @@ fn body(s: &mut String, msg: &Message, xid: u32) {
     match msg {
         Message::Hello(h) => {
             for e in &h.elements {
-                if let super::HelloElement::VersionBitmap(words) = e {
+                if let crate::msg::HelloElement::VersionBitmap(words) = e {
                     let mut versions = Vec::new();
                     for (i, w) in words.iter().enumerate() {
                         for bit in 0..32 {
@@ -383,10 +383,10 @@ fn body(s: &mut String, msg: &Message, xid: u32) {
                 let _ = write!(s, "\nqueue {}:", queue.queue_id);
                 for p in &queue.properties {
                     match p {
-                        super::QueueProp::MinRate(r) if *r <= 1000 => {
+                        crate::msg::QueueProp::MinRate(r) if *r <= 1000 => {
                             let _ = write!(s, " min_rate:{:.1}%", f64::from(*r) / 10.0);
                         }
-                        super::QueueProp::MaxRate(r) if *r <= 1000 => {
+                        crate::msg::QueueProp::MaxRate(r) if *r <= 1000 => {
                             let _ = write!(s, " max_rate:{:.1}%", f64::from(*r) / 10.0);
                         }
                         _ => {}
@@ -592,7 +592,7 @@ fn config_names(c: u32) -> String {
     }
 }
 
-fn port_line(p: &super::Port) -> String {
+fn port_line(p: &crate::msg::Port) -> String {
     format!(
         "{}({}): addr:{}",
         port_name(p.port_no),
@@ -630,7 +630,7 @@ fn mp_request(s: &mut String, body: &MultipartRequest) {
             let _ = write!(s, " port={} queue={q}", port_name(*port_no));
         }
         MultipartRequest::Group { group_id } => {
-            let g = if *group_id == super::group_meter::GROUP_ALL {
+            let g = if *group_id == crate::msg::group_meter::GROUP_ALL {
                 "ALL".to_string()
             } else {
                 group_id.to_string()
