@@ -15,6 +15,7 @@ pub mod contiv;
 pub mod inspect;
 pub mod model;
 pub mod proto;
+pub mod rest;
 pub mod state;
 pub mod validate;
 pub mod watch;

@@ -14,6 +14,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use weft_api::contiv::ContivIntent;
+use weft_api::rest::RestPath;
 use weft_api::state::{MapKind, Object};
 use weft_api::*;
 
@@ -51,27 +52,11 @@ fn body<T: DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(b).map_err(|e| bad(format!("request body: {e}")))
 }
 
-/// An object kind served under `/api/v1/<PATH>/`.
-trait RestKind: MapKind + Serialize + DeserializeOwned + Send + Sync {
-    const PATH: &'static str;
-}
+/// An object kind served under `/api/v1/<PATH>/` (the paths are `api::rest`'s, which netctl
+/// uses too).
+trait RestKind: MapKind + RestPath + Serialize + DeserializeOwned + Send + Sync {}
 
-macro_rules! rest_kind {
-    ($t:ty, $path:literal) => {
-        impl RestKind for $t {
-            const PATH: &'static str = $path;
-        }
-    };
-}
-
-rest_kind!(Tenant, "tenants");
-rest_kind!(Network, "networks");
-rest_kind!(EndpointGroup, "endpointGroups");
-rest_kind!(NetProfile, "netprofiles");
-rest_kind!(Policy, "policys");
-rest_kind!(Rule, "rules");
-rest_kind!(AppProfile, "appProfiles");
-rest_kind!(PodAttachment, "podAttachments");
+impl<T: MapKind + RestPath + Serialize + DeserializeOwned + Send + Sync> RestKind for T {}
 
 #[tracing::instrument(name = "rest.list", skip_all, fields(kind = T::KIND))]
 async fn list<T: RestKind>(AxState(i): AxState<Intent>) -> Result<Json<Vec<T>>, ApiError> {
@@ -121,8 +106,8 @@ async fn delete_one<T: RestKind>(
 }
 
 fn kind_routes<T: RestKind>(r: Router<Intent>) -> Router<Intent> {
-    let base = format!("/api/v1/{}/", T::PATH);
-    let one = format!("/api/v1/{}/{{key}}/", T::PATH);
+    let base = T::collection();
+    let one = T::path("{key}");
     r.route(&base, get(list::<T>))
         .route(&base[..base.len() - 1], get(list::<T>))
         .route(

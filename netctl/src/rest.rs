@@ -9,28 +9,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use weft_api::inspect::{FlowFilter, FlowView, TraceReport, TraceRequest, VerdictRecord};
 use weft_api::model::*;
+use weft_api::rest::RestPath;
 
-/// An object kind served under `/api/v1/<PATH>/` (the paths of netmaster's `RestKind`s), each
-/// object under `/api/v1/<PATH>/<Keyed::key()>/`.
-pub trait Resource: Keyed + Serialize + DeserializeOwned {
-    const PATH: &'static str;
-}
+/// An object kind netmaster serves, at the paths `api::rest` gives (the same ones its router
+/// uses): listed at `/api/v1/<PATH>/`, each object at `/api/v1/<PATH>/<Keyed::key()>/`.
+pub trait Resource: RestPath + Serialize + DeserializeOwned {}
 
-macro_rules! resource {
-    ($t:ty, $path:literal) => {
-        impl Resource for $t {
-            const PATH: &'static str = $path;
-        }
-    };
-}
-
-resource!(Tenant, "tenants");
-resource!(Network, "networks");
-resource!(EndpointGroup, "endpointGroups");
-resource!(NetProfile, "netprofiles");
-resource!(Policy, "policys");
-resource!(Rule, "rules");
-resource!(Global, "globals");
+impl<T: RestPath + Serialize + DeserializeOwned> Resource for T {}
 
 /// The key of a tenant's object named `name`, as [`Keyed::key`] makes it (`tenant:name`).
 pub fn scoped(tenant: &str, name: &str) -> String {
@@ -52,7 +37,7 @@ pub fn rule_key(tenant: &str, policy: &str, id: &str) -> String {
 
 /// The path of the object of kind `T` with `key`.
 pub fn path_of<T: Resource>(key: &str) -> String {
-    format!("/api/v1/{}/{key}/", T::PATH)
+    T::path(key)
 }
 
 /// What `POST /api/v1/intent` answers.
@@ -138,7 +123,7 @@ impl Api {
 
     /// Every object of kind `T`.
     pub async fn list<T: Resource>(&self) -> Result<Vec<T>> {
-        self.at(Method::GET, &format!("/api/v1/{}/", T::PATH)).await
+        self.at(Method::GET, &T::collection()).await
     }
 
     /// The object of kind `T` with `key`.
