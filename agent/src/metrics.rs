@@ -249,10 +249,14 @@ impl Metrics {
     }
 
     /// Serves `GET /metrics` on `addr` until cancelled.
-    pub async fn serve(&self, addr: SocketAddr, cancel: CancellationToken) -> Result<(), String> {
+    pub async fn serve(
+        &self,
+        addr: SocketAddr,
+        cancel: CancellationToken,
+    ) -> Result<(), MetricsListenError> {
         let l = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("metrics listener {addr}: {e}"))?;
+            .map_err(|source| MetricsListenError { addr, source })?;
         let m = self.clone();
         let app = axum::Router::new().route(
             "/metrics",
@@ -328,4 +332,13 @@ mod tests {
             "{t}"
         );
     }
+}
+
+/// The metrics listener could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("metrics listener {addr}")]
+pub struct MetricsListenError {
+    pub addr: SocketAddr,
+    #[source]
+    pub source: std::io::Error,
 }

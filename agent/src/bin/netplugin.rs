@@ -126,8 +126,7 @@ async fn run() -> anyhow::Result<()> {
         agent
             .metrics()
             .serve(addr, cancel.clone())
-            .await
-            .map_err(anyhow::Error::msg)?;
+            .await?;
     }
     tracing::info!("netplugin running");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
