@@ -544,8 +544,22 @@ impl Inspector {
                 _ => None,
             })
             .collect();
+        let sim_tunnel = ht
+            .outcomes
+            .iter()
+            .find(|o| matches!(o, Outcome::Tunnel { .. }))
+            .cloned();
         ht.observed = !seen.is_empty();
         let mut outcomes = self.seen_outcomes(seen, by_port);
+        // A packet-in without the tunnel metadata (a switch that leaves it out): the tunnel
+        // port was seen, where it leads is the simulation's word.
+        for o in &mut outcomes {
+            if let (Outcome::Tunnel { remote_vtep, .. }, Some(t)) = (&*o, &sim_tunnel) {
+                if remote_vtep.is_unspecified() {
+                    *o = t.clone();
+                }
+            }
+        }
         if outcomes.is_empty() {
             outcomes.push(Outcome::Dropped {
                 by: format!(

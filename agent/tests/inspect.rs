@@ -457,9 +457,16 @@ fn live_traces_see_the_probe_delivered_or_not() {
         ] {
             let t: HostTrace = live(&h, &wi, &di, port).await.json().await.unwrap();
             assert!(t.observed, "a drop seen on the switch: {t:#?}");
-            assert_eq!(t.outcomes, vec![Outcome::Dropped { by: by.into() }], "{t:#?}");
+            assert_eq!(
+                t.outcomes,
+                vec![Outcome::Dropped { by: by.into() }],
+                "{t:#?}"
+            );
             let sim = trace(&h, &wi, &di, port).await;
-            assert!(sim.outcomes.contains(&Outcome::Dropped { by: by.into() }), "{sim:#?}");
+            assert!(
+                sim.outcomes.contains(&Outcome::Dropped { by: by.into() }),
+                "{sim:#?}"
+            );
         }
         // The probe is a real packet: the logged rule logged it.
         assert!(verdicts(&h, 0).await.iter().any(|r| r.rule == "pg"));
@@ -489,17 +496,29 @@ fn live_traces_see_the_probe_delivered_or_not() {
             "proto": "tcp", "sport": 40123, "dport": 22,
         });
         let c = reqwest::Client::new();
-        let r = c.post(format!("{}/inspect/live/arm", base(&h))).json(&arm).send().await.unwrap();
+        let r = c
+            .post(format!("{}/inspect/live/arm", base(&h)))
+            .json(&arm)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{:?}", r.text().await);
         let flows = ovs.ofctl("dump-flows", "br-int", &["table=63"]);
         let clone = flows
             .lines()
             .find(|l| l.contains("cookie=0x8") && l.contains("tp_dst=22"))
             .unwrap_or_else(|| panic!("no clone of no-ssh: {flows}"));
-        assert!(clone.contains("nw_tos=28") && clone.contains("tp_src=40123"), "{clone}");
+        assert!(
+            clone.contains("nw_tos=28") && clone.contains("tp_src=40123"),
+            "{clone}"
+        );
         assert!(clone.contains("hard_timeout="), "{clone}");
         // Collected without a probe: nothing seen, the flows gone.
-        let r = c.delete(format!("{}/inspect/live/7", base(&h))).send().await.unwrap();
+        let r = c
+            .delete(format!("{}/inspect/live/7", base(&h)))
+            .send()
+            .await
+            .unwrap();
         let hop: weft_api::inspect::LiveHop = r.json().await.unwrap();
         assert!(!hop.observed && hop.outcomes.is_empty(), "{hop:?}");
     });

@@ -185,7 +185,10 @@ fn traces_agree_with_real_traffic() {
         };
         assert_eq!(hosts(&l), hosts(&r), "live {req}: {l:#}");
         for h in l["hops"].as_array().into_iter().flatten() {
-            assert_eq!(h["observed"], true, "live {req}: every hop saw the probe: {l:#}");
+            assert_eq!(
+                h["observed"], true,
+                "live {req}: every hop saw the probe: {l:#}"
+            );
         }
     }
     // The observation flows are gone from both hosts (netmaster collected them).
