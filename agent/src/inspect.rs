@@ -7,23 +7,25 @@
 //! | `/inspect/flows?FILTER`     | GET    |                    | `Vec<FlowView>`      |
 //! | `/inspect/trace`            | POST   | `HostTraceRequest` | `HostTrace`          |
 //! | `/inspect/verdicts?since=N` | GET    |                    | `Vec<VerdictRecord>` |
+//! | `/inspect/live/arm`         | POST   | `LiveArm`          | `{}`                 |
+//! | `/inspect/live/{tag}`       | DELETE |                    | `LiveHop`            |
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use ofproto::instruction::InstructionList;
 use ofproto::oxm::Field;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 use weft_api::inspect::{
-    FlowFilter, FlowView, HostTrace, HostTraceRequest, Ingress, Outcome, TraceProto, TraceStep,
-    VerdictRecord,
+    FlowFilter, FlowView, HostTrace, HostTraceRequest, Ingress, LiveArm, LiveHop, Outcome,
+    TraceProto, TraceStep, VerdictRecord,
 };
 use weft_policy::layout::{self, CookieKind};
 use weft_policy::sim::{Ipv4, Tunnel, Verdict, L3, L4};
@@ -51,8 +53,21 @@ pub struct Inspector {
     /// The recent verdict records.
     pub verdicts: Ring,
     cache: Mutex<Cache>,
-    /// The last live trace's DSCP tag; held during a live trace (one at a time).
-    live: tokio::sync::Mutex<u8>,
+    /// The live traces armed on this host, by tag, and the last tag picked here.
+    live: tokio::sync::Mutex<LiveTraces>,
+}
+
+/// The live traces armed on this host.
+#[derive(Default)]
+struct LiveTraces {
+    last: u8,
+    armed: HashMap<u8, ArmedTrace>,
+}
+
+/// One armed live trace: what its flows saw so far, and its collector's stop.
+struct ArmedTrace {
+    seen: Arc<Mutex<Vec<crate::live::Seen>>>,
+    stop: CancellationToken,
 }
 
 /// An error of the API: a status and a message.
@@ -102,7 +117,7 @@ impl Inspector {
             metrics,
             verdicts: Ring::default(),
             cache: Mutex::new(Cache::default()),
-            live: tokio::sync::Mutex::new(0),
+            live: tokio::sync::Mutex::new(LiveTraces::default()),
         }
     }
 
@@ -278,24 +293,241 @@ impl Inspector {
             if !matches!(req.ingress, Ingress::Endpoint { .. }) {
                 return Err(bad("live traces start at a local endpoint"));
             }
-            let mut last = self.live.lock().await;
-            *last = *last % 63 + 1;
-            let tag = *last;
-            let seen = crate::live::probe(&self.driver, &packet, tag)
-                .await
-                .map_err(unavailable)?;
-            drop(last);
-            self.live_outcomes(&mut ht, seen, &by_port);
+            let probe = crate::live::ProbeFields::of(&packet)
+                .ok_or_else(|| bad("only IPv4 is traced live"))?;
+            // netmaster's tag, armed by netmaster (it collects); else one of our own, armed,
+            // waited for and removed here.
+            let (tag, mine) = {
+                let mut st = self.live.lock().await;
+                match req.tag {
+                    Some(t) if !(1..=63).contains(&t) => {
+                        return Err(bad(format!("tag {t}: a DSCP tag is 1 to 63")))
+                    }
+                    Some(t) => (t, !st.armed.contains_key(&t)),
+                    None => {
+                        let mut t = st.last;
+                        for _ in 0..63 {
+                            t = t % 63 + 1;
+                            if !st.armed.contains_key(&t) {
+                                break;
+                            }
+                        }
+                        st.last = t;
+                        (t, true)
+                    }
+                }
+            };
+            if mine {
+                self.arm_probe(&probe, tag).await?;
+            }
+            if let Err(e) = crate::live::inject(&self.driver, &packet, tag).await {
+                if mine {
+                    self.disarm(tag, std::time::Duration::ZERO, true).await;
+                }
+                return Err(unavailable(e));
+            }
+            let seen = if mine {
+                self.disarm(tag, crate::live::WAIT, false).await
+            } else {
+                self.wait(tag, crate::live::WAIT, false).await
+            };
+            self.live_outcomes(&mut ht, &seen, &by_port);
         }
         Ok(ht)
     }
 
-    /// A live trace's outcomes: where the observation flow saw the probe go, or that it did not
-    /// get there (the simulated trace's drop names by what).
+    /// `POST /inspect/live/arm`: installs the observation flows of a live trace for its probe.
+    pub async fn arm(&self, a: &LiveArm) -> Result<(), ApiError> {
+        if !(1..=63).contains(&a.tag) {
+            return Err(bad(format!("tag {}: a DSCP tag is 1 to 63", a.tag)));
+        }
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => Ok(a),
+            IpAddr::V6(_) => Err(bad("only IPv4 is traced live")),
+        };
+        let probe = crate::live::ProbeFields {
+            src: v4(a.src_ip)?,
+            dst: v4(a.dst_ip)?,
+            proto: match a.proto {
+                TraceProto::Icmp => 1,
+                TraceProto::Tcp => 6,
+                TraceProto::Udp => 17,
+            },
+            sport: a.sport.filter(|_| a.proto != TraceProto::Icmp),
+            dport: a.dport.filter(|_| a.proto != TraceProto::Icmp),
+        };
+        self.arm_probe(&probe, a.tag).await
+    }
+
+    async fn arm_probe(&self, probe: &crate::live::ProbeFields, tag: u8) -> Result<(), ApiError> {
+        let (p, tunnel) = (*probe, self.me.tunnel_port);
+        let armed = self
+            .desired
+            .look(move |inc| {
+                inc.map(|inc| crate::live::arm(inc.flows(), inc.owners(), &p, tag, tunnel))
+            })
+            .await
+            .flatten()
+            .ok_or_else(|| {
+                unavailable("nothing compiled yet (netmaster's snapshot has not arrived)")
+            })?;
+        for u in &armed.unwatched {
+            debug!(tag, "live trace: not watched: {u}");
+        }
+        let armed = Arc::new(armed);
+        let seen = Arc::new(Mutex::new(vec![]));
+        let stop = CancellationToken::new();
+        // The collector: subscribed before the flows go in, gone when disarmed (or after the
+        // flows' hard timeout).
+        let mut rx = self.driver.packet_ins();
+        {
+            let (armed, seen, stop) = (armed.clone(), seen.clone(), stop.clone());
+            tokio::spawn(async move {
+                use tokio::sync::broadcast::error::RecvError;
+                let end = tokio::time::sleep(std::time::Duration::from_secs(
+                    u64::from(crate::live::HARD_TIMEOUT) + 2,
+                ));
+                tokio::pin!(end);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = &mut end => return,
+                        r = rx.recv() => match r {
+                            Ok(pin) => {
+                                if let Some(s) = crate::live::seen(&pin, tag, &armed) {
+                                    seen.lock().unwrap_or_else(|e| e.into_inner()).push(s);
+                                }
+                            }
+                            Err(RecvError::Lagged(_)) => continue,
+                            Err(RecvError::Closed) => return,
+                        },
+                    }
+                }
+            });
+        }
+        if let Some(old) = self
+            .live
+            .lock()
+            .await
+            .armed
+            .insert(tag, ArmedTrace { seen, stop })
+        {
+            old.stop.cancel();
+        }
+        if let Err(e) = crate::live::install(&self.driver, &armed).await {
+            self.disarm(tag, std::time::Duration::ZERO, true).await;
+            return Err(unavailable(e));
+        }
+        Ok(())
+    }
+
+    /// What the live trace `tag` saw, waiting up to `wait` for the probe's way here to end (or,
+    /// unless `until_end`, for anything).
+    async fn wait(
+        &self,
+        tag: u8,
+        wait: std::time::Duration,
+        until_end: bool,
+    ) -> Vec<crate::live::Seen> {
+        let Some(seen) = self
+            .live
+            .lock()
+            .await
+            .armed
+            .get(&tag)
+            .map(|a| a.seen.clone())
+        else {
+            return vec![];
+        };
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let now = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let done = if until_end {
+                now.iter().any(|s| s.ends())
+            } else {
+                !now.is_empty()
+            };
+            if done || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Waits (as [`Self::wait`]), then removes the live trace `tag`: its flows and collector.
+    async fn disarm(
+        &self,
+        tag: u8,
+        wait: std::time::Duration,
+        until_end: bool,
+    ) -> Vec<crate::live::Seen> {
+        let seen = self.wait(tag, wait, until_end).await;
+        if let Some(a) = self.live.lock().await.armed.remove(&tag) {
+            a.stop.cancel();
+        }
+        crate::live::remove(&self.driver, tag).await;
+        seen
+    }
+
+    /// `DELETE /inspect/live/{tag}`: what the live trace saw here (waiting a little for the
+    /// probe's way to end), its flows removed.
+    pub async fn collect(&self, tag: u8) -> LiveHop {
+        let seen = self.disarm(tag, crate::live::WAIT, true).await;
+        let by_port = self.by_port();
+        LiveHop {
+            host: self.host.clone(),
+            observed: !seen.is_empty(),
+            outcomes: self.seen_outcomes(&seen, &by_port),
+        }
+    }
+
+    fn by_port(&self) -> HashMap<u32, String> {
+        self.desired
+            .ports()
+            .values()
+            .filter(|p| p.bridge == self.me.bridge)
+            .map(|p| (p.ofport, p.endpoint_id.clone()))
+            .collect()
+    }
+
+    /// What the observation flows saw, as outcomes (each once).
+    fn seen_outcomes(
+        &self,
+        seen: &[crate::live::Seen],
+        by_port: &HashMap<u32, String>,
+    ) -> Vec<Outcome> {
+        let mut out: Vec<Outcome> = vec![];
+        for s in seen {
+            let o = match s {
+                crate::live::Seen::Output {
+                    port,
+                    tun_id,
+                    tun_dst,
+                    ..
+                } => self.outcome_at(
+                    *port,
+                    None,
+                    Some(weft_policy::sim::TunnelOut {
+                        id: *tun_id,
+                        remote: *tun_dst,
+                    }),
+                    by_port,
+                ),
+                crate::live::Seen::Dropped { by, .. } => Outcome::Dropped { by: by.clone() },
+            };
+            if !out.contains(&o) {
+                out.push(o);
+            }
+        }
+        out
+    }
+
+    /// A live trace's outcomes: what the observation flows saw the switch do with the probe
+    /// (output, into the tunnel, dropped by what), or that they did not see it.
     fn live_outcomes(
         &self,
         ht: &mut HostTrace,
-        seen: Option<crate::live::Seen>,
+        seen: &[crate::live::Seen],
         by_port: &HashMap<u32, String>,
     ) {
         let logged: Vec<Outcome> = ht
@@ -304,37 +536,52 @@ impl Inspector {
             .filter(|o| matches!(o, Outcome::Controller { reason } if reason.starts_with("verdict logged")))
             .cloned()
             .collect();
-        match seen {
-            Some(s) => {
-                ht.observed = true;
-                let tunnel = weft_policy::sim::TunnelOut {
-                    id: s.tun_id,
-                    remote: s.tun_dst,
-                };
-                let vlan = ht.outcomes.iter().find_map(|o| match o {
-                    Outcome::Uplink { vlan } => Some(*vlan),
-                    _ => None,
-                });
-                ht.outcomes = vec![self.outcome_at(s.port, vlan.flatten(), Some(tunnel), by_port)];
-            }
-            None => {
-                ht.observed = false;
-                let drops: Vec<Outcome> = ht
-                    .outcomes
-                    .iter()
-                    .filter(|o| matches!(o, Outcome::Dropped { .. }))
-                    .cloned()
-                    .collect();
-                ht.outcomes = if drops.is_empty() {
-                    vec![Outcome::Dropped {
-                        by: "live: the probe never reached the output table (the simulation says it would have)".into(),
-                    }]
-                } else {
-                    drops
-                };
+        let simulated: Vec<String> = ht
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Dropped { by } => Some(by.clone()),
+                _ => None,
+            })
+            .collect();
+        let sim_tunnel = ht
+            .outcomes
+            .iter()
+            .find(|o| matches!(o, Outcome::Tunnel { .. }))
+            .cloned();
+        ht.observed = !seen.is_empty();
+        let mut outcomes = self.seen_outcomes(seen, by_port);
+        // A packet-in without the tunnel metadata (a switch that leaves it out): the tunnel
+        // port was seen, where it leads is the simulation's word.
+        for o in &mut outcomes {
+            if let (Outcome::Tunnel { remote_vtep, .. }, Some(t)) = (&*o, &sim_tunnel) {
+                if remote_vtep.is_unspecified() {
+                    *o = t.clone();
+                }
             }
         }
-        ht.outcomes.extend(logged);
+        if outcomes.is_empty() {
+            outcomes.push(Outcome::Dropped {
+                by: format!(
+                    "live: the probe was not seen on {} (no output, no watched drop){}",
+                    self.host,
+                    if simulated.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; the simulation says: {}", simulated.join(", "))
+                    }
+                ),
+            });
+        }
+        // A logged rule's copy: only where the probe was not dropped (a drop's clone takes the
+        // place of a logged deny's copy).
+        if !outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Dropped { .. }))
+        {
+            outcomes.extend(logged);
+        }
+        ht.outcomes = outcomes;
     }
 
     /// Where a packet output to `port` goes.
@@ -609,6 +856,22 @@ pub fn router(i: Arc<Inspector>) -> Router {
             post(
                 |State(i): State<Arc<Inspector>>, Json(req): Json<HostTraceRequest>| async move {
                     i.trace(&req).await.map(Json)
+                },
+            ),
+        )
+        .route(
+            "/inspect/live/arm",
+            post(
+                |State(i): State<Arc<Inspector>>, Json(a): Json<LiveArm>| async move {
+                    i.arm(&a).await.map(|()| Json(serde_json::json!({})))
+                },
+            ),
+        )
+        .route(
+            "/inspect/live/{tag}",
+            delete(
+                |State(i): State<Arc<Inspector>>, Path(tag): Path<u8>| async move {
+                    Json(i.collect(tag).await)
                 },
             ),
         )

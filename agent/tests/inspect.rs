@@ -449,22 +449,23 @@ fn live_traces_see_the_probe_delivered_or_not() {
             }),
             "{t:#?}"
         );
-        // Refused by the default deny and by a rule: never seen there, the drop named.
+        // Refused by the default deny and by a rule: the clone of the dropping flow saw it, and
+        // names it as the simulation does.
         for (port, by) in [
             (80, "group blue:db default deny"),
             (22, "rule blue:db-in:no-ssh (deny)"),
         ] {
             let t: HostTrace = live(&h, &wi, &di, port).await.json().await.unwrap();
-            assert!(!t.observed, "{t:#?}");
-            assert!(
-                t.outcomes.contains(&Outcome::Dropped { by: by.into() }),
+            assert!(t.observed, "a drop seen on the switch: {t:#?}");
+            assert_eq!(
+                t.outcomes,
+                vec![Outcome::Dropped { by: by.into() }],
                 "{t:#?}"
             );
+            let sim = trace(&h, &wi, &di, port).await;
             assert!(
-                !t.outcomes
-                    .iter()
-                    .any(|o| matches!(o, Outcome::Delivered { .. })),
-                "{t:#?}"
+                sim.outcomes.contains(&Outcome::Dropped { by: by.into() }),
+                "{sim:#?}"
             );
         }
         // The probe is a real packet: the logged rule logged it.
@@ -485,6 +486,41 @@ fn live_traces_see_the_probe_delivered_or_not() {
         assert_eq!(r.status(), 400, "{:?}", r.text().await);
         // Two resyncs later: no observation flow is left, none was repaired as drift.
         tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    });
+    let flows = ovs.ofctl("dump-flows", "br-int", &[]);
+    assert!(!flows.contains("cookie=0x8"), "{flows}");
+    // Armed by hand (as netmaster does): the clones are on the switch, for the probe alone.
+    rt.block_on(async {
+        let arm = serde_json::json!({
+            "tag": 7, "srcIp": ip_of(&wi.ipv4), "dstIp": ip_of(&di.ipv4),
+            "proto": "tcp", "sport": 40123, "dport": 22,
+        });
+        let c = reqwest::Client::new();
+        let r = c
+            .post(format!("{}/inspect/live/arm", base(&h)))
+            .json(&arm)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{:?}", r.text().await);
+        let flows = ovs.ofctl("dump-flows", "br-int", &["table=63"]);
+        let clone = flows
+            .lines()
+            .find(|l| l.contains("cookie=0x8") && l.contains("tp_dst=22"))
+            .unwrap_or_else(|| panic!("no clone of no-ssh: {flows}"));
+        assert!(
+            clone.contains("nw_tos=28") && clone.contains("tp_src=40123"),
+            "{clone}"
+        );
+        assert!(clone.contains("hard_timeout="), "{clone}");
+        // Collected without a probe: nothing seen, the flows gone.
+        let r = c
+            .delete(format!("{}/inspect/live/7", base(&h)))
+            .send()
+            .await
+            .unwrap();
+        let hop: weft_api::inspect::LiveHop = r.json().await.unwrap();
+        assert!(!hop.observed && hop.outcomes.is_empty(), "{hop:?}");
     });
     let flows = ovs.ofctl("dump-flows", "br-int", &[]);
     assert!(!flows.contains("cookie=0x8"), "{flows}");

@@ -11,6 +11,8 @@
 //! | `/inspect/flows?FILTER`    | GET    |                 | `Vec<FlowView>`   |
 //! | `/inspect/trace`           | POST   | `HostTraceRequest` | `HostTrace`    |
 //! | `/inspect/verdicts?since=N`| GET    |                 | `Vec<VerdictRecord>` |
+//! | `/inspect/live/arm`        | POST   | `LiveArm`       | `{}`              |
+//! | `/inspect/live/{tag}`      | DELETE |                 | `LiveHop`         |
 //!
 //! | route (netmaster)                | method | body / query     | answer           |
 //! |----------------------------------|--------|------------------|------------------|
@@ -94,9 +96,43 @@ pub struct HostTraceRequest {
     pub dport: Option<u16>,
     #[serde(default = "default_ttl")]
     pub ttl: u8,
-    /// Live traces only: the DSCP tag the injected packet carries.
+    /// Inject a real packet (from a local endpoint) besides simulating.
     #[serde(default)]
     pub live: bool,
+    /// Live traces only: the DSCP tag (1–63) the injected packet carries, chosen by netmaster
+    /// when it armed the hosts on the way (`/inspect/live/arm`); None: netplugin picks one and
+    /// arms itself alone.
+    #[serde(default)]
+    pub tag: Option<u8>,
+}
+
+/// `POST /inspect/live/arm`: install a live trace's observation flows for the probe alone (its
+/// tag, addresses, protocol and ports) on a host it will cross.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveArm {
+    pub tag: u8,
+    pub src_ip: IpAddr,
+    pub dst_ip: IpAddr,
+    pub proto: TraceProto,
+    #[serde(default)]
+    pub sport: Option<u16>,
+    #[serde(default)]
+    pub dport: Option<u16>,
+}
+
+/// `DELETE /inspect/live/{tag}`: what the observation flows saw of the probe on one host (after
+/// waiting a little for it), the flows removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveHop {
+    pub host: String,
+    /// Whether any observation flow saw the probe here.
+    pub observed: bool,
+    /// What the switch did with it: out of a port, into the tunnel (copied to netplugin and sent
+    /// on), or dropped (`by` the flow that would have dropped it); nothing when not observed.
+    #[serde(default)]
+    pub outcomes: Vec<Outcome>,
 }
 
 fn default_ttl() -> u8 {

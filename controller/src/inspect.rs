@@ -108,6 +108,25 @@ async fn call<T: DeserializeOwned>(
     path_and_query: &str,
     body: Option<&HostTraceRequest>,
 ) -> Result<T, InspectError> {
+    let body = match body {
+        None => None,
+        Some(b) => Some(serde_json::to_value(b).map_err(|e| bad(e.to_string()))?),
+    };
+    let method = if body.is_some() {
+        reqwest::Method::POST
+    } else {
+        reqwest::Method::GET
+    };
+    send(node, method, path_and_query, body).await
+}
+
+/// Calls a netplugin's inspect API with any method and JSON body.
+async fn send<T: DeserializeOwned>(
+    node: &Node,
+    method: reqwest::Method,
+    path_and_query: &str,
+    body: Option<Value>,
+) -> Result<T, InspectError> {
     let host = &node.name;
     if node.inspect.is_empty() {
         return Err(InspectError(
@@ -117,8 +136,8 @@ async fn call<T: DeserializeOwned>(
     }
     let url = format!("http://{}{path_and_query}", node.inspect);
     let req = match body {
-        None => CLIENT.get(&url),
-        Some(b) => CLIENT.post(&url).json(b),
+        None => CLIENT.request(method, &url),
+        Some(b) => CLIENT.request(method, &url).json(&b),
     };
     let resp = req.send().await.map_err(|e| {
         let why = if e.is_timeout() {
@@ -383,6 +402,7 @@ pub fn resolve(
         dport: req.dport,
         ttl: 64,
         live: req.live,
+        tag: None,
     };
     Ok(Resolved {
         src,
@@ -534,17 +554,176 @@ async fn trace(AxState(i): AxState<Intent>, b: Bytes) -> Result<Json<TraceReport
         }));
     }
     let nodes = nodes(&i).await?;
-    let (hops, verdict, decided_by) =
+    let (hops, verdict, decided_by) = if req.live {
+        live_trace(&nodes, &r.src.host, r.first).await?
+    } else {
         stitch(&nodes, &r.src.host, r.first, |node, req| async move {
             call::<HostTrace>(&node, "/inspect/trace", Some(&req)).await
         })
-        .await?;
+        .await?
+    };
     Ok(Json(TraceReport {
         request: req,
         hops,
         verdict,
         decided_by,
     }))
+}
+
+// ---- live traces ----
+
+/// The last DSCP tag netmaster gave a live trace (1–63, round robin).
+static LIVE_TAG: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+fn next_tag() -> u8 {
+    let prev = LIVE_TAG
+        .fetch_update(
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+            |t| Some(t % 63 + 1),
+        )
+        .unwrap_or(0);
+    prev % 63 + 1
+}
+
+/// A live trace across hosts: the path simulated first (which hosts the probe should cross),
+/// every one of them armed with observation flows for the probe alone (`/inspect/live/arm`),
+/// the probe injected at the source (`/inspect/trace` with the tag), then each host's
+/// observations collected (`DELETE /inspect/live/{tag}`, which also removes them) and stitched
+/// as the simulated hops are: what each host saw the switch do is its outcome, the steps are
+/// the simulation's.
+async fn live_trace(
+    nodes: &[Node],
+    src_host: &str,
+    first: HostTraceRequest,
+) -> Result<(Vec<HostTrace>, String, String), InspectError> {
+    let simulated = HostTraceRequest {
+        live: false,
+        ..first.clone()
+    };
+    let (sim_hops, _, _) = stitch(nodes, src_host, simulated, |node, req| async move {
+        call::<HostTrace>(&node, "/inspect/trace", Some(&req)).await
+    })
+    .await?;
+    let tag = next_tag();
+    // A source port of its own: the probe is a new connection whatever came before.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let sport = (first.proto != TraceProto::Icmp).then_some(32768 + (now % 28000) as u16);
+    let arm = weft_api::inspect::LiveArm {
+        tag,
+        src_ip: first.src_ip,
+        dst_ip: first.dst_ip,
+        proto: first.proto,
+        sport,
+        dport: first.dport,
+    };
+    let mut hosts: Vec<&Node> = vec![];
+    for h in std::iter::once(src_host).chain(sim_hops.iter().map(|h| h.host.as_str())) {
+        if !hosts.iter().any(|n| n.name == h) {
+            hosts.push(node_named(nodes, h)?);
+        }
+    }
+    let body = serde_json::to_value(&arm).map_err(|e| bad(e.to_string()))?;
+    let mut armed: Vec<&Node> = vec![];
+    let mut failed = None;
+    for n in &hosts {
+        match send::<Value>(
+            n,
+            reqwest::Method::POST,
+            "/inspect/live/arm",
+            Some(body.clone()),
+        )
+        .await
+        {
+            Ok(_) => armed.push(n),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let injected = match failed {
+        Some(e) => Err(e),
+        None => {
+            let req = HostTraceRequest {
+                live: true,
+                tag: Some(tag),
+                sport,
+                ..first.clone()
+            };
+            call::<HostTrace>(hosts[0], "/inspect/trace", Some(&req)).await
+        }
+    };
+    // Every armed host collected (and its flows removed), whatever happened.
+    let path = format!("/inspect/live/{tag}");
+    let collected = futures::future::join_all(armed.iter().map(|n| {
+        let path = path.clone();
+        async move {
+            (
+                n.name.clone(),
+                send::<weft_api::inspect::LiveHop>(n, reqwest::Method::DELETE, &path, None).await,
+            )
+        }
+    }))
+    .await;
+    let source = injected?;
+    let mut live: std::collections::HashMap<String, HostTrace> = Default::default();
+    for (name, hop) in collected {
+        if name == source.host {
+            continue;
+        }
+        let steps = sim_hops
+            .iter()
+            .find(|h| h.host == name)
+            .map(|h| h.steps.clone())
+            .unwrap_or_default();
+        let t = match hop {
+            Ok(h) if h.observed => HostTrace {
+                host: name.clone(),
+                steps,
+                outcomes: h.outcomes,
+                observed: true,
+            },
+            Ok(_) => HostTrace {
+                host: name.clone(),
+                steps,
+                outcomes: vec![Outcome::Dropped {
+                    by: format!(
+                        "live: the probe was not seen on {name} (no output, no watched drop)"
+                    ),
+                }],
+                observed: false,
+            },
+            Err(e) => HostTrace {
+                host: name.clone(),
+                steps,
+                outcomes: vec![Outcome::Dropped {
+                    by: format!("live: what {name} saw is unknown: {}", e.1),
+                }],
+                observed: false,
+            },
+        };
+        live.insert(name, t);
+    }
+    live.insert(source.host.clone(), source);
+    stitch(nodes, src_host, first, |node, _| {
+        let t = live.get(&node.name).cloned().unwrap_or_else(|| HostTrace {
+            host: node.name.clone(),
+            steps: vec![],
+            outcomes: vec![Outcome::Dropped {
+                by: format!(
+                    "live: the probe went to {}, which the simulation did not expect, so it was not watched there",
+                    node.name
+                ),
+            }],
+            observed: false,
+        });
+        async move { Ok(t) }
+    })
+    .await
 }
 
 // ---- verdicts ----

@@ -1302,56 +1302,12 @@ impl<'a> Exec<'_, 'a> {
 
     /// Why the pipeline ended at `flow` (what a drop means, in intent terms).
     fn end_reason(&self, table: u8, flow: &Flow, owner: Option<&str>) -> String {
-        // A flow that only meters or logs (the verdict log's copy) drops the packet itself.
-        let drops = flow.instructions.iter().all(|i| match i {
-            Instruction::Meter(_) => true,
-            Instruction::ApplyActions(a) => a
-                .iter()
-                .all(|a| crate::logging::controller_meter(a).is_some()),
-            _ => false,
-        });
-        if !drops {
-            return format!(
+        drop_reason(table, flow, owner).unwrap_or_else(|| {
+            format!(
                 "the pipeline ends in table {table} at a flow of {} that sends it nowhere",
                 owner.unwrap_or("no known object")
-            );
-        }
-        let invalid = flow
-            .match_
-            .get(Field::CtState)
-            .is_some_and(|m| m.value() & u128::from(ct_state::INV) != 0);
-        if invalid {
-            return "conntrack: invalid packet (ct_state=+inv)".into();
-        }
-        let unknown = || format!("unknown object (cookie {:#x})", flow.cookie);
-        match CookieKind::from_cookie(flow.cookie) {
-            Some(CookieKind::Rule) => format!("{} (deny)", owner.map_or_else(unknown, Into::into)),
-            Some(CookieKind::Group) => {
-                format!(
-                    "{} default deny",
-                    owner.map_or_else(unknown, Into::into)
-                )
-            }
-            Some(CookieKind::Pipeline) if table == layout::SPOOF_GUARD => {
-                "spoof guard: source address not the port's".into()
-            }
-            Some(CookieKind::Pipeline) if flow.match_.fields.is_empty() => {
-                format!("no flow matched in table {table} (table default)")
-            }
-            Some(CookieKind::Network) if table == layout::L3 => format!(
-                "{}: an address of the tenant's subnet that no endpoint holds",
-                owner.map_or_else(unknown, Into::into)
-            ),
-            Some(CookieKind::HostGateway) if table == layout::CLASSIFIER => format!(
-                "{}: a transit address as source from the host (a tenant's egress routed back into the bridge)",
-                owner.map_or_else(unknown, Into::into)
-            ),
-            _ => format!(
-                "dropped by a flow of {}: {}",
-                owner.map_or_else(unknown, Into::into),
-                flow.match_
-            ),
-        }
+            )
+        })
     }
 
     /// Runs an action list on `pkt`, logging each action with its effect.
@@ -1908,6 +1864,60 @@ impl fmt::Display for Trace {
         }
         Ok(())
     }
+}
+
+/// What a flow that drops means, in intent terms ("rule blue:p:3 (deny)", "group blue:db default
+/// deny", the spoof guard, a table's default, ...); None for a flow that sends the packet on
+/// (anything but metering and the verdict log's copy). Live traces name what the switch dropped
+/// with it too.
+pub fn drop_reason(table: u8, flow: &Flow, owner: Option<&str>) -> Option<String> {
+    // A flow that only meters or logs (the verdict log's copy) drops the packet itself.
+    let drops = flow.instructions.iter().all(|i| match i {
+        Instruction::Meter(_) => true,
+        Instruction::ApplyActions(a) => a
+            .iter()
+            .all(|a| crate::logging::controller_meter(a).is_some()),
+        _ => false,
+    });
+    if !drops {
+        return None;
+    }
+    let invalid = flow
+        .match_
+        .get(Field::CtState)
+        .is_some_and(|m| m.value() & u128::from(ct_state::INV) != 0);
+    if invalid {
+        return Some("conntrack: invalid packet (ct_state=+inv)".into());
+    }
+    let unknown = || format!("unknown object (cookie {:#x})", flow.cookie);
+    Some(match CookieKind::from_cookie(flow.cookie) {
+        Some(CookieKind::Rule) => format!("{} (deny)", owner.map_or_else(unknown, Into::into)),
+        Some(CookieKind::Group) => {
+            format!(
+                "{} default deny",
+                owner.map_or_else(unknown, Into::into)
+            )
+        }
+        Some(CookieKind::Pipeline) if table == layout::SPOOF_GUARD => {
+            "spoof guard: source address not the port's".into()
+        }
+        Some(CookieKind::Pipeline) if flow.match_.fields.is_empty() => {
+            format!("no flow matched in table {table} (table default)")
+        }
+        Some(CookieKind::Network) if table == layout::L3 => format!(
+            "{}: an address of the tenant's subnet that no endpoint holds",
+            owner.map_or_else(unknown, Into::into)
+        ),
+        Some(CookieKind::HostGateway) if table == layout::CLASSIFIER => format!(
+            "{}: a transit address as source from the host (a tenant's egress routed back into the bridge)",
+            owner.map_or_else(unknown, Into::into)
+        ),
+        _ => format!(
+            "dropped by a flow of {}: {}",
+            owner.map_or_else(unknown, Into::into),
+            flow.match_
+        ),
+    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,10 @@
 //! tracing its part through its inspect API) on two simulated hosts, for the demo's cases:
 //! allowed on one host, allowed across hosts, refused by a rule, refused by a default deny, and
 //! across tenants (whose subnets overlap). Each trace's verdict is checked against real traffic
-//! between the same containers (`nc -z`, ping).
+//! between the same containers (`nc -z`, ping), and each is traced live too (`live: true`: a
+//! real probe, observation flows on each host crossed): the live verdict, deciding rule and
+//! hosts must be the simulated trace's, every hop must have seen the probe, and no observation
+//! flow may be left on either host.
 //!
 //! Needs netplugin's inspect API (branch `agent17`) and the harness giving each simulated host's
 //! agent an inspect address (`inspect_listen: Some(SocketAddr::new(v.into(), 0))` in
@@ -166,6 +169,46 @@ fn traces_agree_with_real_traffic() {
                 "{req}: {r:#}"
             );
         }
+        // Live: a real probe, observed on each host it crosses, says the same: the verdict,
+        // the deciding rule (a drop named by the flow that dropped it on the switch) and the
+        // hosts, each of which saw it.
+        let mut live_req = req.clone();
+        live_req["live"] = json!(true);
+        let l = trace(&cluster, live_req);
+        assert_eq!(l["verdict"], r["verdict"], "live {req}: {l:#}");
+        assert_eq!(l["decidedBy"], r["decidedBy"], "live {req}: {l:#}");
+        let hosts = |t: &Value| -> Vec<String> {
+            t["hops"]
+                .as_array()
+                .map(|h| h.iter().map(|h| h["host"].to_string()).collect())
+                .unwrap_or_default()
+        };
+        assert_eq!(hosts(&l), hosts(&r), "live {req}: {l:#}");
+        for h in l["hops"].as_array().into_iter().flatten() {
+            assert_eq!(
+                h["observed"], true,
+                "live {req}: every hop saw the probe: {l:#}"
+            );
+        }
+    }
+    // The observation flows are gone from both hosts (netmaster collected them).
+    for host in cluster.hosts.iter().map(|h| h.name.clone()) {
+        let url = format!("{}/api/v1/hosts/{host}/flows", cluster.rest);
+        let flows: Value = cluster.on_fabric(move || async move {
+            reqwest::get(url)
+                .await
+                .expect("netmaster answers")
+                .json()
+                .await
+                .expect("flows")
+        });
+        let left: Vec<&Value> = flows
+            .as_array()
+            .expect("flows")
+            .iter()
+            .filter(|f| f["cookie"].as_u64().is_some_and(|c| c >> 56 == 8))
+            .collect();
+        assert!(left.is_empty(), "{host}: observation flows left: {left:#?}");
     }
 
     // The policy matrix says the same of the groups.
