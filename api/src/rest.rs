@@ -45,6 +45,9 @@ mod tests {
     #[test]
     fn paths_are_contivs() {
         assert_eq!(Policy::collection(), "/api/v1/policys/");
-        assert_eq!(EndpointGroup::path("red:web"), "/api/v1/endpointGroups/red:web/");
+        assert_eq!(
+            EndpointGroup::path("red:web"),
+            "/api/v1/endpointGroups/red:web/"
+        );
     }
 }

@@ -123,10 +123,7 @@ async fn run() -> anyhow::Result<()> {
             .metrics_listen
             .parse()
             .map_err(|e| anyhow::anyhow!("--metrics-listen {}: {e}", a.metrics_listen))?;
-        agent
-            .metrics()
-            .serve(addr, cancel.clone())
-            .await?;
+        agent.metrics().serve(addr, cancel.clone()).await?;
     }
     tracing::info!("netplugin running");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
